@@ -1,0 +1,91 @@
+"""``parsimon llm``: serve the local model, chat with the configured endpoint."""
+
+from __future__ import annotations
+
+import typer
+
+__all__ = ["COMMANDS"]
+
+app = typer.Typer(
+    help="The shared LLM client: `serve` runs SmolLM2-135M-Instruct on 127.0.0.1, `chat` talks to the "
+    "configured endpoint (PARSIMON_LLM_BASE_URL; the local server by default).",
+    no_args_is_help=True,
+)
+
+
+@app.command()
+def serve(
+    port: int = typer.Option(8765, help="TCP port on 127.0.0.1 (the client's default endpoint uses 8765)."),
+    threads: int = typer.Option(1, help="Generation threads; 1 is fastest on a shared 2-core machine."),
+    ctx: int = typer.Option(2048, help="Context length in tokens."),
+    model: str = typer.Option(None, help="Path of another GGUF file (default: SmolLM2-135M-Instruct)."),
+) -> None:
+    """Serve the local model behind an OpenAI-compatible API until interrupted (Ctrl-C)."""
+    import time
+
+    from parsimon.llm.server import LocalServer
+
+    srv = LocalServer(port=port, n_threads=threads, n_ctx=ctx, model=model)
+    srv.start()
+    typer.echo(f"serving {srv.alias} at {srv.base_url} (Ctrl-C to stop)")
+    try:
+        while srv.proc is not None and srv.proc.poll() is None:
+            time.sleep(0.5)
+        typer.echo("the server exited", err=True)
+        raise typer.Exit(1)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        srv.stop()
+    typer.echo("stopped")
+
+
+@app.command()
+def chat(
+    question: str = typer.Argument(..., help="The user message."),
+    system: str = typer.Option(None, help="An optional system message."),
+    base_url: str = typer.Option(None, help="Endpoint base URL (default: $PARSIMON_LLM_BASE_URL or the local server)."),
+    model: str = typer.Option(None, help="Model name (default: $PARSIMON_LLM_MODEL or smollm2-135m-instruct)."),
+    max_tokens: int = typer.Option(256, help="Upper bound on reply tokens."),
+    temperature: float = typer.Option(0.0, help="Sampling temperature (0 = greedy)."),
+    autostart: bool = typer.Option(
+        True, help="If the endpoint is the local default and nothing answers there, start the local model "
+        "for this one question."
+    ),
+    show_usage: bool = typer.Option(False, "--usage", help="Print token usage and cost after the reply."),
+) -> None:
+    """Ask one question and print the reply; the call is charged to the governance ledger."""
+    from parsimon.errors import ParsimonError
+    from parsimon.llm.client import ChatClient
+    from parsimon.llm.config import DEFAULT_BASE_URL, LLMConfig
+    from parsimon.llm.server import LocalServer, is_serving
+
+    cfg = LLMConfig.resolve(base_url, model)
+    server = None
+    url = cfg.base_url
+    if autostart and cfg.base_url == DEFAULT_BASE_URL and not is_serving(cfg.base_url):
+        typer.echo("no server at the default endpoint; starting the local model for this question", err=True)
+        server = LocalServer(port=0).start()
+        url = server.base_url
+    try:
+        with ChatClient(base_url=url, model=cfg.model) as client:
+            reply = client.chat(
+                ([{"role": "system", "content": system}] if system else [])
+                + [{"role": "user", "content": question}],
+                max_tokens=max_tokens, temperature=temperature,
+            )
+    except ParsimonError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    finally:
+        if server is not None:
+            server.stop()
+    typer.echo(reply.text)
+    if show_usage:
+        typer.echo(
+            f"[{reply.model}: {reply.usage.prompt_tokens} prompt + {reply.usage.completion_tokens} completion "
+            f"tokens, cost {reply.cost:.6f}, {reply.latency_s:.2f} s, {reply.attempts} attempt(s)]", err=True
+        )
+
+
+COMMANDS = {"llm": app}
