@@ -7,7 +7,6 @@ __all__ = ["assert_close", "rel_err"]
 
 def rel_err(ref, out) -> float:
     """RMS-relative error ``||ref - out|| / ||ref||`` computed in float64."""
-    import torch
 
     ref64 = ref.detach().double()
     out64 = out.detach().double()

@@ -9,11 +9,11 @@ import sqlite3
 import time
 
 import pytest
-from tests.governance._gov_spawn import spawn, wait_ready
 
 from parsimon.errors import AuditError
 from parsimon.governance import AuditLog, JsonlAuditLog, get_audit_log, run_scope, verify_jsonl
 from parsimon.governance.chain import GENESIS, body_text, encode_fields, line_for
+from tests.governance._gov_spawn import spawn, wait_ready
 
 
 def _fill(log, n=10):

@@ -3,10 +3,10 @@ from __future__ import annotations
 import warnings
 
 import pytest
-from tests.governance._gov_spawn import spawn, wait_ready
 
 from parsimon.errors import BudgetExceeded
 from parsimon.governance import BudgetWarning, Ledger, get_ledger, run_scope
+from tests.governance._gov_spawn import spawn, wait_ready
 
 
 def test_get_ledger_one_instance_per_path(tmp_path, monkeypatch, _parsimon_home):

@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 
 from parsimon.errors import DependencyNotInstalled, LLMError
-from parsimon.llm.config import DEFAULT_MODEL, DEFAULT_PORT
+from parsimon.llm.config import DEFAULT_MODEL
 
 __all__ = ["LocalServer", "model_path", "is_serving"]
 
