@@ -17,7 +17,7 @@ body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0
 h1{font-size:1.6em}h2{border-bottom:2px solid #ddd;padding-bottom:.2em;margin-top:2em}
 table{border-collapse:collapse;margin:.8em 0;font-size:.9em}
 td,th{border:1px solid #ccc;padding:.25em .6em;text-align:right}th{background:#f3f3f3}
-td:first-child,th:first-child{text-align:left}
+td:first-child,th:first-child,td.txt{text-align:left}
 .ok{color:#0a7d28;font-weight:600}.no{color:#b3261e;font-weight:600}.na{color:#666}
 .err{background:#fdecea;padding:.6em;white-space:pre-wrap;font-family:monospace;font-size:.8em}
 figure{margin:1em 0}figure img{max-width:100%;border:1px solid #eee}
@@ -41,10 +41,17 @@ def fmt(x) -> str:
     return str(x)
 
 
+def _cls(x) -> str:
+    """Numbers align right (the default); text cells longer than a short label align left."""
+    if isinstance(x, (int, float)) or x is None:
+        return ""
+    return " class='txt'" if len(str(x)) > 12 else ""
+
+
 def _table(t: Table) -> str:
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in t.columns)
     body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(fmt(c))}</td>" for c in row) + "</tr>" for row in t.rows
+        "<tr>" + "".join(f"<td{_cls(c)}>{html.escape(fmt(c))}</td>" for c in row) + "</tr>" for row in t.rows
     )
     note = f"<p class='note'>{html.escape(t.note)}</p>" if t.note else ""
     return f"<h3>{html.escape(t.title)}</h3><table><tr>{head}</tr>{body}</table>{note}"
@@ -62,7 +69,7 @@ def _section(s: Section, out: Path) -> str:
             cls, word = {True: ("ok", "yes"), False: ("no", "no"), None: ("na", "not comparable")}[c.reproduced]
             rows.append(
                 f"<tr><td>{html.escape(c.text)}</td><td>{html.escape(c.paper)}</td><td>{html.escape(c.ours)}</td>"
-                f"<td class='{cls}'>{word}</td><td class='note'>{html.escape(c.note)}</td></tr>"
+                f"<td class='{cls}'>{word}</td><td class='note txt'>{html.escape(c.note)}</td></tr>"
             )
         parts.append(
             "<h3>Claims</h3><table><tr><th>claim</th><th>paper</th><th>ours</th><th>reproduced</th>"
