@@ -519,3 +519,19 @@ register_policy("pandora", "uniform-prior", _UniformPlanner, uses_prior=False,
                 description="Algorithm 1 with a uniform prior (acts optimally without priors)")
 register_policy("pandora", "guess-now", GuessNowPolicy, description="GUESS the argmax-prior box at t=0")
 register_policy("pandora", "guess-first", FixedPolicy, uses_prior=False, description="always GUESS A at t=0")
+
+
+def _llm_factory(with_prior: bool, thinking: bool):
+    def make(**kw: Any) -> Policy:
+        from parsimon.cta.agents.llm import LLMAgent, pandora_prompts
+
+        return LLMAgent(prompts=pandora_prompts, with_prior=with_prior, thinking=thinking, **kw)
+
+    return make
+
+
+for _name, _wp, _th in (("llm-prompted", False, False), ("llm-cta", True, False),
+                        ("llm-prompted-thinking", False, True), ("llm-cta-thinking", True, True)):
+    register_policy("pandora", _name, _llm_factory(_wp, _th), uses_prior=_wp, needs_llm=True,
+                    description=f"LLM agent, {'CTA-PROMPTED (prior in prompt)' if _wp else 'PROMPTED (no prior)'}, "
+                                f"{'thinking' if _th else 'non-thinking'}")
