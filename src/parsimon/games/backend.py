@@ -1,0 +1,283 @@
+"""Array namespace for the engine: the same code runs on numpy arrays and on torch tensors (CPU or CUDA).
+
+:class:`Backend` wraps the handful of operations where numpy and torch differ (scatter-sum, reductions
+along an axis, dtype/device handling); everything else (indexing, arithmetic, comparisons) is written with
+operators that both libraries share. :class:`Tree` holds a compiled game's arrays on a backend together
+with the index lists the driver and the best response need, and implements the two passes of the engine:
+a forward pass (reach probabilities, level by level) and a backward pass (expected values, level by
+level), each over all histories of a depth at once.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from parsimon.errors import ConfigError
+
+from .engine import CHANCE, TERMINAL, CompiledGame
+
+__all__ = ["Backend", "Tree", "get_backend"]
+
+
+class Backend:
+    """numpy (``name='numpy'``) or torch (``name='torch'``, any device) in float64."""
+
+    def __init__(self, name: str = "numpy", device: str | None = None):
+        if name not in ("numpy", "torch"):
+            raise ConfigError(f"backend must be 'numpy' or 'torch', got {name!r}")
+        self.name = name
+        if name == "torch":
+            import torch
+
+            self.torch = torch
+            if device is None:
+                device = "cuda" if torch.cuda.is_available() else "cpu"
+            self.device = torch.device(device)
+        else:
+            if device not in (None, "cpu"):
+                raise ConfigError(f"the numpy backend runs on the CPU only (device={device!r})")
+            self.device = "cpu"
+
+    # -- construction / conversion
+    def asarray(self, x, dtype=None):
+        if self.name == "numpy":
+            return np.asarray(x, dtype=dtype)
+        t = self.torch
+        tdt = {None: None, np.float64: t.float64, np.int64: t.int64, bool: t.bool}[dtype]
+        if isinstance(x, t.Tensor):
+            return x.to(device=self.device, dtype=tdt) if tdt else x.to(self.device)
+        return t.as_tensor(np.asarray(x), dtype=tdt, device=self.device)
+
+    def floats(self, x):
+        return self.asarray(x, np.float64)
+
+    def ints(self, x):
+        return self.asarray(x, np.int64)
+
+    def zeros(self, shape):
+        if self.name == "numpy":
+            return np.zeros(shape)
+        return self.torch.zeros(shape, dtype=self.torch.float64, device=self.device)
+
+    def ones(self, shape):
+        if self.name == "numpy":
+            return np.ones(shape)
+        return self.torch.ones(shape, dtype=self.torch.float64, device=self.device)
+
+    def to_numpy(self, x) -> np.ndarray:
+        if self.name == "numpy":
+            return np.asarray(x)
+        return x.detach().cpu().numpy()
+
+    def copy(self, x):
+        return x.copy() if self.name == "numpy" else x.clone()
+
+    # -- numerics that differ between the libraries
+    def scatter_sum(self, idx, vals, n: int):
+        """``out[j] = sum(vals[idx == j])`` for j < n (idx int64, vals float64)."""
+        if self.name == "numpy":
+            return np.bincount(idx, weights=vals, minlength=n)
+        out = self.torch.zeros(n, dtype=vals.dtype, device=self.device)
+        return out.index_add_(0, idx, vals)
+
+    def sum(self, x, axis=None, keepdims=False):
+        if self.name == "numpy":
+            return x.sum(axis=axis, keepdims=keepdims)
+        if axis is None:
+            return x.sum()
+        return x.sum(dim=axis, keepdim=keepdims)
+
+    def max(self, x, axis=None, keepdims=False):
+        if self.name == "numpy":
+            return x.max(axis=axis, keepdims=keepdims)
+        if axis is None:
+            return x.max()
+        return x.amax(dim=axis, keepdim=keepdims)
+
+    def maximum(self, x, y):
+        if self.name == "numpy":
+            return np.maximum(x, y)
+        if not isinstance(y, self.torch.Tensor):
+            return self.torch.clamp(x, min=y)
+        if not isinstance(x, self.torch.Tensor):
+            return self.torch.clamp(y, min=x)
+        return self.torch.maximum(x, y)
+
+    def minimum(self, x, y):
+        if self.name == "numpy":
+            return np.minimum(x, y)
+        if not isinstance(y, self.torch.Tensor):
+            return self.torch.clamp(x, max=y)
+        if not isinstance(x, self.torch.Tensor):
+            return self.torch.clamp(y, max=x)
+        return self.torch.minimum(x, y)
+
+    def where(self, c, x, y):
+        if self.name == "numpy":
+            return np.where(c, x, y)
+        t = self.torch
+        if not isinstance(x, t.Tensor):
+            x = t.tensor(x, dtype=t.float64, device=self.device)
+        if not isinstance(y, t.Tensor):
+            y = t.tensor(y, dtype=t.float64, device=self.device)
+        return t.where(c, x, y)
+
+    def abs(self, x):
+        return np.abs(x) if self.name == "numpy" else x.abs()
+
+    def argmax(self, x, axis):
+        return x.argmax(axis=axis) if self.name == "numpy" else x.argmax(dim=axis)
+
+    def arange(self, n):
+        if self.name == "numpy":
+            return np.arange(n)
+        return self.torch.arange(n, device=self.device)
+
+    def ewma_scan(self, m, e0: float, decay: float):
+        """Sequential ``e_k = decay * m_k + (1 - decay) * e_{k-1}`` over a 1-D array; returns all ``e_k``.
+
+        (The VAD-CFR volatility EWMA visited in a fixed order, vectorised.)
+        """
+        m_np = self.to_numpy(m).astype(np.float64)
+        if m_np.size == 0:
+            return m
+        from scipy.signal import lfilter
+
+        # y[k] = decay*m[k] + (1-decay)*y[k-1], y[-1] = e0
+        zi = np.array([(1.0 - decay) * e0])
+        y, _ = lfilter([decay], [1.0, -(1.0 - decay)], m_np, zi=zi)
+        return self.floats(y)
+
+    def normalise_rows(self, x, mask):
+        """Rows of ``x`` (non-negative) divided by their sum; uniform over ``mask`` where the sum is 0."""
+        s = self.sum(x, axis=1, keepdims=True)
+        cnt = self.sum(mask * 1.0, axis=1, keepdims=True)
+        uni = mask / self.maximum(cnt, 1.0)
+        pos = s > 0
+        return self.where(pos, x / self.where(pos, s, 1.0), uni)
+
+
+def get_backend(backend: Any = "numpy", device: str | None = None) -> Backend:
+    if isinstance(backend, Backend):
+        return backend
+    return Backend(backend, device)
+
+
+class Tree:
+    """A compiled game on a backend, with the forward/backward passes of the engine."""
+
+    def __init__(self, cg: CompiledGame, backend: Any = "numpy", device: str | None = None):
+        self.cg = cg
+        B = self.B = get_backend(backend, device)
+        self.n = cg.num_players
+        self.A = cg.num_actions
+        self.N = cg.num_nodes
+        self.I = cg.num_infosets
+        par = cg.parent
+        self.levels = []  # per depth d >= 1: (lo, hi, parent ids, parent ids relative to the level above)
+        lp = cg.level_ptr
+        for d in range(1, cg.num_levels):
+            lo, hi = int(lp[d]), int(lp[d + 1])
+            plo, phi = int(lp[d - 1]), int(lp[d])
+            p = par[lo:hi]
+            self.levels.append((lo, hi, plo, phi, B.ints(p), B.ints(p - plo)))
+        act_par = np.full(self.N, TERMINAL, dtype=np.int64)
+        act_par[1:] = cg.actor[par[1:]]
+        self.np_actor_of_parent = act_par
+        dec_edge = act_par >= 0
+        self.np_dec_edges = np.nonzero(dec_edge)[0]
+        flat = np.zeros(self.N, dtype=np.int64)
+        flat[dec_edge] = cg.infoset[par[dec_edge]] * self.A + cg.action[dec_edge]
+        self.dec_edges = B.ints(self.np_dec_edges)
+        self.dec_flat = B.ints(flat[dec_edge])
+        self.chance_prob = B.floats(cg.chance_prob)
+        self.returns = B.floats(cg.returns)
+        self.legal = B.floats(cg.legal.astype(np.float64))
+        self.legal_bool = B.asarray(cg.legal, bool)
+        self.actor_of_parent = B.ints(act_par)
+        # per player: edges out of the player's decision nodes, their parents, and their (I, a) index
+        # relative to the player's first infoset; the player's decision nodes and their infosets.
+        self.player_edges = []
+        self.player_nodes = []
+        for p in range(self.n):
+            e = np.nonzero(act_par == p)[0]
+            off = int(cg.player_ptr[p]) * self.A
+            self.player_edges.append((B.ints(e), B.ints(par[e]), B.ints(flat[e] - off)))
+            nodes = np.nonzero(cg.actor == p)[0]
+            self.player_nodes.append((B.ints(nodes), B.ints(cg.infoset[nodes] - int(cg.player_ptr[p]))))
+        self.is_player_edge = [B.asarray(act_par == p, bool) for p in range(self.n)]
+        self.own_depth = cg.own_depth
+
+    # ---------------------------------------------------------------- passes
+    def edge_probs(self, policy):
+        """Probability of the edge into every node under ``policy`` ([I, A]) and chance."""
+        B = self.B
+        probs = B.copy(self.chance_prob)
+        flat = policy.reshape(-1)
+        probs[self.dec_edges] = flat[self.dec_flat]
+        return probs
+
+    def forward(self, factors):
+        """Products of ``factors`` ([N] or [N, k]) along the path from the root (root = 1)."""
+        B = self.B
+        out = B.copy(factors)
+        out[0] = 1.0
+        for lo, hi, _plo, _phi, p, _prel in self.levels:
+            out[lo:hi] = out[p] * factors[lo:hi]
+        return out
+
+    def reach_for(self, probs, player: int):
+        """Counterfactual reach (others and chance) and own reach of ``player`` at every history."""
+        B = self.B
+        own_edge = self.is_player_edge[player]
+        cf_f = B.where(own_edge, 1.0, probs)
+        own_f = B.where(own_edge, probs, 1.0)
+        if B.name == "numpy":
+            both = np.stack([cf_f, own_f], axis=1)
+        else:
+            both = B.torch.stack([cf_f, own_f], dim=1)
+        r = self.forward(both)
+        return r[:, 0], r[:, 1]
+
+    def backward(self, probs, terminal_values):
+        """Expected value at every history given edge probabilities; ``terminal_values`` is [N] or [N, k]
+        (zero at non-terminals)."""
+        B = self.B
+        v = B.copy(terminal_values)
+        two_d = len(v.shape) == 2
+        for lo, hi, plo, phi, p, prel in reversed(self.levels):
+            w = probs[lo:hi]
+            if two_d:
+                w = w[:, None] * v[lo:hi]
+                for k in range(v.shape[1]):
+                    v[plo:phi, k] = v[plo:phi, k] + B.scatter_sum(prel, w[:, k], phi - plo)
+            else:
+                v[plo:phi] = v[plo:phi] + B.scatter_sum(prel, w * v[lo:hi], phi - plo)
+        return v
+
+    def values(self, policy):
+        """Expected return of every player at the root under ``policy``."""
+        probs = self.edge_probs(policy)
+        v = self.backward(probs, self.returns)
+        return self.B.to_numpy(v[0])
+
+    def player_regrets(self, probs, player: int):
+        """Instantaneous counterfactual regrets ``cf_reach * (v(h,a) - v(h))`` summed over each infoset's
+        histories, for ``player``'s infosets ([I_p, A]), plus own reach and counterfactual reach per
+        infoset and the player's expected value at the root."""
+        B = self.B
+        cf, own = self.reach_for(probs, player)
+        v = self.backward(probs, self.returns[:, player])
+        e, pe, rel = self.player_edges[player]
+        sl = self.cg.infosets_of(player)
+        n_i = sl.stop - sl.start
+        contrib = cf[pe] * (v[e] - v[pe])
+        r = B.scatter_sum(rel, contrib, n_i * self.A).reshape(n_i, self.A)
+        nodes, nrel = self.player_nodes[player]
+        # own reach is the same for every history of an infoset (perfect recall): take any one
+        own_I = B.zeros(n_i)
+        own_I[nrel] = own[nodes]
+        cf_I = B.scatter_sum(nrel, cf[nodes], n_i)
+        return r, own_I, cf_I, v[0]

@@ -1,0 +1,221 @@
+"""Run a candidate written against OpenSpiel's per-information-set interface on the fast engine.
+
+A candidate (the form the evolved programs take, spec §1.1) defines three classes with no-argument
+constructors::
+
+    class RegretAccumulator:
+        def update_accumulate_regret(self, info_state_node, iteration_number, cfr_regrets) -> dict
+    class PolicyFromRegretAccumulator:
+        def get_updated_current_policy(self, info_state_node, iteration_number, cfr_regrets,
+                                       previous_policy) -> dict
+    class PolicyAccumulator:
+        def update_accumulate_policy(self, info_state_node, iteration_number, info_state_policy,
+                                     cfr_regrets, reach_prob, counterfactual_reach_prob) -> dict
+
+``info_state_node`` has ``legal_actions``, ``index_in_tabular_policy``, ``cumulative_regret`` and
+``cumulative_policy`` (dicts action -> float), as OpenSpiel's ``_InfoStateNode``; dicts are keyed by
+legal action. The engine computes the instantaneous regrets of all of a player's infosets at once and
+then calls the candidate once per infoset, in the engine's fixed infoset order (the same driver and
+order as the vectorised rules, so a candidate transcribing a built-in rule reproduces it exactly):
+regret update (the returned dict becomes ``cumulative_regret``), policy accumulation with the traversal
+policy (``reach_prob`` = the player's own reach of the infoset, ``counterfactual_reach_prob`` = the sum
+over its histories of the others' and chance's reach), then the new current policy (which sees the
+updated ``cumulative_regret``). Returned policies must be finite and non-negative; they are normalised
+(uniform if they sum to 0). Anything else raises :class:`CandidateError`.
+"""
+
+from __future__ import annotations
+
+import math
+import types
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from parsimon.errors import ParsimonError
+
+from .rules import UpdateRule
+
+__all__ = ["CandidateError", "CandidateRule", "InfoStateNode", "load_candidate", "run_candidate", "SEED_CFR_PLUS"]
+
+CLASS_NAMES = ("RegretAccumulator", "PolicyFromRegretAccumulator", "PolicyAccumulator")
+
+
+class CandidateError(ParsimonError):
+    """A candidate program is malformed or returned something invalid."""
+
+
+@dataclass
+class InfoStateNode:
+    legal_actions: list
+    index_in_tabular_policy: int
+    cumulative_regret: dict = field(default_factory=dict)
+    cumulative_policy: dict = field(default_factory=dict)
+
+
+def load_candidate(candidate: Any) -> types.SimpleNamespace:
+    """Source text, a module, a dict or an object holding the three classes (or instances) ->
+    a namespace of three instances."""
+    if isinstance(candidate, str):
+        mod = types.ModuleType("parsimon_candidate")
+        try:
+            exec(compile(candidate, "<candidate>", "exec"), mod.__dict__)
+        except Exception as exc:
+            raise CandidateError(f"candidate source does not run: {type(exc).__name__}: {exc}") from exc
+        candidate = mod
+    get = candidate.get if isinstance(candidate, dict) else (lambda k, d=None: getattr(candidate, k, d))
+    out = {}
+    for name in CLASS_NAMES:
+        obj = get(name)
+        if obj is None:
+            raise CandidateError(f"candidate lacks `{name}` (needs {', '.join(CLASS_NAMES)})")
+        if isinstance(obj, type):
+            try:
+                obj = obj()
+            except Exception as exc:
+                raise CandidateError(f"`{name}()` failed: {type(exc).__name__}: {exc}") from exc
+        out[name] = obj
+    return types.SimpleNamespace(**out)
+
+
+def _check(d: Any, acts: list, what: str) -> list[float]:
+    if not isinstance(d, dict):
+        raise CandidateError(f"{what} must return a dict action -> float, got {type(d).__name__}")
+    vals = []
+    for a in acts:
+        x = d.get(a, 0.0)
+        try:
+            x = float(x)
+        except (TypeError, ValueError) as exc:
+            raise CandidateError(f"{what} returned a non-number for action {a}: {x!r}") from exc
+        if not math.isfinite(x):
+            raise CandidateError(f"{what} returned a non-finite value for action {a}: {x}")
+        vals.append(x)
+    return vals
+
+
+class CandidateRule(UpdateRule):
+    """An :class:`UpdateRule` that loops over infosets calling a candidate's three per-infoset methods."""
+
+    def __init__(self, candidate: Any, name: str = "candidate"):
+        self.c = load_candidate(candidate)
+        self.name = name
+
+    def setup(self, tree):
+        super().setup(tree)
+        legal = tree.cg.legal
+        self.acts = [list(map(int, np.nonzero(legal[i])[0])) for i in range(tree.I)]
+        self.nodes = [
+            InfoStateNode(legal_actions=a, index_in_tabular_policy=i,
+                          cumulative_regret={x: 0.0 for x in a}, cumulative_policy={x: 0.0 for x in a})
+            for i, a in enumerate(self.acts)
+        ]
+        self._pending = None
+
+    def _np(self, x):
+        return self.B.to_numpy(x)
+
+    def accumulate_regret(self, R, r, t, rows, legal):
+        r_np = self._np(r)
+        out = np.zeros(r_np.shape)
+        self._r_dicts = []
+        acc = self.c.RegretAccumulator
+        for j, i in enumerate(range(rows.start, rows.stop)):
+            node, acts = self.nodes[i], self.acts[i]
+            rd = {a: float(r_np[j, a]) for a in acts}
+            self._r_dicts.append(rd)
+            try:
+                new = acc.update_accumulate_regret(node, t, dict(rd))
+            except CandidateError:
+                raise
+            except Exception as exc:
+                raise CandidateError(f"update_accumulate_regret raised {type(exc).__name__}: {exc}") from exc
+            vals = _check(new, acts, "update_accumulate_regret")
+            node.cumulative_regret = dict(zip(acts, vals))
+            out[j, acts] = vals
+        return self.B.floats(out)
+
+    def accumulate_policy(self, S, sigma, r, reach, cf_reach, t, rows, legal):
+        sig, rp, cfp = self._np(sigma), self._np(reach), self._np(cf_reach)
+        out = np.zeros(sig.shape)
+        acc = self.c.PolicyAccumulator
+        for j, i in enumerate(range(rows.start, rows.stop)):
+            node, acts = self.nodes[i], self.acts[i]
+            pol = {a: float(sig[j, a]) for a in acts}
+            try:
+                new = acc.update_accumulate_policy(node, t, pol, dict(self._r_dicts[j]), float(rp[j]), float(cfp[j]))
+            except Exception as exc:
+                raise CandidateError(f"update_accumulate_policy raised {type(exc).__name__}: {exc}") from exc
+            vals = _check(new, acts, "update_accumulate_policy")
+            node.cumulative_policy = dict(zip(acts, vals))
+            out[j, acts] = vals
+        return self.B.floats(out)
+
+    def policy_from_regret(self, R, r, sigma, t, rows, legal):
+        sig = self._np(sigma)
+        out = np.zeros(sig.shape)
+        pf = self.c.PolicyFromRegretAccumulator
+        for j, i in enumerate(range(rows.start, rows.stop)):
+            node, acts = self.nodes[i], self.acts[i]
+            prev = {a: float(sig[j, a]) for a in acts}
+            try:
+                new = pf.get_updated_current_policy(node, t, dict(self._r_dicts[j]), prev)
+            except Exception as exc:
+                raise CandidateError(f"get_updated_current_policy raised {type(exc).__name__}: {exc}") from exc
+            vals = _check(new, acts, "get_updated_current_policy")
+            if min(vals) < 0:
+                raise CandidateError(f"get_updated_current_policy returned a negative probability: {vals}")
+            s = sum(vals)
+            vals = [v / s for v in vals] if s > 0 else [1.0 / len(acts)] * len(acts)
+            out[j, acts] = vals
+        return self.B.floats(out)
+
+    def average_policy(self, S, legal):
+        # OpenSpiel's normalisation; negative accumulations are clipped before normalising
+        return self.B.normalise_rows(self.B.maximum(S, 0.0) * legal, legal)
+
+
+def run_candidate(candidate: Any, game: Any, iterations: int = 1000, *, eval_every: int | None = None,
+                  name: str = "candidate", progress: bool = False):
+    """Run a per-infoset candidate (source text / module / classes, see the module docstring) for
+    ``iterations`` on ``game`` with the engine's driver; returns a :class:`~parsimon.games.SolveResult`."""
+    from .solve import solve
+
+    return solve(game, CandidateRule(candidate, name=name), iterations, eval_every=eval_every, progress=progress)
+
+
+SEED_CFR_PLUS = '''\
+"""CFR+ in the per-infoset interface (the seed program of the evolutionary search)."""
+
+
+class RegretAccumulator:
+    def update_accumulate_regret(self, info_state_node, iteration_number, cfr_regrets):
+        """Regret matching+: add the instantaneous regrets, floor the sum at zero."""
+        return {
+            a: max(0.0, info_state_node.cumulative_regret.get(a, 0.0) + cfr_regrets[a])
+            for a in info_state_node.legal_actions
+        }
+
+
+class PolicyFromRegretAccumulator:
+    def get_updated_current_policy(self, info_state_node, iteration_number, cfr_regrets, previous_policy):
+        """Regret matching on the (already updated) cumulative regrets; uniform when none is positive."""
+        acts = info_state_node.legal_actions
+        pos = {a: max(0.0, info_state_node.cumulative_regret.get(a, 0.0)) for a in acts}
+        total = sum(pos.values())
+        if total > 0:
+            return {a: pos[a] / total for a in acts}
+        return {a: 1.0 / len(acts) for a in acts}
+
+
+class PolicyAccumulator:
+    def update_accumulate_policy(self, info_state_node, iteration_number, info_state_policy, cfr_regrets,
+                                 reach_prob, counterfactual_reach_prob):
+        """Linear averaging: weight (t + 1) times the player's own reach."""
+        w = (iteration_number + 1) * reach_prob
+        return {
+            a: info_state_node.cumulative_policy.get(a, 0.0) + w * info_state_policy[a]
+            for a in info_state_node.legal_actions
+        }
+'''
