@@ -1,0 +1,119 @@
+"""``parsimon cta``: evaluate policies, plan optimal actions, list environments/policies/priors.
+
+Only light modules are imported here; the environments load inside the commands.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+__all__ = ["COMMANDS", "app"]
+
+app = typer.Typer(help="Calibrate-Then-Act: cost-aware exploration environments, optimal planners, LLM agents, "
+                  "evaluation.", no_args_is_help=True)
+COMMANDS = {"cta": app}
+
+
+@app.command("eval")
+def eval_cmd(
+    env: str = typer.Option(..., "--env", help="Environment: pandora, qa, filereading (or a plug-in)."),
+    policy: str = typer.Option(..., "--policy", help="Policy name (see `parsimon cta list`)."),
+    out: Path = typer.Option(..., "--out", help="Output folder for metrics.json and trajectories.jsonl."),
+    tasks: Path = typer.Option(None, "--tasks", help="Task file (our JSONL or the paper's released JSON)."),
+    n: int = typer.Option(None, "--n", min=1, help="Number of tasks (generated if no --tasks; else the first N)."),
+    prior: str = typer.Option(None, "--prior", help="Prior source: true, estimated, released, noisy, uniform, "
+                              "adversarial (default: the environment's)."),
+    seed: int = typer.Option(0, "--seed", help="Seed for task generation and prior noise."),
+    base_url: str = typer.Option(None, "--base-url", help="LLM endpoint for llm-* policies (default: local)."),
+    model: str = typer.Option(None, "--model", help="LLM model name for llm-* policies."),
+    max_tokens: int = typer.Option(None, "--max-tokens", min=1, help="LLM completion budget per turn."),
+    ray: str = typer.Option(None, "--ray", help="Ray address (e.g. auto) to spread the tasks over a cluster."),
+) -> None:
+    """Run POLICY on tasks of ENV and write OUT/metrics.json (mean_reward, match_rate, n_tasks, per_rho)."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from parsimon.cta.evaluate import evaluate
+    from parsimon.cta.registry import get_env
+
+    try:
+        spec = get_env(env)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--env") from exc
+    if policy not in spec.policies:
+        raise typer.BadParameter(f"unknown policy {policy!r} for {env}; choose from {sorted(spec.policies)}",
+                                 param_hint="--policy")
+    if prior is not None and prior not in spec.priors:
+        raise typer.BadParameter(f"unknown prior {prior!r} for {env}; choose from {sorted(spec.priors)}",
+                                 param_hint="--prior")
+    if tasks is not None:
+        if not tasks.is_file():
+            raise typer.BadParameter(f"no such file: {tasks}", param_hint="--tasks")
+        task_list = list(spec.load(tasks))
+        if n is not None:
+            task_list = task_list[:n]
+    else:
+        task_list = spec.generate(n or 100, seed)
+    kwargs = {}
+    if spec.policies[policy].needs_llm:
+        kwargs = {k: v for k, v in (("base_url", base_url), ("model", model), ("max_tokens", max_tokens)) if v}
+    console = Console(stderr=True)
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console, transient=True) as progress:
+        m = evaluate(spec.name, policy, task_list, prior=prior if prior is not None else "default", seed=seed,
+                     out_dir=out, policy_kwargs=kwargs, ray=ray, progress=progress)
+    mr = "n/a" if m.match_rate is None else f"{m.match_rate:.3f}"
+    typer.echo(f"{env}/{policy} prior={m.prior}: n={m.n_tasks} mean_reward={m.mean_reward:.4f} match_rate={mr}")
+    for g, d in m.per_rho.items():
+        typer.echo(f"  {g}: n={d['n']} mean_reward={d['mean_reward']:.4f}")
+    typer.echo(f"wrote {out / 'metrics.json'}")
+
+
+@app.command("plan")
+def plan_cmd(
+    priors: str = typer.Option(None, "--priors", help="Pandora priors, e.g. 'A=0.3,B=0.45,C=0.25'."),
+    gamma: float = typer.Option(None, "--gamma", min=0.0, max=1.0, help="Pandora / QA discount factor."),
+    k_da: float = typer.Option(None, "--k-da", min=0.0, max=1.0, help="QA: P(correct) answering directly."),
+    p_ret: float = typer.Option(None, "--p-ret", min=0.0, max=1.0, help="QA: P(correct) after retrieval."),
+    exact: bool = typer.Option(False, "--exact", help="Pandora: exact fractions (ties commit)."),
+) -> None:
+    """The optimal action for given priors: Pandora (--priors --gamma) or QA (--k-da --p-ret --gamma)."""
+    if gamma is None:
+        raise typer.BadParameter("--gamma is required", param_hint="--gamma")
+    if priors is not None:
+        from parsimon.cta.pandora import closed_form_value, optimal_plan
+
+        try:
+            pr = {k.strip(): float(v) for k, v in (kv.split("=") for kv in priors.split(","))}
+        except ValueError as exc:
+            raise typer.BadParameter("use LABEL=P pairs separated by commas, e.g. A=0.3,B=0.7",
+                                     param_hint="--priors") from exc
+        try:
+            value, action = optimal_plan(pr, gamma, exact=exact)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--priors") from exc
+        typer.echo(json.dumps({"first_action": action, "value": value,
+                               "closed_form_value": closed_form_value(pr, gamma)[0]}))
+    elif k_da is not None and p_ret is not None:
+        from parsimon.cta.qa.env import optimal_decision
+
+        typer.echo(json.dumps({"action": optimal_decision(k_da, p_ret, gamma),
+                               "value_answer": k_da, "value_retrieve": p_ret * gamma}))
+    else:
+        raise typer.BadParameter("give --priors (Pandora) or --k-da and --p-ret (QA)")
+
+
+@app.command("list")
+def list_cmd() -> None:
+    """Environments, their policies and prior sources."""
+    from parsimon.cta.registry import get_env, list_envs
+
+    for name in list_envs():
+        spec = get_env(name)
+        typer.echo(f"{name}: {spec.describe}")
+        typer.echo(f"  priors: {', '.join(sorted(spec.priors))} (default {spec.default_prior})")
+        for pname, entry in sorted(spec.policies.items()):
+            typer.echo(f"  {pname:24s} {entry.description}")

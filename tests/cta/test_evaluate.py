@@ -1,0 +1,79 @@
+import json
+
+import pytest
+
+from parsimon.cta import EnvSpec, Policy, evaluate, get_env, list_envs, register_env, register_policy, register_prior
+from parsimon.cta.base import CTAEnv
+from parsimon.cta.pandora import generate_tasks
+from parsimon.governance import get_audit_log, get_ledger
+
+
+class _CoinEnv(CTAEnv):
+    """A toy plug-in: PEEK (costs a turn) or CALL heads/tails; grouped by a `rho` field."""
+
+    name = "coin"
+
+    def _start(self, task):
+        return "call it", {}
+
+    def _act(self, action):
+        if action == "PEEK":
+            return f"it is {self.task['side']}", 0.0, False, {"costs": {"peek": 1}}
+        if action.startswith("CALL "):
+            ok = action[5:] == self.task["side"]
+            return "done", float(ok) * 0.5**self.t, True, {"correct": ok}
+        return "bad", 0.0, False, {"valid": False, "error": "bad action", "costs": {"invalid": 1}}
+
+
+class _Peeker(Policy):
+    def act(self, obs, info):
+        return "PEEK" if info["t"] == 0 else "CALL " + obs.split()[-1]
+
+
+def _register():
+    register_env(EnvSpec(name="coin", make=lambda tasks=None, **kw: _CoinEnv(tasks, max_turns=3),
+                         generate=lambda n, seed: [{"task_id": f"c{i}", "side": "heads" if i % 2 else "tails",
+                                                    "rho": i % 2} for i in range(n)],
+                         load=lambda p: [], oracle_actions=lambda t: ["CALL " + t["side"]],
+                         group=lambda t: t["rho"], default_prior="true"))
+    register_policy("coin", "peeker", _Peeker)
+    register_prior("coin", "true", lambda t, rng: t["side"])
+
+
+def test_plugin_env_metrics_per_group_and_outputs(tmp_path):
+    _register()
+    assert "coin" in list_envs() and get_env("coin").name == "coin"
+    m = evaluate("coin", "peeker", 4, out_dir=tmp_path, seed=1)
+    assert m.n_tasks == 4 and m.mean_reward == pytest.approx(0.5) and m.match_rate == 0.0
+    assert set(m.per_rho) == {0, 1} and m.per_rho[1]["n"] == 2
+    assert m.summary["turns"] == 2 and m.summary["peek"] == 1
+    data = json.loads((tmp_path / "metrics.json").read_text())
+    assert data["n_tasks"] == 4 and "mean_reward" in data and "match_rate" in data and "0" in data["per_rho"]
+    rows = [json.loads(x) for x in (tmp_path / "trajectories.jsonl").read_text().splitlines()]
+    assert rows[0]["actions"] == ["PEEK", "CALL tails"] and rows[0]["steps"][0]["costs"] == {"peek": 1}
+
+
+def test_audit_and_ledger_record_every_action():
+    tasks = generate_tasks(5, seed=2)
+    m = evaluate("pandora", "oracle", tasks)
+    n_actions = sum(len(e.actions) for e in m.episodes)
+    recs = [r for r in get_audit_log().records() if r.actor == "cta.agent:oracle"]
+    assert len(recs) == n_actions and recs[0].args["action"] == m.episodes[0].actions[0]
+    assert get_ledger().totals(by="component")  # non-empty
+    assert sum(e.actions for e in get_ledger().events(component="cta.pandora")) == n_actions
+    assert get_audit_log().verify().ok
+
+
+def test_errors():
+    with pytest.raises(ValueError, match="unknown environment"):
+        evaluate("nope", "oracle", 3)
+    with pytest.raises(ValueError, match="unknown policy"):
+        evaluate("pandora", "nope", 3)
+    with pytest.raises(ValueError, match="prior source"):
+        evaluate("pandora", "oracle", 3, prior="psychic")
+    with pytest.raises(ValueError, match="empty"):
+        evaluate("pandora", "oracle", [])
+    with pytest.raises(TypeError):
+        evaluate("pandora", 42, 3)
+    with pytest.raises(ValueError, match="by name"):
+        evaluate("pandora", _Peeker(), 3, ray="auto")
