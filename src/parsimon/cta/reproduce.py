@@ -1,0 +1,260 @@
+"""Report section for Calibrate-Then-Act (arXiv 2602.16699): Pandora (Table 2), QA (Table 3), FILEREADING
+(Tables 4-5, via ``parsimon.cta.filereading`` when present)."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from parsimon.report.section import Claim, Figure, ReproContext, Section, Table
+
+__all__ = ["PAPER", "reproduce"]
+
+PAPER = "Calibrate-Then-Act: Cost-Aware Exploration in LLM Agents (arXiv 2602.16699)"
+
+# Paper Table 2 (Qwen3-8B, the released 100 Pandora tasks): (match %, reward)
+PAPER_T2 = {"Oracle": (100.0, 0.649), "PROMPTED-NONTHINK": (11.0, 0.441), "PROMPTED": (23.0, 0.476),
+            "CTA-PROMPTED-NONTHINK": (20.0, 0.436), "CTA-PROMPTED": (94.0, 0.625)}
+# Paper Table 3 (PopQA, 1,000 questions): (retrieve %, accuracy, reward)
+PAPER_T3 = {"NEVER RETRIEVE": (0.0, 0.226, 0.226), "ALWAYS RETRIEVE": (100.0, 0.578, 0.213),
+            "PROMPTED-NONTHINK": (97.7, 0.619, 0.244), "PROMPTED": (61.4, 0.501, 0.283),
+            "CTA-PROMPTED": (65.3, 0.512, 0.293)}
+
+PANDORA_FILE_ENV = "PARSIMON_CTA_PANDORA_TASKS"  # path of the paper's released Pandora file, if the user has it
+
+
+def _pct(x: float | None) -> str:
+    return "–" if x is None else f"{100 * x:.1f}"
+
+
+def _pandora(ctx: ReproContext, section: Section) -> dict[str, Any]:
+    from parsimon.cta import evaluate
+    from parsimon.cta.pandora import generate_tasks, load_tasks, oracle_rollout
+
+    released = os.environ.get(PANDORA_FILE_ENV)
+    if released and Path(released).is_file():
+        tasks = load_tasks(released)
+        source = f"the paper's released file ({len(tasks)} tasks, {released})"
+        labelled = [t for t in tasks if t.released_optimal]
+        agree = sum(oracle_rollout(t.priors, t.gamma, t.prize) == t.released_optimal for t in labelled)
+        section.claims.append(Claim(
+            "Our Algorithm 1 (float order) reproduces the released optimal-policy labels", "100 / 100 labels",
+            f"{agree} / {len(labelled)}", agree == len(labelled)))
+    else:
+        tasks = generate_tasks(100, seed=42 + ctx.seed, alpha=1.2)
+        source = ("100 generated tasks (Dirichlet α = 1.2 as the authors' generator, γ ∈ {0, 0.1, …, 1}, seed "
+                  f"{42 + ctx.seed}; with seed 42 these are the released file's tasks: same γ and prize boxes, "
+                  "priors equal up to the release's float noise such as 0.8300000000000001); set "
+                  f"${PANDORA_FILE_ENV} to the paper's released file to run on it")
+    rows = []
+    res: dict[str, Any] = {}
+    for label, pol, prior, paper_key in (
+        ("Oracle (Algorithm 1, true prior)", "oracle", "true", "Oracle"),
+        ("CTA planner (Algorithm 1 on the given prior)", "cta-planner", "true", "CTA-PROMPTED"),
+        ("Uniform-prior optimal (no prior)", "uniform-prior", None, "PROMPTED"),
+        ("Guess-now (argmax prior at t=0)", "guess-now", "true", None),
+    ):
+        m = evaluate("pandora", pol, tasks, prior=prior, seed=ctx.seed)
+        res[pol] = m
+        p = PAPER_T2.get(paper_key) if paper_key else None
+        rows.append([label, _pct(m.match_rate), f"{m.mean_reward:.3f}",
+                     f"{paper_key}: {p[0]:.0f} / {p[1]:.3f}" if p else "–"])
+    for src in ("noisy", "uniform", "adversarial"):
+        m = evaluate("pandora", "cta-planner", tasks, prior=src, seed=ctx.seed)
+        rows.append([f"CTA planner, {src} prior", _pct(m.match_rate), f"{m.mean_reward:.3f}", "–"])
+    llm_rows, llm_note = _pandora_llm(ctx, tasks[:10])
+    rows.extend(llm_rows)
+    section.tables.append(Table(
+        "Pandora (paper Table 2): optimal-policy match % and mean reward",
+        ["policy", "match %", "reward", "paper (Qwen3-8B) match % / reward"], rows,
+        note=f"Tasks: {source}. Paper rows are Qwen3-8B agents; our programmatic planner stands in for the "
+             f"'reasoning' an agent must do with the prior. {llm_note}"))
+    o, u = res["oracle"], res["uniform-prior"]
+    section.claims.append(Claim(
+        "Acting optimally on the prior (CTA) matches the oracle; without the prior the best policy matches "
+        "only about a quarter of the oracle traces", "CTA-PROMPTED 94% vs PROMPTED 23% match",
+        f"CTA planner {_pct(res['cta-planner'].match_rate)}% vs uniform-prior optimal {_pct(u.match_rate)}%",
+        res["cta-planner"].match_rate == 1.0 and u.match_rate < 0.5,
+        note="Programmatic planners (exact Algorithm 1), not LLMs; on the released file the spec measured 24% "
+             "for the uniform-prior policy."))
+    section.claims.append(Claim("Oracle mean reward on the Pandora evaluation set", "0.649",
+                                f"{o.mean_reward:.3f}", abs(o.mean_reward - 0.649) < 0.005,
+                                note=source))
+    return res
+
+
+def _pandora_llm(ctx: ReproContext, tasks: list) -> tuple[list[list[Any]], str]:
+    try:
+        import llama_cpp  # noqa: F401
+
+        from parsimon.llm.server import model_path
+
+        model_path()
+    except Exception as exc:  # noqa: BLE001 - any failure to find the local model means: skip, and say so
+        return [], f"Local LLM rows skipped: the local model is unavailable ({exc})."
+    from parsimon.cta import evaluate
+    from parsimon.llm import ChatClient, LocalServer
+
+    rows = []
+    try:
+        with LocalServer(port=0, log_path=ctx.path("cta_llm_server.log")) as srv:
+            client = ChatClient(srv.base_url, max_retries=1, component="cta.llm")
+            with ctx.progress("cta: local LLM on Pandora", total=2) as bar:
+                for label, pol, prior in (("SmolLM2-135M PROMPTED-NONTHINK (no prior)", "llm-prompted", None),
+                                          ("SmolLM2-135M CTA-PROMPTED-NONTHINK (prior)", "llm-cta", "true")):
+                    m = evaluate("pandora", pol, tasks, prior=prior, seed=ctx.seed,
+                                 policy_kwargs={"client": client, "max_tokens": 8})
+                    pf = m.policy_stats.get("parse_failures", 0) / max(1, m.policy_stats.get("llm_calls", 1))
+                    rows.append([f"{label}, {len(tasks)} tasks", _pct(m.match_rate), f"{m.mean_reward:.3f}",
+                                 f"parse failures {100 * pf:.0f}%"])
+                    bar.advance()
+    except Exception as exc:  # noqa: BLE001 - the server may fail to start on a loaded machine
+        return rows, f"Local LLM rows incomplete: {exc}."
+    return rows, (f"LLM rows: SmolLM2-135M-Instruct, greedy, non-thinking, 8 tokens per turn, first {len(tasks)} "
+                  "tasks only (about 15 tokens/s on this CPU).")
+
+
+def _qa(ctx: ReproContext, section: Section) -> dict[str, Any]:
+    from parsimon.cta import evaluate
+    from parsimon.cta.calibration import reliability_diagram
+    from parsimon.cta.qa import get_bench
+
+    n_ent = 2000 if ctx.full else 1000
+    bench = get_bench(ctx.seed, n_ent)
+    tasks = bench.tasks(None, seed=ctx.seed)
+    rows, res = [], {}
+    for label, pol, prior, key in (("Never retrieve", "never-retrieve", None, "NEVER RETRIEVE"),
+                                   ("Always retrieve", "always-retrieve", None, "ALWAYS RETRIEVE"),
+                                   ("CTA rule, raw verbalised confidence", "cta-planner", "raw", "PROMPTED"),
+                                   ("CTA rule, isotonic-calibrated confidence", "cta-planner", "estimated",
+                                    "CTA-PROMPTED"),
+                                   ("Oracle rule (true probabilities)", "oracle", None, None)):
+        m = evaluate("qa", pol, tasks, prior=prior, seed=ctx.seed)
+        res[f"{pol}:{prior}"] = m
+        p = PAPER_T3.get(key) if key else None
+        rows.append([label, _pct(m.summary["retrieved"]), f"{m.summary['correct']:.3f}", f"{m.mean_reward:.3f}",
+                     _pct(m.match_rate), f"{key}: {p[0]:.1f} / {p[1]:.3f} / {p[2]:.3f}" if p else "–"])
+    section.tables.append(Table(
+        "QA with optional retrieval (paper Table 3): retrieve %, accuracy, reward, oracle-decision match %",
+        ["policy", "retrieve %", "accuracy", "reward", "match %", "paper (PopQA, Qwen3-8B) ret% / acc / reward"],
+        rows,
+        note=f"{len(tasks)} test questions over a generated knowledge base ({n_ent} entities, long-tail popularity),"
+             f" BM25 top-1 retrieval, simulated answerer with known per-question probabilities; γ ~ U[0.1, 0.65]. "
+             f"p_ret estimated on the validation split = {bench.p_ret:.3f}. Paper 'PROMPTED' is set beside the rule on "
+             "uncalibrated confidence only as the nearest analogue."))
+    fig = reliability_diagram({"raw verbalised": (bench.test_verbal, bench.test_correct),
+                               "isotonic": (bench.calibrator.predict(bench.test_verbal), bench.test_correct)},
+                              ctx.path("cta_qa_reliability.png"), title="QA: confidence calibration (test split)")
+    section.figures.append(Figure(fig, "QA: reliability of the verbalised confidence before and after isotonic "
+                                  "calibration fitted on the validation split."))
+    section.claims.append(Claim("Isotonic calibration of verbalised confidence lowers ECE",
+                                "0.618 → 0.029 (PopQA)", f"{bench.ece_raw:.3f} → {bench.ece_cal:.3f}",
+                                bench.ece_cal < bench.ece_raw / 3,
+                                note="simulated over-confident answerer; ECE on the held-out test split"))
+    cta, nev, alw = res["cta-planner:estimated"], res["never-retrieve:None"], res["always-retrieve:None"]
+    section.claims.append(Claim("Calibrated CTA beats both static retrieval policies on reward",
+                                "0.293 vs 0.226 / 0.213",
+                                f"{cta.mean_reward:.3f} vs {nev.mean_reward:.3f} / {alw.mean_reward:.3f}",
+                                cta.mean_reward > max(nev.mean_reward, alw.mean_reward)))
+    return res
+
+
+def _filereading(ctx: ReproContext, section: Section) -> None:
+    try:
+        import parsimon.cta.filereading as fr
+    except ImportError as exc:
+        section.not_reproduced.append(f"FILEREADING (Tables 4-5): parsimon.cta.filereading is not available ({exc}).")
+        return
+    part = getattr(fr, "filereading_part", None)
+    if part is None:
+        try:
+            from parsimon.cta.filereading import reproduce as frr
+
+            part = getattr(frr, "filereading_part", None)
+        except ImportError:
+            part = None
+    if part is not None:
+        out = part(ctx)
+        if isinstance(out, dict):
+            tables, figures = out.get("tables", []), out.get("figures", [])
+            claims, nr = out.get("claims", []), out.get("not_reproduced", [])
+        elif isinstance(out, Section):
+            tables, figures, claims, nr = out.tables, out.figures, out.claims, out.not_reproduced
+        else:
+            tables, figures, claims, nr = out
+        section.tables.extend(tables)
+        section.figures.extend(figures)
+        section.claims.extend(claims)
+        section.not_reproduced.extend(nr)
+        return
+    from parsimon.cta import evaluate, get_env
+
+    spec = get_env("filereading")
+    n = None if ctx.full else 60
+    tasks = spec.generate(n or 300, ctx.seed)
+    rows = []
+    for pol in [p for p in ("oracle", "cta-planner", "test-then-code", "code-first") if p in spec.policies]:
+        m = evaluate("filereading", pol, tasks, seed=ctx.seed)
+        for g, d in m.per_rho.items():
+            rows.append([pol, g, d["n"], f"{d['mean_reward']:.3f}"])
+        rows.append([pol, "avg", m.n_tasks, f"{m.mean_reward:.3f}"])
+    section.tables.append(Table("FILEREADING per ρ (paper Table 4)", ["policy", "ρ", "n", "reward"], rows))
+
+
+def _figure(ctx: ReproContext, pandora: dict, qa: dict) -> Figure:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
+    for ax, res, cost_key, title in ((axes[0], pandora, "verifies", "Pandora"), (axes[1], qa, "retrieved", "QA")):
+        for name, m in res.items():
+            ax.scatter(m.summary[cost_key], m.mean_reward)
+            ax.annotate(name.replace(":None", ""), (m.summary[cost_key], m.mean_reward), fontsize=7)
+        ax.set_xlabel("mean verifications" if cost_key == "verifies" else "retrieval rate")
+        ax.set_ylabel("mean reward")
+        ax.set_title(f"{title}: reward vs exploration cost")
+    fig.tight_layout()
+    path = ctx.path("cta_reward_vs_cost.png")
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return Figure(path, "Reward against exploration cost per policy (Pandora: verifications; QA: retrieval rate).")
+
+
+def reproduce(ctx: ReproContext) -> Section:
+    """Pandora, QA and (when present) FILEREADING tables beside the paper's."""
+    t0 = time.perf_counter()
+    section = Section(
+        name="cta", paper=PAPER,
+        summary=("Exact optimal planners (Pandora Algorithm 1, verified against the closed form and brute-force "
+                 "policy enumeration; QA rule retrieve iff p_ret·γ ≥ k_da) run through parsimon.cta.evaluate, with "
+                 "every action in the proof-of-action log and costs in the ledger. The local 135M model plays the "
+                 "LLM agents on a few Pandora tasks as a smoke test."),
+        config={"seed": ctx.seed, "full": ctx.full, "pandora_alpha": 1.2, "qa_gamma_range": [0.1, 0.65]},
+    )
+    with ctx.progress("cta: Pandora", total=None):
+        pandora = _pandora(ctx, section)
+    with ctx.progress("cta: QA", total=None):
+        qa = _qa(ctx, section)
+    section.figures.append(_figure(ctx, {k: v for k, v in pandora.items()}, qa))
+    with ctx.progress("cta: FILEREADING", total=None):
+        try:
+            _filereading(ctx, section)
+        except Exception as exc:  # noqa: BLE001 - report and go on: the other tables stand on their own
+            section.not_reproduced.append(f"FILEREADING part failed: {type(exc).__name__}: {exc}")
+    section.not_reproduced += [
+        "Qwen3-8B agents (thinking and non-thinking, Tables 2-4): the paper's 94% vs 23% match needs a thinking 8B "
+        "model; SmolLM2-135M cannot do the arithmetic on priors and mostly emits fixed or malformed actions, so "
+        "its rows are a smoke test, not a reproduction. Our planners show what calibrated priors buy.",
+        "CTA-RL / RL (GRPO on 8×A100): out of scope on CPU.",
+        "PopQA with Contriever: replaced by a generated knowledge base with BM25 and a simulated answerer whose "
+        "per-question correctness probability is known (so the oracle rule is exact).",
+        "QA LLM agents (PROMPTED / CTA-PROMPTED) are available (`--policy llm-cta`) but not run in the quick report.",
+    ]
+    section.config["seconds_inner"] = round(time.perf_counter() - t0, 2)
+    return section
