@@ -77,3 +77,47 @@ def test_errors():
         evaluate("pandora", 42, 3)
     with pytest.raises(ValueError, match="by name"):
         evaluate("pandora", _Peeker(), 3, ray="auto")
+
+
+def test_resume_after_interruption(tmp_path):
+    tasks = generate_tasks(12, seed=5)
+    full = evaluate("pandora", "oracle", tasks, out_dir=tmp_path / "a", audit=False, ledger=False)
+    calls = []
+
+    class Interrupting(Policy):
+        # the oracle, interrupted after 5 episodes
+        def __init__(self):
+            super().__init__()
+            from parsimon.cta.pandora import PlannerPolicy
+
+            self.inner = PlannerPolicy()
+
+        def reset(self, view, prior, *, seed=None):
+            calls.append(view["task_id"])
+            if len(calls) == 6:
+                raise KeyboardInterrupt
+            self.inner.reset(view, view["priors"], seed=seed)
+
+        def act(self, obs, info):
+            return self.inner.act(obs, info)
+
+    with pytest.raises(KeyboardInterrupt):
+        evaluate("pandora", Interrupting(), tasks, out_dir=tmp_path / "b", audit=False, ledger=False)
+    assert len((tmp_path / "b" / "trajectories.jsonl").read_text().splitlines()) == 5
+    calls.clear()
+    m = evaluate("pandora", "oracle", tasks, out_dir=tmp_path / "b", audit=False, ledger=False, resume=True)
+    assert m.n_tasks == 12 and m.mean_reward == pytest.approx(full.mean_reward) and m.match_rate == 1.0
+    assert [e.index for e in m.episodes] == list(range(12))
+    assert len((tmp_path / "b" / "trajectories.jsonl").read_text().splitlines()) == 12
+    with pytest.raises(ValueError, match="does not belong"):
+        evaluate("pandora", "oracle", generate_tasks(12, seed=6), out_dir=tmp_path / "b", resume=True)
+
+
+def test_policy_stats_and_ray_missing():
+    import importlib.util
+
+    from parsimon.errors import DependencyNotInstalled
+
+    if importlib.util.find_spec("ray") is None:
+        with pytest.raises(DependencyNotInstalled, match="ray"):
+            evaluate("pandora", "oracle", 3, ray="auto")

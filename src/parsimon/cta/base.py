@@ -60,6 +60,8 @@ class Episode:
     summary: dict[str, Any]
     optimal: list[str] | None = None  # the optimal policy's action list for this task, where one exists
     group: Any = None  # e.g. ρ for FILEREADING, a γ bin for QA
+    stats: dict[str, float] = field(default_factory=dict)  # the policy's counters during this episode
+    index: int = -1  # position in the evaluated task list
 
     @property
     def matched(self) -> bool | None:

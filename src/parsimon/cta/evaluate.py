@@ -21,7 +21,7 @@ import numpy as np
 from parsimon.cta.base import CTAEnv, Episode, Policy, StepRecord
 from parsimon.cta.registry import EnvSpec, get_env, get_prior, make_policy
 
-__all__ = ["Metrics", "evaluate", "run_episode", "summarise"]
+__all__ = ["Metrics", "evaluate", "read_trajectories", "run_episode", "summarise", "write_outputs"]
 
 
 @dataclass
@@ -132,12 +132,16 @@ def _match_fix(spec: EnvSpec, ep: Episode) -> Episode:
 
 
 def _episodes_for(spec: EnvSpec, env: CTAEnv, policy: Policy, tasks: list, prior: str | None,
-                  seed: int, offset: int, audit: Any, ledger: Any, advance: Callable[[], None]) -> list[Episode]:
+                  seed: int, offset: int, audit: Any, ledger: Any, advance: Callable[[], None],
+                  skip: set[int] | None = None, sink: Callable[[Episode], None] | None = None) -> list[Episode]:
     episodes = []
     for i, task in enumerate(tasks):
+        index = offset + i
+        if skip and index in skip:
+            continue
         task = env.coerce_task(task)
-        ep_seed = seed + offset + i
-        pr = get_prior(spec.name, prior, task, np.random.default_rng([seed, offset + i])) \
+        ep_seed = seed + index
+        pr = get_prior(spec.name, prior, task, np.random.default_rng([seed, index])) \
             if (prior is not None and policy.uses_prior) else None
         tid = env.task_id(task)
 
@@ -147,28 +151,35 @@ def _episodes_for(spec: EnvSpec, env: CTAEnv, policy: Policy, tasks: list, prior
                              args={"t": rec.t, "action": rec.action[:500]},
                              outcome="ok" if rec.valid else f"invalid: {rec.error}")
 
+        before = dict(policy.stats)
         t0 = time.perf_counter()
         ep = run_episode(env, policy, task, spec=spec, prior=pr, seed=ep_seed, on_step=log_step)
+        ep.index = index
+        ep.stats = {k: v - before.get(k, 0) for k, v in policy.stats.items() if v != before.get(k, 0)}
         if ledger is not None:
             ledger.charge(component=f"cta.{spec.name}", actions=len(ep.steps), wall_s=time.perf_counter() - t0,
-                          meta={"task_id": tid, "policy": policy.name, "costs": ep.summary.get("costs", {})})
-        episodes.append(_match_fix(spec, ep))
+                          meta={"task_id": tid, "policy": policy.name, "costs": ep.steps[-1].costs if ep.steps else {}})
+        ep = _match_fix(spec, ep)
+        episodes.append(ep)
+        if sink is not None:
+            sink(ep)
         advance()
     return episodes
 
 
 def _ray_chunk(env_name: str, policy_name: str, policy_kwargs: dict, tasks: list, prior: str | None,
-               seed: int, offset: int) -> list[Episode]:
+               seed: int, offset: int, skip: list[int] | None = None) -> list[Episode]:
     spec = get_env(env_name)
     env = spec.make()
     policy = make_policy(env_name, policy_name, **policy_kwargs)
-    return _episodes_for(spec, env, policy, tasks, prior, seed, offset, None, None, lambda: None)
+    return _episodes_for(spec, env, policy, tasks, prior, seed, offset, None, None, lambda: None,
+                         skip=set(skip or ()))
 
 
 def evaluate(env: str | EnvSpec | CTAEnv, policy: str | Policy, tasks: Any, *, prior: str | None = "default",
              seed: int = 0, out_dir: str | Path | None = None, policy_kwargs: dict | None = None,
              audit: bool = True, ledger: bool = True, ray: str | None = None, ray_chunks: int = 8,
-             progress: Any = None) -> Metrics:
+             progress: Any = None, resume: bool = False) -> Metrics:
     """Evaluate ``policy`` on ``tasks`` in ``env`` and return :class:`Metrics`.
 
     Args:
@@ -186,6 +197,8 @@ def evaluate(env: str | EnvSpec | CTAEnv, policy: str | Policy, tasks: Any, *, p
         ray: a Ray address (``"auto"`` or ``"ray://host:port"``) to spread the tasks over a cluster in
             ``ray_chunks`` chunks (needs ``policy`` as a name; the ``ray`` package must be installed).
         progress: a callable ``progress(done, total)``, or a rich Progress, or None.
+        resume: with ``out_dir``, keep the episodes already in ``out_dir/trajectories.jsonl`` (written one
+            line per finished episode) and run only the missing tasks, e.g. after an interruption.
     """
     t_start = time.perf_counter()
     spec, env_obj = _resolve_env(env)
@@ -220,6 +233,19 @@ def evaluate(env: str | EnvSpec | CTAEnv, policy: str | Policy, tasks: Any, *, p
         elif callable(progress):
             progress(done[0], total)
 
+    done_eps: dict[int, Episode] = {}
+    traj = Path(out_dir) / "trajectories.jsonl" if out_dir is not None else None
+    if resume:
+        if traj is None:
+            raise ValueError("`resume` needs `out_dir` (the trajectories to resume from)")
+        done_eps = {e.index: e for e in read_trajectories(traj)} if traj.is_file() else {}
+        chk = env_obj or spec.make()
+        for idx, e in done_eps.items():
+            if idx >= total or chk.task_id(chk.coerce_task(task_list[idx])) != e.task_id:
+                raise ValueError(f"{traj} does not belong to these tasks (episode {idx} is {e.task_id!r}); "
+                                 "use another --out or resume=False")
+            advance()
+
     if ray is not None:
         from parsimon.errors import require
 
@@ -229,21 +255,38 @@ def evaluate(env: str | EnvSpec | CTAEnv, policy: str | Policy, tasks: Any, *, p
         remote = ray_mod.remote(_ray_chunk)
         n_chunks = max(1, min(ray_chunks, total))
         bounds = np.linspace(0, total, n_chunks + 1).astype(int)
-        futures = [remote.remote(spec.name, policy_name, policy_kwargs, task_list[a:b], prior, seed, int(a))
+        futures = [remote.remote(spec.name, policy_name, policy_kwargs, task_list[a:b], prior, seed, int(a),
+                                 sorted(i for i in done_eps if a <= i < b))
                    for a, b in zip(bounds[:-1], bounds[1:], strict=True) if b > a]
-        episodes = []
+        new = []
         for chunk in ray_mod.get(futures):
-            episodes.extend(chunk)
+            new.extend(chunk)
             for _ in chunk:
                 advance()
-        stats: dict[str, float] = {}
+        if traj is not None:
+            _append_trajectories(traj, new, fresh=not resume)
     else:
-        from parsimon.governance import get_audit_log, get_ledger
+        from parsimon.governance import get_audit_log, get_ledger, run_scope
 
         env_obj = env_obj or spec.make()
-        episodes = _episodes_for(spec, env_obj, pol, task_list, prior, seed, 0,
-                                 get_audit_log() if audit else None, get_ledger() if ledger else None, advance)
-        stats = dict(pol.stats)
+        sink = None
+        if traj is not None:
+            traj.parent.mkdir(parents=True, exist_ok=True)
+            if not resume:
+                traj.write_text("")
+
+            def sink(ep: Episode) -> None:
+                _append_trajectories(traj, [ep], fresh=False)
+
+        with run_scope(workflow=f"cta.eval.{spec.name}"):
+            new = _episodes_for(spec, env_obj, pol, task_list, prior, seed, 0,
+                                get_audit_log() if audit else None, get_ledger() if ledger else None, advance,
+                                skip=set(done_eps), sink=sink)
+    episodes = sorted([*done_eps.values(), *new], key=lambda e: e.index)
+    stats: dict[str, float] = {}
+    for e in episodes:
+        for k, v in e.stats.items():
+            stats[k] = stats.get(k, 0) + v
     if bar is not None:
         progress.update(bar, visible=False)
 
@@ -275,16 +318,45 @@ def _clean(x: Any) -> Any:
     return x
 
 
-def write_outputs(metrics: Metrics, out_dir: str | Path) -> Path:
-    """Write ``metrics.json`` and ``trajectories.jsonl`` into ``out_dir``; return the metrics path."""
+def _row(e: Episode) -> dict[str, Any]:
+    return _clean({"index": e.index, "task_id": e.task_id, "actions": e.actions, "reward": e.reward,
+                   "optimal": e.optimal, "matched": e.summary.get("matched"), "group": e.group,
+                   "summary": e.summary, "stats": e.stats, "steps": [asdict(s) for s in e.steps]})
+
+
+def _append_trajectories(path: Path, episodes: list[Episode], *, fresh: bool) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w" if fresh else "a") as fh:
+        for e in episodes:
+            fh.write(json.dumps(_row(e)) + "\n")
+        fh.flush()
+
+
+def read_trajectories(path: str | Path) -> list[Episode]:
+    """Episodes from a ``trajectories.jsonl`` written by :func:`evaluate` (a torn last line is ignored)."""
+    out = []
+    lines = Path(path).read_text().splitlines()
+    for ln, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            d = json.loads(line)
+        except json.JSONDecodeError as exc:
+            if ln == len(lines):  # an interrupted write: that episode is simply re-run
+                break
+            raise ValueError(f"{path}:{ln}: not JSON: {exc}") from exc
+        out.append(Episode(task_id=d["task_id"], actions=d["actions"], reward=d["reward"],
+                           steps=[StepRecord(**s) for s in d["steps"]], summary=d["summary"], optimal=d["optimal"],
+                           group=d["group"], stats=d.get("stats") or {}, index=d["index"]))
+    return out
+
+
+def write_outputs(metrics: Metrics, out_dir: str | Path, *, trajectories: bool = False) -> Path:
+    """Write ``metrics.json`` (and, with ``trajectories``, ``trajectories.jsonl``) into ``out_dir``."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     path = out / "metrics.json"
     path.write_text(json.dumps(_clean(metrics.to_dict()), indent=2, sort_keys=True))
-    with open(out / "trajectories.jsonl", "w") as fh:
-        for e in metrics.episodes:
-            row = {"task_id": e.task_id, "actions": e.actions, "reward": e.reward, "optimal": e.optimal,
-                   "matched": e.summary.get("matched"), "group": e.group, "summary": e.summary,
-                   "steps": [asdict(s) for s in e.steps]}
-            fh.write(json.dumps(_clean(row)) + "\n")
+    if trajectories:
+        _append_trajectories(out / "trajectories.jsonl", metrics.episodes, fresh=True)
     return path
