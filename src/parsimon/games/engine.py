@@ -178,12 +178,17 @@ def _cache_path(game_string: str) -> Path:
     return home() / "games_cache" / f"{h}.npz"
 
 
-def compile_game(game: Any, *, cache: bool = True, progress: bool = False) -> CompiledGame:
+MAX_NODES = 5_000_000
+
+
+def compile_game(game: Any, *, cache: bool = True, progress: bool = False,
+                 max_nodes: int = MAX_NODES) -> CompiledGame:
     """Compile ``game`` (OpenSpiel string or object) to a :class:`CompiledGame`.
 
     With ``cache=True`` the arrays are read from / written to ``$PARSIMON_HOME/games_cache`` (npz keyed
     by the game string and :data:`ENGINE_VERSION`). ``compile_seconds`` is the traversal time (or the
-    load time for a cache hit).
+    load time for a cache hit). Games with more than ``max_nodes`` histories are refused (ConfigError)
+    before they exhaust memory.
     """
     if isinstance(game, CompiledGame):
         return game
@@ -204,7 +209,7 @@ def compile_game(game: Any, *, cache: bool = True, progress: bool = False) -> Co
                 return cg
         except Exception:  # a corrupt cache file is rebuilt below
             pass
-    cg = _traverse(g, progress=progress)
+    cg = _traverse(g, progress=progress, max_nodes=max_nodes)
     if cache:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp.npz")
@@ -214,7 +219,7 @@ def compile_game(game: Any, *, cache: bool = True, progress: bool = False) -> Co
     return cg
 
 
-def _traverse(game, progress: bool = False) -> CompiledGame:
+def _traverse(game, progress: bool = False, max_nodes: int = MAX_NODES) -> CompiledGame:
     t0 = time.perf_counter()
     n = game.num_players()
     A = game.num_distinct_actions()
@@ -239,6 +244,10 @@ def _traverse(game, progress: bool = False) -> CompiledGame:
     while frontier:
         nxt = []
         for state, nid, seqs in frontier:
+            if next_id > max_nodes:
+                raise ConfigError(
+                    f"game {game} has more than max_nodes={max_nodes} histories; too large for the tabular engine"
+                )
             if state.is_terminal():
                 actor.append(TERMINAL)
                 infoset.append(-1)
