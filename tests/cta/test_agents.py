@@ -84,3 +84,22 @@ def test_real_local_model_smoke(tmp_path):
         m = evaluate("pandora", "llm-cta", _tasks(), prior="true", policy_kwargs={"client": client, "max_tokens": 8})
     assert m.n_tasks == 2 and m.policy_stats["llm_calls"] >= 2
     assert m.policy_stats.get("llm_errors", 0) == 0
+
+
+def test_qa_llm_agents_with_mock():
+    from parsimon.cta.qa import LLMAnswerer, get_bench
+
+    bench = get_bench(0, 400)
+    t = bench.tasks(1)[0]
+    script = [Reply(body=completion("Action: RETRIEVE")), Reply(body=completion(f"ANSWER: {t.answer}"))]
+    with MockOpenAI(script) as mock:
+        client = ChatClient(mock.base_url, "mock-model", max_retries=0)
+        m = evaluate("qa", "llm-cta", [t], prior="estimated", policy_kwargs={"client": client})
+        first = mock.requests[0]["json"]["messages"][1]["content"]
+        assert "Estimated probability that your direct answer is correct" in first and t.question in first
+        assert "Retrieved document:" in mock.requests[1]["json"]["messages"][-1]["content"]
+        assert m.episodes[0].actions == ["RETRIEVE", "ANSWER"] and m.mean_reward == pytest.approx(t.gamma)
+    with MockOpenAI([Reply(body=completion("Norway")), Reply(body=completion("I'd say 0.7 or so"))]) as mock:
+        ans = LLMAnswerer(ChatClient(mock.base_url, "mock-model", max_retries=0))
+        q = bench.questions[t.task_id]
+        assert ans.direct(q) == "Norway" and ans.verbal_confidence(q) == pytest.approx(0.7)

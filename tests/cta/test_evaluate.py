@@ -121,3 +121,14 @@ def test_policy_stats_and_ray_missing():
     if importlib.util.find_spec("ray") is None:
         with pytest.raises(DependencyNotInstalled, match="ray"):
             evaluate("pandora", "oracle", 3, ray="auto")
+
+
+def test_ray_worker_function_matches_local():
+    # the function each Ray worker runs, called in-process: same episodes as the local path
+    from parsimon.cta.evaluate import _ray_chunk
+
+    tasks = generate_tasks(6, seed=9)
+    local = evaluate("pandora", "oracle", tasks, audit=False, ledger=False)
+    eps = _ray_chunk("pandora", "oracle", {}, tasks[3:], "true", 0, 3, [4])
+    assert [e.index for e in eps] == [3, 5]
+    assert [e.actions for e in eps] == [local.episodes[3].actions, local.episodes[5].actions]
