@@ -22,11 +22,10 @@ with :class:`fractions.Fraction` instead, where exact ties commit.
 
 from __future__ import annotations
 
-import itertools
 import json
 import re
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -200,27 +199,21 @@ def brute_force_value(priors: dict[str, float], gamma: float) -> float:
     total = float(sum(priors.values()))
     pr = {k: float(v) / total for k, v in priors.items()}
 
-    # A deterministic policy picks, for each set of boxes already ruled out, one action. Enumerate the
-    # policies explicitly as decision trees: value(S) = max over actions of their expected value, where
-    # for each action every continuation policy is enumerated (the max of a sum of independent subtree
-    # choices equals the sum of maxima, and the tree's leaves are evaluated exhaustively here).
-    def all_values(remaining: tuple[str, ...], mass: float) -> list[float]:
-        # every achievable (unnormalised) expected reward from this history, over all sub-policies
-        vals = []
-        for lab in remaining:
-            vals.append(pr[lab])  # GUESS lab now: wins with probability mass pr[lab] (unnormalised)
+    # A deterministic policy is a decision tree: at each history (the set of boxes still possible) it
+    # either guesses one of them or verifies one and continues with a sub-policy on NO (on YES it may
+    # guess the verified box or, dominated but allowed, a wrong one). all_values lists the expected
+    # reward (unnormalised probability mass times discount) of *every* such tree, exhaustively.
+    def all_values(remaining: tuple[str, ...]) -> list[float]:
+        vals = [pr[lab] for lab in remaining]  # GUESS lab now
         if len(remaining) > 1:
             for lab in remaining:
                 rest = tuple(x for x in remaining if x != lab)
-                # VERIFY lab: on YES, guess it next turn (any other guess is dominated but allowed:
-                # include the always-wrong alternatives too), on NO continue with any sub-policy.
-                yes_opts = [pr[lab], 0.0]
-                for sub in all_values(rest, mass - pr[lab]):
-                    for yes in yes_opts:
+                for sub in all_values(rest):
+                    for yes in (pr[lab], 0.0):
                         vals.append(gamma * (yes + sub))
         return vals
 
-    return max(all_values(tuple(labels), 1.0))
+    return max(all_values(tuple(labels)))
 
 
 # ------------------------------------------------------------------------------------------------------

@@ -8,8 +8,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from parsimon.report.section import Claim, Figure, ReproContext, Section, Table
 
 __all__ = ["PAPER", "reproduce"]
