@@ -1,10 +1,10 @@
 """CPU (and generic) block-sparse attention in plain PyTorch: gather only the kept key/value blocks.
 
-For every query block the kept key blocks are gathered into one padded slab ``[max_kept · block_k, D]``;
-all query blocks, heads and batch elements are processed in one batched matmul, so there is no Python loop
-over blocks and memory is O(N · max_kept · block_k) instead of O(N²).  The backward pass recomputes the
-probabilities from the saved log-sum-exp (no N² activations are kept) and scatters dK/dV back with
-``index_add_``.
+Query blocks (one row of the layout each, over batch and heads) are grouped by how many key blocks they keep.
+For each group the kept key/value blocks are gathered into one slab ``[G, kept · block_k, D]`` and the group is
+processed by batched matmuls and one fused softmax, so there is no Python loop over blocks (only over the few
+distinct row lengths) and memory is O(N · kept · block_k) instead of O(N²).  The backward pass recomputes the
+probabilities (no N² activations are kept) and scatters dK/dV back with ``index_add_``.
 """
 
 from __future__ import annotations
@@ -15,106 +15,149 @@ from .mask import BlockSparseLayout
 
 __all__ = ["torch_block_sparse_attention"]
 
+_BUCKET_GROWTH = 1.25  # rows whose counts differ by < 25% share one padded group
+_MAX_GROUPS = 24
+
 
 def _pad_tokens(x: torch.Tensor, nblocks: int, block: int) -> torch.Tensor:
     pad = nblocks * block - x.shape[2]
     return torch.nn.functional.pad(x, (0, 0, 0, pad)) if pad else x
 
 
-class _Plan:
-    """Index tensors shared by forward and backward (built once per call)."""
+class _Group:
+    __slots__ = ("rows", "flat", "valid")
 
-    def __init__(self, layout: BlockSparseLayout, hkv: int, device):
-        b, h, nq = layout.kv_counts.shape
-        nk, bq, bk = layout.num_k_blocks, layout.block_q, layout.block_k
-        c = layout.kv_indices.shape[-1]
-        group = h // hkv
-        kvh = torch.arange(h, device=device) // group
-        bidx = torch.arange(b, device=device)
-        base = (bidx[:, None] * hkv + kvh[None, :]) * nk  # [B,H]
-        idx = layout.kv_indices.long()
-        self.flat = (base[:, :, None, None] + idx).reshape(-1)  # [B*H*nq*c] rows of [B*Hkv*nk, bk, D]
-        slot_ok = torch.arange(c, device=device) < layout.kv_counts[..., None].long()  # [B,H,nq,c]
-        kpos = idx[..., None] * bk + torch.arange(bk, device=device)  # [B,H,nq,c,bk]
-        valid = slot_ok[..., None] & (kpos < layout.seq_k)
-        valid = valid.reshape(b, h, nq, 1, c * bk)
-        if layout.causal:
-            qpos = torch.arange(nq * bq, device=device).reshape(nq, bq)
-            valid = valid & (kpos.reshape(b, h, nq, 1, c * bk) <= qpos[None, None, :, :, None])
-        self.valid = valid  # broadcastable to [B,H,nq,bq,c*bk]
-        self.shape = (b, h, nq, c, nk, bq, bk, hkv)
+    def __init__(self, rows, flat, valid):
+        self.rows, self.flat, self.valid = rows, flat, valid
 
 
-def _gather(x: torch.Tensor, plan: _Plan) -> torch.Tensor:
-    b, h, nq, c, nk, bq, bk, hkv = plan.shape
-    xb = _pad_tokens(x, nk, bk).reshape(b * hkv * nk, bk, x.shape[-1])
-    return xb.index_select(0, plan.flat).reshape(b, h, nq, c * bk, x.shape[-1])
+def _plan(layout: BlockSparseLayout, hkv: int, device) -> list[_Group]:
+    """Group the layout's rows by kept count; per group: row ids, gathered block ids, validity mask or None."""
+    b, h, nq = layout.kv_counts.shape
+    nk, bq, bk = layout.num_k_blocks, layout.block_q, layout.block_k
+    group = h // hkv
+    counts = layout.kv_counts.reshape(-1).long()
+    indices = layout.kv_indices.reshape(counts.numel(), -1).long()
+    rows_all = torch.arange(counts.numel(), device=device)
+    bh = rows_all // nq
+    base = ((bh // h) * hkv + (bh % h) // group) * nk  # first block of this row's key head
+    qpos_blk = (rows_all % nq) * bq  # first query position of the row
+    order = torch.argsort(counts, stable=True)
+    sc = counts[order]
+    distinct, sizes = torch.unique_consecutive(sc, return_counts=True)
+    distinct, sizes = distinct.tolist(), sizes.tolist()
+    # merge neighbouring row lengths into buckets (bounded padding, bounded number of groups)
+    growth = _BUCKET_GROWTH
+    while True:
+        buckets, cur_lo, cur_hi, cur_n = [], None, None, 0
+        for c, s in zip(distinct, sizes):
+            if cur_lo is not None and c <= cur_lo * growth:
+                cur_hi, cur_n = c, cur_n + s
+            else:
+                if cur_lo is not None:
+                    buckets.append((cur_hi, cur_n))
+                cur_lo, cur_hi, cur_n = c, c, s
+        buckets.append((cur_hi, cur_n))
+        if len(buckets) <= _MAX_GROUPS:
+            break
+        growth *= 1.5
+    ragged = layout.seq_k % bk != 0
+    groups, start = [], 0
+    for width, n_rows in buckets:
+        rows = order[start:start + n_rows]
+        start += n_rows
+        idx = indices[rows, :width]  # [G, w]
+        flat = (base[rows, None] + idx).reshape(-1)
+        rc = counts[rows]
+        need_slot = bool((rc < width).any())
+        valid = None
+        if need_slot or ragged or layout.causal:
+            kpos = idx[..., None] * bk + torch.arange(bk, device=device)  # [G,w,bk]
+            ok = kpos < layout.seq_k
+            if need_slot:
+                ok = ok & (torch.arange(width, device=device) < rc[:, None])[..., None]
+            valid = ok.reshape(len(rows), 1, width * bk)
+            if layout.causal:
+                qpos = qpos_blk[rows, None] + torch.arange(bq, device=device)  # [G,bq]
+                valid = valid & (kpos.reshape(len(rows), 1, width * bk) <= qpos[..., None])
+        groups.append(_Group(rows, flat, valid))
+    return groups
 
 
-def _scores(qb, kg, plan, scale):
-    s = torch.matmul(qb, kg.transpose(-1, -2)) * scale
-    return s.masked_fill(~plan.valid, float("-inf"))
+def _probs(qg, kg, valid):
+    s = torch.bmm(qg, kg.transpose(1, 2))
+    if valid is not None:
+        s.masked_fill_(~valid, float("-inf"))
+    return s
 
 
 class _TorchSparseAttn(torch.autograd.Function):
     @staticmethod
     def forward(ctx, q, k, v, layout, scale):
-        in_dtype = q.dtype
         cdt = torch.float64 if q.dtype == torch.float64 else torch.float32
-        q32, k32, v32 = q.to(cdt), k.to(cdt), v.to(cdt)
-        plan = _Plan(layout, k.shape[1], q.device)
-        b, h, nq, c, nk, bq, bk, hkv = plan.shape
-        n = q.shape[2]
-        qb = _pad_tokens(q32, nq, bq).reshape(b, h, nq, bq, q.shape[-1])
-        kg, vg = _gather(k32, plan), _gather(v32, plan)
-        s = _scores(qb, kg, plan, scale)
-        lse = torch.logsumexp(s, dim=-1)  # [B,H,nq,bq]
-        p = torch.exp(s - lse[..., None])
-        del s
-        o = torch.matmul(p, vg)  # [B,H,nq,bq,Dv]
-        out = o.reshape(b, h, nq * bq, v.shape[-1])[:, :, :n]
+        b, h, n, d = q.shape
+        hkv, dv = k.shape[1], v.shape[-1]
+        nq, nk, bq, bk = layout.num_q_blocks, layout.num_k_blocks, layout.block_q, layout.block_k
+        groups = _plan(layout, hkv, q.device)
+        qs = _pad_tokens(q.to(cdt) * scale, nq, bq).reshape(b * h * nq, bq, d)
+        kb = _pad_tokens(k.to(cdt), nk, bk).reshape(b * hkv * nk, bk, d)
+        vb = _pad_tokens(v.to(cdt), nk, bk).reshape(b * hkv * nk, bk, dv)
+        out = torch.empty(b * h * nq, bq, dv, dtype=cdt, device=q.device)
+        lse = torch.empty(b * h * nq, bq, dtype=cdt, device=q.device)
+        for g in groups:
+            rows = g.rows.numel()
+            qg = qs.index_select(0, g.rows)
+            kg = kb.index_select(0, g.flat).reshape(rows, -1, d)
+            s = _probs(qg, kg, g.valid)
+            m = s.amax(-1)
+            p = torch.softmax(s, dim=-1)
+            del s
+            lse.index_copy_(0, g.rows, m - torch.log(p.amax(-1)))  # max p = 1 / Σexp(s − m)
+            vg = vb.index_select(0, g.flat).reshape(rows, -1, dv)
+            out.index_copy_(0, g.rows, torch.bmm(p, vg))
+        out = out.reshape(b, h, nq * bq, dv)[:, :, :n]
         lse = lse.reshape(b, h, nq * bq)[:, :, :n].contiguous()
         ctx.save_for_backward(q, k, v, out, lse)
-        ctx.layout, ctx.scale, ctx.plan, ctx.in_dtype = layout, scale, plan, in_dtype
-        return out.to(in_dtype), lse
+        ctx.layout, ctx.scale, ctx.groups = layout, scale, groups
+        return out.to(q.dtype), lse
 
     @staticmethod
     def backward(ctx, dout, dlse):
         q, k, v, out, lse = ctx.saved_tensors
-        plan, scale = ctx.plan, ctx.scale
-        b, h, nq, c, nk, bq, bk, hkv = plan.shape
-        n, d, dv_dim = q.shape[2], q.shape[-1], v.shape[-1]
+        layout, scale, groups = ctx.layout, ctx.scale, ctx.groups
         cdt = out.dtype
-        q32, k32, v32 = q.to(cdt), k.to(cdt), v.to(cdt)
-        if dout is None:
-            dout = torch.zeros_like(out)
-        do = dout.to(cdt)
+        b, h, n, d = q.shape
+        hkv, dv = k.shape[1], v.shape[-1]
+        nq, nk, bq, bk = layout.num_q_blocks, layout.num_k_blocks, layout.block_q, layout.block_k
+        do = torch.zeros_like(out) if dout is None else dout.to(cdt)
         delta = (do * out).sum(-1)  # [B,H,N]
         if dlse is not None:
             delta = delta - dlse.to(cdt)
-        qb = _pad_tokens(q32, nq, bq).reshape(b, h, nq, bq, d)
-        dob = _pad_tokens(do, nq, bq).reshape(b, h, nq, bq, dv_dim)
-        lseb = _pad_tokens(lse[..., None], nq, bq).reshape(b, h, nq, bq)
-        deltab = _pad_tokens(delta[..., None], nq, bq).reshape(b, h, nq, bq)
-        kg, vg = _gather(k32, plan), _gather(v32, plan)
-        s = _scores(qb, kg, plan, scale)
-        p = torch.exp(s - lseb[..., None])  # masked entries -> 0; padded rows: lse 0, zeroed by dO=0 below
-        del s
-        qvalid = (torch.arange(nq * bq, device=q.device) < n).reshape(nq, bq)
-        p = p * qvalid[..., None]
-        dvg = torch.matmul(p.transpose(-1, -2), dob)  # [B,H,nq,c*bk,Dv]
-        dp = torch.matmul(dob, vg.transpose(-1, -2))
-        ds = p * (dp - deltab[..., None]) * scale
-        del p, dp
-        dq = torch.matmul(ds, kg).reshape(b, h, nq * bq, d)[:, :, :n]
-        dkg = torch.matmul(ds.transpose(-1, -2), qb)  # [B,H,nq,c*bk,D]
+        qs = _pad_tokens(q.to(cdt) * scale, nq, bq).reshape(b * h * nq, bq, d)
+        kb = _pad_tokens(k.to(cdt), nk, bk).reshape(b * hkv * nk, bk, d)
+        vb = _pad_tokens(v.to(cdt), nk, bk).reshape(b * hkv * nk, bk, dv)
+        dob = _pad_tokens(do, nq, bq).reshape(b * h * nq, bq, dv)  # padded query rows: dO = 0, delta = 0
+        deltab = _pad_tokens(delta[..., None], nq, bq).reshape(b * h * nq, bq)
+        dq = torch.zeros(b * h * nq, bq, d, dtype=cdt, device=q.device)
         dk = torch.zeros(b * hkv * nk, bk, d, dtype=cdt, device=q.device)
-        dvv = torch.zeros(b * hkv * nk, bk, dv_dim, dtype=cdt, device=q.device)
-        dk.index_add_(0, plan.flat, dkg.reshape(-1, bk, d))
-        dvv.index_add_(0, plan.flat, dvg.reshape(-1, bk, dv_dim))
-        dk = dk.reshape(b, hkv, nk * bk, d)[:, :, : k.shape[2]]
-        dvv = dvv.reshape(b, hkv, nk * bk, dv_dim)[:, :, : v.shape[2]]
-        return dq.to(q.dtype), dk.to(k.dtype), dvv.to(v.dtype), None, None
+        dvv = torch.zeros(b * hkv * nk, bk, dv, dtype=cdt, device=q.device)
+        for g in groups:
+            rows = g.rows.numel()
+            qg = qs.index_select(0, g.rows)
+            kg = kb.index_select(0, g.flat).reshape(rows, -1, d)
+            vg = vb.index_select(0, g.flat).reshape(rows, -1, dv)
+            dog = dob.index_select(0, g.rows)
+            p = torch.softmax(_probs(qg, kg, g.valid), dim=-1)
+            dvv.index_add_(0, g.flat, torch.bmm(p.transpose(1, 2), dog).reshape(-1, bk, dv))
+            ds = torch.bmm(dog, vg.transpose(1, 2))
+            ds.sub_(deltab.index_select(0, g.rows)[..., None]).mul_(p)
+            del p
+            dq.index_copy_(0, g.rows, torch.bmm(ds, kg))
+            dk.index_add_(0, g.flat, torch.bmm(ds.transpose(1, 2), qg).reshape(-1, bk, d))
+        dq = (dq.reshape(b, h, nq * bq, d)[:, :, :n] * scale).to(q.dtype)
+        dk = dk.reshape(b, hkv, nk * bk, d)[:, :, : k.shape[2]].to(k.dtype)
+        dvv = dvv.reshape(b, hkv, nk * bk, dv)[:, :, : v.shape[2]].to(v.dtype)
+        return dq, dk, dvv, None, None
 
 
 def torch_block_sparse_attention(q, k, v, layout: BlockSparseLayout, scale: float):
