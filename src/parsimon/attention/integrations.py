@@ -19,7 +19,7 @@ from collections.abc import Iterator
 import torch
 import torch.nn.functional as F
 
-__all__ = ["ParsimonAttnProcessor", "patch_attention", "real_sdpa", "sdpa"]
+__all__ = ["ParsimonAttnProcessor", "install_processor", "patch_attention", "real_sdpa", "sdpa"]
 
 #: The SDPA function as torch defines it, captured at import (never the patched one).
 _REAL_SDPA = F.scaled_dot_product_attention
@@ -131,7 +131,7 @@ class ParsimonAttnProcessor:
     """A diffusers attention processor running self-attention through :func:`sdpa`.
 
     ``ParsimonAttnProcessor(policy)`` or ``ParsimonAttnProcessor(topk=..., topp=..., block_q=..., ...)``;
-    install with ``model.set_attn_processor(proc)`` or ``attention.set_processor(proc)``. It follows the
+    install with :func:`install_processor` (every attention module of a model) or ``attention.set_processor(proc)``. It follows the
     structure of diffusers' SDPA processor (spatial/group norm, q/k norms, cross-attention, residual,
     output rescale); calls with an ``attention_mask`` or a short key sequence run dense SDPA.
     """
@@ -185,3 +185,26 @@ class ParsimonAttnProcessor:
         if attn.residual_connection:
             hidden_states = hidden_states + residual
         return hidden_states / attn.rescale_output_factor
+
+
+def install_processor(model: torch.nn.Module, policy=None, **policy_kwargs):
+    """Give every diffusers ``Attention`` module in ``model`` a :class:`ParsimonAttnProcessor`.
+
+    The processors share one policy (returned); the i-th attention module in ``model.modules()`` order is
+    layer i for ``dense_layers``. Raises ValueError when ``model`` has no diffusers attention module.
+    """
+    from parsimon.attention.policy import SparsityPolicy
+
+    if policy is not None and policy_kwargs:
+        raise ValueError(f"pass either policy or policy fields, not both (got {sorted(policy_kwargs)})")
+    policy = policy if policy is not None else SparsityPolicy(**policy_kwargs)
+    layer = 0
+    for mod in model.modules():
+        if hasattr(mod, "set_processor") and hasattr(mod, "to_q"):
+            proc = ParsimonAttnProcessor(policy)
+            proc.layer = layer
+            mod.set_processor(proc)
+            layer += 1
+    if layer == 0:
+        raise ValueError(f"model: no diffusers Attention module found in {type(model).__name__}")
+    return policy
