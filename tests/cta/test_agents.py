@@ -1,10 +1,10 @@
 import pytest
 
-from tests.llm.mock_openai import MockOpenAI, Reply, completion
 from parsimon.cta import evaluate, make_policy
 from parsimon.cta.agents import ActionGrammar, parse_action, strip_thinking
 from parsimon.cta.pandora import PandoraTask
 from parsimon.llm import ChatClient
+from tests.llm.mock_openai import MockOpenAI, Reply, completion
 
 G = ActionGrammar.pandora(["A", "B", "C"])
 

@@ -2,7 +2,16 @@ import json
 
 import pytest
 
-from parsimon.cta import EnvSpec, Policy, evaluate, get_env, list_envs, register_env, register_policy, register_prior
+from parsimon.cta import (
+    EnvSpec,
+    Policy,
+    evaluate,
+    get_env,
+    list_envs,
+    register_env,
+    register_policy,
+    register_prior,
+)
 from parsimon.cta.base import CTAEnv
 from parsimon.cta.pandora import generate_tasks
 from parsimon.governance import get_audit_log, get_ledger

@@ -63,3 +63,22 @@ def test_policies_and_gamma(bench, tmp_path):
     assert abs(exp - res["oracle"]) < 0.08
     p = save_tasks(tasks[:5], tmp_path / "qa.jsonl")
     assert [t.task_id for t in load_tasks(p)] == [t.task_id for t in tasks[:5]]
+
+
+def test_llm_answerer_bench_with_mock_endpoint():
+    from parsimon.cta.qa import LLMAnswerer, QABench
+    from parsimon.llm import ChatClient
+    from tests.llm.mock_openai import MockOpenAI, Reply, completion
+
+    with MockOpenAI([Reply(body=completion("Norway"))]) as mock:
+        client = ChatClient(mock.base_url, "mock-model", max_retries=0)
+        bench = QABench(20, seed=3, answerer=LLMAnswerer(client), n_val=4, n_test=4, bench_id="mock-bench")
+        tasks = bench.tasks()
+        assert len(tasks) == 4 and all(np.isnan(t.p_da) for t in tasks) and tasks[0].bench_id == "mock-bench"
+        m = evaluate("qa", "cta-planner", tasks, prior="estimated", audit=False, ledger=False)
+        assert m.n_tasks == 4 and m.match_rate is None
+        expected = np.mean([(t.gamma ** (1 if t.p_ret * t.gamma >= t.k_da else 0)) * (t.answer == "Norway")
+                            for t in tasks])
+        assert m.mean_reward == pytest.approx(expected)
+        with pytest.raises(ValueError, match="simulated answerer"):
+            evaluate("qa", "cta-planner", tasks, prior="true", audit=False, ledger=False)

@@ -31,6 +31,9 @@ def eval_cmd(
     model: str = typer.Option(None, "--model", help="LLM model name for llm-* policies."),
     max_tokens: int = typer.Option(None, "--max-tokens", min=1, help="LLM completion budget per turn."),
     ray: str = typer.Option(None, "--ray", help="Ray address (e.g. auto) to spread the tasks over a cluster."),
+    data_root: Path = typer.Option(None, "--data-root", help="FILEREADING: folder holding task_csv_<id>/ for the "
+                                   "paper's released task files."),
+    resume: bool = typer.Option(False, "--resume", help="Keep the episodes already in OUT/trajectories.jsonl."),
 ) -> None:
     """Run POLICY on tasks of ENV and write OUT/metrics.json (mean_reward, match_rate, n_tasks, per_rho)."""
     from rich.console import Console
@@ -52,7 +55,7 @@ def eval_cmd(
     if tasks is not None:
         if not tasks.is_file():
             raise typer.BadParameter(f"no such file: {tasks}", param_hint="--tasks")
-        task_list = list(spec.load(tasks))
+        task_list = list(spec.load(tasks, data_root=data_root) if data_root is not None else spec.load(tasks))
         if n is not None:
             task_list = task_list[:n]
     else:
@@ -64,7 +67,7 @@ def eval_cmd(
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, transient=True) as progress:
         m = evaluate(spec.name, policy, task_list, prior=prior if prior is not None else "default", seed=seed,
-                     out_dir=out, policy_kwargs=kwargs, ray=ray, progress=progress)
+                     out_dir=out, policy_kwargs=kwargs, ray=ray, progress=progress, resume=resume)
     mr = "n/a" if m.match_rate is None else f"{m.match_rate:.3f}"
     typer.echo(f"{env}/{policy} prior={m.prior}: n={m.n_tasks} mean_reward={m.mean_reward:.4f} match_rate={mr}")
     for g, d in m.per_rho.items():

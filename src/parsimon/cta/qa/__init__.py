@@ -7,6 +7,7 @@ from parsimon.cta.qa.env import (
     QABench,
     QAEnv,
     QATask,
+    bench_of,
     generate_tasks,
     get_bench,
     load_tasks,
@@ -16,6 +17,6 @@ from parsimon.cta.qa.env import (
 from parsimon.cta.qa.kb import KnowledgeBase, generate_kb
 from parsimon.cta.qa.retriever import BM25
 
-__all__ = ["BM25", "KnowledgeBase", "LLMAnswerer", "QABench", "QAEnv", "QATask", "SimulatedAnswerer",
+__all__ = ["BM25", "KnowledgeBase", "LLMAnswerer", "QABench", "QAEnv", "QATask", "SimulatedAnswerer", "bench_of",
            "generate_kb", "generate_tasks", "get_bench", "load_tasks", "normalize_answer", "optimal_decision",
            "save_tasks"]

@@ -96,6 +96,7 @@ class LLMAnswerer:
 
     def __init__(self, client: Any = None, *, max_tokens: int = 24):
         self._client, self.max_tokens = client, max_tokens
+        self._cache: dict[str, str] = {}  # greedy answers are reused, so calibration and tests agree
 
     @property
     def client(self) -> Any:
@@ -106,7 +107,11 @@ class LLMAnswerer:
         return self._client
 
     def _ask(self, prompt: str) -> str:
-        return self.client.chat([{"role": "user", "content": prompt}], max_tokens=self.max_tokens).text.strip()
+        if prompt not in self._cache:
+            reply = self.client.chat([{"role": "user", "content": prompt}], max_tokens=self.max_tokens,
+                                     temperature=0.0)
+            self._cache[prompt] = reply.text.strip()
+        return self._cache[prompt]
 
     def direct(self, q: Question) -> str:
         return self._ask(f"Answer with a short phrase only.\nQuestion: {q.question}\nAnswer:").split("\n")[0]

@@ -12,6 +12,7 @@ Optimal rule (the "act" half): retrieve iff ``p_ret · γ >= k_da``.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -26,7 +27,7 @@ from parsimon.cta.qa.kb import KnowledgeBase, Question, generate_kb
 from parsimon.cta.qa.retriever import BM25
 from parsimon.cta.registry import EnvSpec, register_env, register_policy, register_prior
 
-__all__ = ["QABench", "QAEnv", "QATask", "generate_tasks", "get_bench", "load_tasks", "optimal_decision",
+__all__ = ["QABench", "QAEnv", "QATask", "bench_of", "generate_tasks", "get_bench", "load_tasks", "optimal_decision",
            "save_tasks"]
 
 GAMMA_RANGE = (0.1, 0.65)
@@ -45,6 +46,7 @@ class QATask:
     p_ret: float  # p_ret estimated on the validation split (one number)
     bench_seed: int = 0
     n_entities: int = 1000
+    bench_id: str = ""  # "" = the simulated benchmark for (bench_seed, n_entities)
 
     def public(self) -> dict[str, Any]:
         return {"task_id": self.task_id, "question": self.question, "gamma": self.gamma}
@@ -55,35 +57,61 @@ def optimal_decision(k_da: float, p_ret: float, gamma: float) -> str:
     return "RETRIEVE" if p_ret * gamma >= k_da else "ANSWER"
 
 
-class QABench:
-    """The knowledge base, retriever, answerer, splits and fitted estimates for one seed."""
+_BENCHES: dict[str, QABench] = {}
 
-    def __init__(self, n_entities: int = 1000, seed: int = 0, *, calibrator: str = "isotonic"):
+
+class QABench:
+    """The knowledge base, retriever, answerer, splits and fitted estimates for one seed.
+
+    Args:
+        n_entities: size of the generated knowledge base (one question per entity, split val/test 50/50).
+        seed: seeds the knowledge base, the split and the simulated answerer.
+        calibrator: ``isotonic`` (the paper's), ``platt`` or ``histogram``.
+        answerer: who answers; default the :class:`SimulatedAnswerer` (true probabilities known, the
+            oracle is exact). An :class:`LLMAnswerer` makes the local (or any) model answer and state its
+            confidence; then the true probabilities are unknown (no ``true`` prior, no match rate).
+        n_val / n_test: use only the first questions of each split (LLM answerers are slow).
+        bench_id: the name tasks use to find this benchmark in this process (default derived).
+    """
+
+    def __init__(self, n_entities: int = 1000, seed: int = 0, *, calibrator: str = "isotonic",
+                 answerer: Any = None, n_val: int | None = None, n_test: int | None = None,
+                 bench_id: str | None = None):
         self.seed, self.n_entities = seed, n_entities
         self.kb: KnowledgeBase = generate_kb(n_entities, seed)
         self.retriever = BM25([d.text for d in self.kb.documents])
-        self.answerer = SimulatedAnswerer(self.kb, seed)
+        self.simulated = answerer is None or isinstance(answerer, SimulatedAnswerer)
+        self.answerer = answerer if answerer is not None else SimulatedAnswerer(self.kb, seed)
+        if self.simulated and bench_id is None and n_val is None and n_test is None:
+            self.bench_id = ""
+        else:
+            self.bench_id = bench_id or f"bench-{seed}-{n_entities}-{id(self):x}"
         self.questions = {q.qid: q for q in self.kb.questions}
         rng = np.random.default_rng(seed)
         order = rng.permutation(len(self.kb.questions))
         half = len(order) // 2
-        self.val = [self.kb.questions[i] for i in order[:half]]
-        self.test = [self.kb.questions[i] for i in order[half:]]
-        # calibration on the validation split: raw verbalised confidence vs realised direct correctness
+        self.val = [self.kb.questions[i] for i in order[:half]][:n_val]
+        self.test = [self.kb.questions[i] for i in order[half:]][:n_test]
         a = self.answerer
+
+        def direct_correct(qs: list[Question]) -> np.ndarray:
+            return np.array([float(normalize_answer(a.direct(q)) == normalize_answer(q.answer)) for q in qs])
+
+        # calibration on the validation split: raw verbalised confidence vs realised direct correctness
         verbal = np.array([a.verbal_confidence(q) for q in self.val])
-        correct = np.array([float(normalize_answer(a.direct(q)) == normalize_answer(q.answer)) for q in self.val])
+        correct = direct_correct(self.val)
         self.calibrator = fit_calibrator(calibrator, verbal, correct)
         self.val_verbal, self.val_correct = verbal, correct
         # calibration error measured on the held-out test split
-        t_verbal = np.array([a.verbal_confidence(q) for q in self.test])
-        t_correct = np.array([float(normalize_answer(a.direct(q)) == normalize_answer(q.answer)) for q in self.test])
-        self.test_verbal, self.test_correct = t_verbal, t_correct
-        self.ece_raw = expected_calibration_error(t_verbal, t_correct)
-        self.ece_cal = expected_calibration_error(self.calibrator.predict(t_verbal), t_correct)
+        self.test_verbal = np.array([a.verbal_confidence(q) for q in self.test])
+        self.test_correct = direct_correct(self.test)
+        self.ece_raw = expected_calibration_error(self.test_verbal, self.test_correct)
+        self.ece_cal = expected_calibration_error(self.calibrator.predict(self.test_verbal), self.test_correct)
         ret_correct = [float(normalize_answer(a.read(q, self.retrieve(q.question))) == normalize_answer(q.answer))
                        for q in self.val]
         self.p_ret = float(np.mean(ret_correct))
+        if self.bench_id:
+            _BENCHES[self.bench_id] = self
 
     def retrieve(self, query: str) -> str:
         idx, _ = self.retriever.search(query, 1)[0]
@@ -92,10 +120,14 @@ class QABench:
     def task(self, q: Question, gamma: float) -> QATask:
         a = self.answerer
         verbal = a.verbal_confidence(q)
+        if self.simulated:
+            p_da, p_ret_true = a.p_direct(q), a.p_after_read(q, self.retrieve(q.question))
+        else:
+            p_da = p_ret_true = float("nan")
         return QATask(task_id=q.qid, question=q.question, answer=q.answer, gamma=float(gamma),
-                      p_da=a.p_direct(q), p_ret_true=a.p_after_read(q, self.retrieve(q.question)),
+                      p_da=p_da, p_ret_true=p_ret_true,
                       k_da=float(self.calibrator.predict([verbal])[0]), verbal=verbal, p_ret=self.p_ret,
-                      bench_seed=self.seed, n_entities=self.n_entities)
+                      bench_seed=self.seed, n_entities=self.n_entities, bench_id=self.bench_id)
 
     def tasks(self, n: int | None = None, seed: int = 0, split: str = "test") -> list[QATask]:
         if split not in ("test", "val"):
@@ -112,8 +144,19 @@ class QABench:
 
 @lru_cache(maxsize=4)
 def get_bench(seed: int = 0, n_entities: int = 1000) -> QABench:
-    """The (cached) benchmark for a seed and size."""
+    """The (cached) simulated benchmark for a seed and size."""
     return QABench(n_entities, seed)
+
+
+def bench_of(task: QATask) -> QABench:
+    """The benchmark a task belongs to (built on demand for the simulated one)."""
+    if not task.bench_id:
+        return get_bench(task.bench_seed, task.n_entities)
+    bench = _BENCHES.get(task.bench_id)
+    if bench is None:
+        raise ValueError(f"QA benchmark {task.bench_id!r} (an LLM-answerer benchmark) is not loaded in this "
+                         "process; build it with QABench(..., answerer=..., bench_id=...) first")
+    return bench
 
 
 def generate_tasks(n: int = 200, seed: int = 0, *, n_entities: int | None = None) -> list[QATask]:
@@ -162,7 +205,7 @@ class QAEnv(CTAEnv):
         raise TypeError(f"a QA task must be a QATask or a dict, got {type(task).__name__}")
 
     def _start(self, task: QATask) -> tuple[str, dict]:
-        self.bench = get_bench(task.bench_seed, task.n_entities)
+        self.bench = bench_of(task)
         self.retrieved = False
         return f"Question: {task.question}\nDiscount factor d: {task.gamma:.2f}\nChoose your action.", {}
 
@@ -202,7 +245,7 @@ class _RulePolicy(Policy):
     def reset(self, task_view: Any, prior: Any, *, seed: int | None = None) -> None:
         super().reset(task_view, prior, seed=seed)
         self._task = task_view["_task"]
-        self._bench = get_bench(self._task.bench_seed, self._task.n_entities)
+        self._bench = bench_of(self._task)
         self._q = self._bench.questions[self._task.task_id]
 
     def decide(self) -> str:
@@ -237,6 +280,8 @@ class OraclePolicy(_RulePolicy):
     """The rule with the true probabilities of this question."""
 
     def decide(self) -> str:
+        if math.isnan(self._task.p_da):
+            raise ValueError("the QA oracle needs the simulated answerer (true probabilities unknown)")
         return optimal_decision(self._task.p_da, self._task.p_ret_true, self._task.gamma)
 
 
@@ -254,12 +299,18 @@ def _group(task: QATask) -> str:
 SPEC = register_env(EnvSpec(
     name="qa", make=lambda tasks=None, **kw: QAEnv(tasks, **kw), generate=lambda n, seed: generate_tasks(n, seed),
     load=load_tasks, public_view=_view,
-    oracle_actions=lambda t: [optimal_decision(t.p_da, t.p_ret_true, t.gamma)],
+    oracle_actions=lambda t: None if math.isnan(t.p_da) else [optimal_decision(t.p_da, t.p_ret_true, t.gamma)],
     match_key=lambda actions: ["RETRIEVE" if "RETRIEVE" in actions else "ANSWER"],
     group=_group, default_prior="estimated",
     describe="QA with at most one BM25 retrieval over a generated knowledge base; reward γ^t·correct (paper §3.2)",
 ))
-register_prior("qa", "true", lambda t, rng: (t.p_da, t.p_ret_true))
+def _true_prior(t: QATask, rng: np.random.Generator) -> tuple[float, float]:
+    if math.isnan(t.p_da):
+        raise ValueError("the `true` prior needs the simulated answerer (true probabilities are unknown for an LLM)")
+    return (t.p_da, t.p_ret_true)
+
+
+register_prior("qa", "true", _true_prior)
 register_prior("qa", "estimated", lambda t, rng: (t.k_da, t.p_ret))
 register_prior("qa", "raw", lambda t, rng: (t.verbal, t.p_ret))
 register_prior("qa", "noisy", lambda t, rng: (float(np.clip(t.k_da + rng.normal(0, 0.2), 0, 1)), t.p_ret))
