@@ -1,0 +1,1 @@
+"""Triton kernels for block-sparse attention (import needs ``triton``; on CPU set ``TRITON_INTERPRET=1`` first)."""
