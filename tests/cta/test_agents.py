@@ -103,3 +103,20 @@ def test_qa_llm_agents_with_mock():
         ans = LLMAnswerer(ChatClient(mock.base_url, "mock-model", max_retries=0))
         q = bench.questions[t.task_id]
         assert ans.direct(q) == "Norway" and ans.verbal_confidence(q) == pytest.approx(0.7)
+
+
+def test_reasoner_through_llm_agent_pipeline():
+    # the same prompts/parser/env as the LLM agents: with the prior line it matches the oracle on every task,
+    # without it it behaves like the uniform-prior optimal policy
+    from parsimon.cta.agents import PandoraReasonerClient
+    from parsimon.cta.pandora import generate_tasks
+
+    tasks = generate_tasks(60, seed=4)
+    cta = evaluate("pandora", "llm-cta", tasks, prior="true", audit=False, ledger=False,
+                   policy_kwargs={"client": PandoraReasonerClient()})
+    plain = evaluate("pandora", "llm-prompted", tasks, audit=False, ledger=False,
+                     policy_kwargs={"client": PandoraReasonerClient()})
+    uni = evaluate("pandora", "uniform-prior", tasks, audit=False, ledger=False)
+    assert cta.match_rate == 1.0
+    assert [e.actions for e in plain.episodes] == [e.actions for e in uni.episodes]
+    assert plain.match_rate < 0.6

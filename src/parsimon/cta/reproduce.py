@@ -64,13 +64,23 @@ def _pandora(ctx: ReproContext, section: Section) -> dict[str, Any]:
     for src in ("noisy", "uniform", "adversarial"):
         m = evaluate("pandora", "cta-planner", tasks, prior=src, seed=ctx.seed)
         rows.append([f"CTA planner, {src} prior", _pct(m.match_rate), f"{m.mean_reward:.3f}", "–"])
+    from parsimon.cta.agents.reasoner import PandoraReasonerClient
+
+    for label, pol, prior in (("Programmatic reasoner via the PROMPTED prompt (no prior line)", "llm-prompted", None),
+                              ("Programmatic reasoner via the CTA-PROMPTED prompt", "llm-cta", "true")):
+        m = evaluate("pandora", pol, tasks, prior=prior, seed=ctx.seed,
+                     policy_kwargs={"client": PandoraReasonerClient()})
+        res[f"reasoner:{pol}"] = m
+        rows.append([label, _pct(m.match_rate), f"{m.mean_reward:.3f}", "–"])
     llm_rows, llm_note = _pandora_llm(ctx, tasks[:10])
     rows.extend(llm_rows)
     section.tables.append(Table(
         "Pandora (paper Table 2): optimal-policy match % and mean reward",
         ["policy", "match %", "reward", "paper (Qwen3-8B) match % / reward"], rows,
         note=f"Tasks: {source}. Paper rows are Qwen3-8B agents; our programmatic planner stands in for the "
-             f"'reasoning' an agent must do with the prior. {llm_note}"))
+             f"'reasoning' an agent must do with the prior. The 'programmatic reasoner' rows run the LLM agent "
+             f"end to end (same prompts, parser, environment) with a client that reads the prompt text and "
+             f"solves it: it shows what information each prompt carries. {llm_note}"))
     o, u = res["oracle"], res["uniform-prior"]
     section.claims.append(Claim(
         "Acting optimally on the prior (CTA) matches the oracle; without the prior the best policy matches "
@@ -210,8 +220,7 @@ def _filereading(ctx: ReproContext, section: Section) -> None:
     from parsimon.cta import evaluate, get_env
 
     spec = get_env("filereading")
-    n = None if ctx.full else 60
-    tasks = spec.generate(n or 300, ctx.seed)
+    tasks = spec.generate(300 if ctx.full else 24, ctx.seed)
     rows = []
     for pol in [p for p in ("oracle", "cta-planner", "test-then-code", "code-first") if p in spec.policies]:
         m = evaluate("filereading", pol, tasks, seed=ctx.seed)
@@ -257,7 +266,7 @@ def reproduce(ctx: ReproContext) -> Section:
         pandora = _pandora(ctx, section)
     with ctx.progress("cta: QA", total=None):
         qa = _qa(ctx, section)
-    section.figures.append(_figure(ctx, {k: v for k, v in pandora.items()}, qa))
+    section.figures.append(_figure(ctx, {k: v for k, v in pandora.items() if not k.startswith("reasoner:")}, qa))
     with ctx.progress("cta: FILEREADING", total=None):
         try:
             _filereading(ctx, section)
