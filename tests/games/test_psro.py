@@ -19,14 +19,15 @@ def _joint(cg, pops, ks):
     return pol
 
 
-def test_meta_game_entries_equal_policy_values():
-    cg = G.compile_game("kuhn_poker(players=3)")
-    res = psro(cg, "uniform", "uniform", 3)
-    assert [p.shape[0] for p in res.populations] == [4, 4, 4]
+@pytest.mark.parametrize("players,its", [(2, 4), (3, 3), (4, 2)])
+def test_meta_game_entries_equal_policy_values(players, its):
+    cg = G.compile_game(f"kuhn_poker(players={players})")
+    res = psro(cg, "uniform", "uniform", its)
+    assert [p.shape[0] for p in res.populations] == [its + 1] * players
     worst = 0.0
-    for ks in itertools.product(range(4), repeat=3):
+    for ks in itertools.product(range(its + 1), repeat=players):
         v = G.policy_value(cg, _joint(cg, res.populations, ks))
-        worst = max(worst, max(abs(v[i] - res.meta_game[i][ks]) for i in range(3)))
+        worst = max(worst, max(abs(v[i] - res.meta_game[i][ks]) for i in range(players)))
     assert worst < 1e-12
 
 

@@ -160,12 +160,23 @@ class MetaGame:
 
 
 def _contract(factors: list[np.ndarray], W: np.ndarray) -> np.ndarray:
-    """``out[i, k_0, ..., k_{n-1}] = sum_z W[z, i] prod_p factors[p][k_p, z]``."""
-    acc = W.T  # [n, Z]
-    # build the outer product progressively: acc[i, k_0..k_{p-1}, z]
-    for f in factors:
-        acc = acc[..., None, :] * f  # broadcast new axis before z
-    return acc.sum(axis=-1)
+    """``out[i, k_0, ..., k_{n-1}] = sum_z W[z, i] prod_p factors[p][k_p, z]``.
+
+    The two longest factors are contracted by a (batched) matrix product; the others (new blocks have an
+    axis of length 1) enter an explicit outer product with ``W`` first.
+    """
+    n = len(factors)
+    Z = W.shape[0]
+    order = sorted(range(n), key=lambda p: factors[p].shape[0])
+    small, (ia, ib) = order[:-2], order[-2:]
+    acc = W.T  # [m, Z]
+    for p in small:
+        acc = acc[..., None, :] * factors[p]  # [m, s_0, ..., Z]
+    fa, fb = factors[ia], factors[ib]
+    out = (acc[..., None, :] * fa) @ fb.T  # [m, s_0, ..., ka, kb]
+    axes_now = small + [ia, ib]  # tensor axis (after the leading player axis) -> population axis
+    perm = [0] + [1 + axes_now.index(p) for p in range(n)]
+    return out.transpose(perm)
 
 
 @dataclass
