@@ -100,7 +100,7 @@ def sparse_attention(
     elif name == "flex":
         from .flex_backend import flex_block_sparse_attention
 
-        out, lse = flex_block_sparse_attention(q, k, v, layout, scale)
+        out, lse = flex_block_sparse_attention(q, k, v, layout, scale, need_lse=return_lse)
     else:
         from .kernels.triton_attention import triton_block_sparse_attention
 
