@@ -39,3 +39,13 @@ def test_eval_bad_args(tmp_path):
     assert r.exit_code != 0 and "mars" in r.output
     r = runner.invoke(app, ["cta", "eval", "--env", "pandora", "--policy", "zzz", "--out", str(tmp_path)])
     assert r.exit_code != 0 and "zzz" in r.output
+
+
+def test_generate_then_eval(tmp_path):
+    r = runner.invoke(app, ["cta", "generate", "--env", "pandora", "--n", "7", "--seed", "3",
+                            "--out", str(tmp_path / "p.jsonl")])
+    assert r.exit_code == 0, r.output
+    assert len((tmp_path / "p.jsonl").read_text().splitlines()) == 7
+    r = runner.invoke(app, ["cta", "eval", "--env", "pandora", "--policy", "guess-now", "--tasks",
+                            str(tmp_path / "p.jsonl"), "--out", str(tmp_path / "o"), "--n", "5"])
+    assert r.exit_code == 0 and json.loads((tmp_path / "o" / "metrics.json").read_text())["n_tasks"] == 5

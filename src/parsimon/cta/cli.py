@@ -75,6 +75,26 @@ def eval_cmd(
     typer.echo(f"wrote {out / 'metrics.json'}")
 
 
+@app.command("generate")
+def generate_cmd(
+    env: str = typer.Option(..., "--env", help="Environment: pandora, qa, filereading (or a plug-in)."),
+    n: int = typer.Option(100, "--n", min=1, help="Number of tasks."),
+    out: Path = typer.Option(..., "--out", help="Task file to write (JSON Lines)."),
+    seed: int = typer.Option(0, "--seed", help="Generation seed."),
+) -> None:
+    """Generate N seeded tasks of ENV into a task file (for `cta eval --tasks`)."""
+    from parsimon.cta.registry import get_env
+
+    try:
+        spec = get_env(env)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--env") from exc
+    if spec.save is None:
+        raise typer.BadParameter(f"environment {env!r} has no task-file writer", param_hint="--env")
+    spec.save(spec.generate(n, seed), out)
+    typer.echo(f"wrote {n} {env} tasks to {out}")
+
+
 @app.command("plan")
 def plan_cmd(
     priors: str = typer.Option(None, "--priors", help="Pandora priors, e.g. 'A=0.3,B=0.45,C=0.25'."),

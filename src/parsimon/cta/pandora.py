@@ -488,6 +488,7 @@ SPEC = register_env(EnvSpec(
     name="pandora", make=_make_env, generate=lambda n, seed: generate_tasks(n, seed), load=load_tasks,
     public_view=lambda t: t.public(), oracle_actions=_oracle_actions, default_prior="true",
     describe="Pandora's box: K boxes, one prize, VERIFY X / GUESS X, reward γ^t·correct (paper §3.1)",
+    save=save_tasks,
 ))
 for _name, _fn in (("true", _prior_true), ("estimated", _prior_true), ("released", _prior_true),
                    ("noisy", _prior_noisy), ("uniform", _prior_uniform), ("adversarial", _prior_adversarial)):

@@ -60,6 +60,7 @@ class EnvSpec:
         group: ``group(task) -> key``: the per-group breakdown key (ρ for FILEREADING), or None.
         default_prior: the prior source used when none is given.
         describe: a one-line description for ``parsimon cta list``.
+        save: ``save(tasks, path)``: write tasks in the environment's own format (optional).
     """
 
     name: str
@@ -72,6 +73,7 @@ class EnvSpec:
     group: Callable[[Any], Any] = lambda task: None
     default_prior: str = "estimated"
     describe: str = ""
+    save: Callable[[list, str | Path], Any] | None = None
     policies: dict[str, PolicyEntry] = field(default_factory=dict)
     priors: dict[str, Callable[[Any, np.random.Generator], Any]] = field(default_factory=dict)
 

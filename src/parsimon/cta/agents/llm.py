@@ -106,12 +106,14 @@ class LLMAgent(Policy):
         max_tokens: completion budget per turn (default 512 thinking, 16 non-thinking).
         temperature: sampling temperature (0 = greedy, as our reproduction uses).
         no_think_tag: append ``/no_think`` to user turns in non-thinking mode (Qwen3 endpoints).
+        extra_body: further request fields for the endpoint, e.g.
+            ``{"chat_template_kwargs": {"enable_thinking": False}}`` for a vLLM-served Qwen3.
     """
 
     def __init__(self, *, prompts: PromptSet, with_prior: bool = True, thinking: bool = False,
                  client: Any = None, base_url: str | None = None, model: str | None = None,
                  max_tokens: int | None = None, temperature: float = 0.0, no_think_tag: bool = False,
-                 seed: int | None = 0):
+                 seed: int | None = 0, extra_body: dict | None = None):
         super().__init__()
         self.prompts, self.with_prior, self.thinking = prompts, with_prior, thinking
         self.uses_prior = with_prior
@@ -120,6 +122,7 @@ class LLMAgent(Policy):
         if self.max_tokens < 1:
             raise ValueError(f"`max_tokens` must be >= 1, got {max_tokens}")
         self.temperature, self.no_think_tag, self.llm_seed = temperature, no_think_tag, seed
+        self.extra_body = dict(extra_body or {})
         self.messages: list[dict[str, str]] = []
         self.replies: list[str] = []
 
@@ -152,7 +155,7 @@ class LLMAgent(Policy):
         self.count("llm_calls")
         try:
             reply = self.client.chat(self.messages, temperature=self.temperature, max_tokens=self.max_tokens,
-                                     seed=self.llm_seed)
+                                     seed=self.llm_seed, **self.extra_body)
         except BudgetExceeded:
             raise
         except LLMError as exc:

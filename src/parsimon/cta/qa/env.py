@@ -303,6 +303,7 @@ SPEC = register_env(EnvSpec(
     match_key=lambda actions: ["RETRIEVE" if "RETRIEVE" in actions else "ANSWER"],
     group=_group, default_prior="estimated",
     describe="QA with at most one BM25 retrieval over a generated knowledge base; reward γ^t·correct (paper §3.2)",
+    save=save_tasks,
 ))
 def _true_prior(t: QATask, rng: np.random.Generator) -> tuple[float, float]:
     if math.isnan(t.p_da):
