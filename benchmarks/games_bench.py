@@ -1,0 +1,202 @@
+"""CFR+ time per iteration: our compiled engine vs OpenSpiel C++ vs OpenSpiel Python, one thread, one run.
+
+    python benchmarks/games_bench.py                 # CPU: numpy engine (+ torch CPU) vs OpenSpiel C++/Python
+    python benchmarks/games_bench.py --gpu           # adds the torch engine on CUDA for every game
+    python benchmarks/games_bench.py --quick         # small games only (seconds)
+
+Writes benchmarks/results/games_bench[_gpu].json and .png. Each engine does one warm-up iteration, then
+``k`` timed iterations; we report the median seconds per iteration. After the timed iterations the
+average policies of our engine and OpenSpiel C++ (same number of iterations) are compared
+(``max_policy_diff``) so that the timings are of the same computation. Compile time and memory of the
+compiled arrays are reported too. Times on a loaded shared machine are noisy: compare the ratios
+measured side by side in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("MKL_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+
+GAMES = [
+    # (name, OpenSpiel string, our iterations, C++ iterations, Python iterations)
+    ("Kuhn 2p", "kuhn_poker", 50, 50, 20),
+    ("Leduc 2p", "leduc_poker", 30, 10, 3),
+    ("Liar's Dice 5", "liars_dice(dice_sides=5)", 20, 5, 1),
+    ("Liar's Dice 6", "liars_dice(dice_sides=6)", 10, 3, 1),
+    ("Leduc 3p", "leduc_poker(players=3)", 5, 2, 1),
+]
+QUICK = {"Kuhn 2p", "Leduc 2p", "Liar's Dice 5"}
+
+
+def _median_time(step, k: int) -> float:
+    step()  # warm-up (and first-iteration allocations)
+    ts = []
+    for _ in range(k):
+        t0 = time.perf_counter()
+        step()
+        ts.append(time.perf_counter() - t0)
+    return statistics.median(ts)
+
+
+def _cpp_table(cg, solver) -> np.ndarray:
+    ki = cg.key_index()
+    out = np.zeros((cg.num_infosets, cg.num_actions))
+    for key, v in solver.tabular_average_policy().policy_table().items():
+        for a, p in v:
+            out[ki[key], a] = p
+    return out
+
+
+def bench_game(name, gstr, k_ours, k_cpp, k_py, *, python: bool, torch_cpu: bool, gpu: bool) -> dict:
+    import pyspiel
+    from open_spiel.python.algorithms import cfr as os_cfr
+
+    from parsimon.games.cfr import CFRDriver
+    from parsimon.games.engine import compile_game
+
+    row: dict = {"game": name, "game_string": gstr}
+    cg = compile_game(gstr, cache=False)
+    row.update({"histories": cg.num_nodes, "infosets": cg.num_infosets, "compile_s": cg.compile_seconds,
+                "compiled_mb": cg.nbytes / 2**20})
+    ours = CFRDriver(cg, "cfr+")
+    row["ours_numpy_s"] = _median_time(ours.iteration, k_ours)
+    done = 1 + k_ours
+    print(f"{name}: {cg.num_infosets} infosets, {cg.num_nodes} histories, compiled in {cg.compile_seconds:.2f} s; "
+          f"numpy {row['ours_numpy_s'] * 1e3:.3f} ms/it", flush=True)
+
+    cpp = pyspiel.CFRPlusSolver(cg.game)
+    row["openspiel_cpp_s"] = _median_time(cpp.evaluate_and_update_policy, k_cpp)
+    # bring both to the same iteration count and compare the average policies
+    cpp_done = 1 + k_cpp
+    while cpp_done < done:
+        cpp.evaluate_and_update_policy()
+        cpp_done += 1
+    while done < cpp_done:
+        ours.iteration()
+        done += 1
+    row["compared_at_iteration"] = done
+    row["max_policy_diff_vs_cpp"] = float(np.abs(ours.average_policy() - _cpp_table(cg, cpp)).max())
+    row["speedup_vs_cpp"] = row["openspiel_cpp_s"] / row["ours_numpy_s"]
+    print(f"  OpenSpiel C++ {row['openspiel_cpp_s'] * 1e3:.3f} ms/it  -> {row['speedup_vs_cpp']:.1f}x; "
+          f"policy diff {row['max_policy_diff_vs_cpp']:.1e} at iteration {done}", flush=True)
+
+    if python:
+        t0 = time.perf_counter()
+        py = os_cfr.CFRPlusSolver(cg.game)
+        row["openspiel_python_init_s"] = time.perf_counter() - t0
+        ts = []
+        for _ in range(k_py):
+            t0 = time.perf_counter()
+            py.evaluate_and_update_policy()
+            ts.append(time.perf_counter() - t0)
+        row["openspiel_python_s"] = statistics.median(ts)
+        row["python_iterations_timed"] = k_py
+        row["speedup_vs_python"] = row["openspiel_python_s"] / row["ours_numpy_s"]
+        print(f"  OpenSpiel Python {row['openspiel_python_s'] * 1e3:.1f} ms/it -> {row['speedup_vs_python']:.0f}x",
+              flush=True)
+    if torch_cpu:
+        import torch
+
+        torch.set_num_threads(1)
+        drv = CFRDriver(cg, "cfr+", backend="torch", device="cpu")
+        row["ours_torch_cpu_s"] = _median_time(drv.iteration, max(3, k_ours // 2))
+        print(f"  torch CPU {row['ours_torch_cpu_s'] * 1e3:.3f} ms/it", flush=True)
+    if gpu:
+        import torch
+
+        drv = CFRDriver(cg, "cfr+", backend="torch", device="cuda")
+
+        def step():
+            drv.iteration()
+            torch.cuda.synchronize()
+
+        row["ours_torch_cuda_s"] = _median_time(step, max(5, k_ours))
+        row["gpu_speedup_vs_cpp"] = row["openspiel_cpp_s"] / row["ours_torch_cuda_s"]
+        drv2 = CFRDriver(cg, "cfr+")
+        drv2.run(6)
+        drv3 = CFRDriver(cg, "cfr+", backend="torch", device="cuda")
+        drv3.run(6)
+        row["cuda_vs_numpy_policy_diff"] = float(np.abs(drv2.average_policy() - drv3.average_policy()).max())
+        print(f"  torch CUDA {row['ours_torch_cuda_s'] * 1e3:.3f} ms/it -> {row['gpu_speedup_vs_cpp']:.1f}x "
+              f"vs C++ (policy diff vs numpy {row['cuda_vs_numpy_policy_diff']:.1e})", flush=True)
+    return row
+
+
+def plot(rows: list[dict], path: Path, gpu: bool) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cols = [("ours_numpy_s", "ours (numpy)"), ("openspiel_cpp_s", "OpenSpiel C++"),
+            ("openspiel_python_s", "OpenSpiel Python")]
+    if any("ours_torch_cpu_s" in r for r in rows):
+        cols.insert(1, ("ours_torch_cpu_s", "ours (torch CPU)"))
+    if gpu:
+        cols.insert(1, ("ours_torch_cuda_s", "ours (torch CUDA)"))
+    fig, ax = plt.subplots(figsize=(8, 4))
+    w = 0.8 / len(cols)
+    x = np.arange(len(rows))
+    for j, (key, label) in enumerate(cols):
+        ys = [r.get(key, np.nan) for r in rows]
+        ax.bar(x + j * w, ys, w, label=label)
+    ax.set_xticks(x + w * (len(cols) - 1) / 2)
+    ax.set_xticklabels([r["game"] for r in rows])
+    ax.set_yscale("log")
+    ax.set_ylabel("seconds per CFR+ iteration (median)")
+    ax.set_title("CFR+ per-iteration time, one thread")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--gpu", action="store_true", help="also time the torch engine on CUDA")
+    ap.add_argument("--quick", action="store_true", help="small games only")
+    ap.add_argument("--no-python", action="store_true", help="skip OpenSpiel's Python solver")
+    ap.add_argument("--no-torch-cpu", action="store_true", help="skip the torch CPU backend")
+    ap.add_argument("--out", default=str(Path(__file__).parent / "results"))
+    args = ap.parse_args(argv)
+    if args.gpu:
+        import torch
+
+        if not torch.cuda.is_available():
+            print("--gpu given but torch sees no CUDA device", file=sys.stderr)
+            return 2
+    rows = []
+    for name, gstr, k1, k2, k3 in GAMES:
+        if args.quick and name not in QUICK:
+            continue
+        rows.append(bench_game(name, gstr, k1, k2, k3, python=not args.no_python,
+                               torch_cpu=not args.no_torch_cpu, gpu=args.gpu))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = "games_bench_gpu" if args.gpu else "games_bench"
+    meta = {"algorithm": "cfr+", "threads": 1, "python": sys.version.split()[0], "machine": platform.machine(),
+            "processor": platform.processor(), "cpu_count": os.cpu_count(),
+            "load_avg_1min": os.getloadavg()[0], "note": "median seconds per iteration; side-by-side in one run"}
+    if args.gpu:
+        import torch
+
+        meta["gpu"] = torch.cuda.get_device_name(0)
+    (out / f"{stem}.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
+    plot(rows, out / f"{stem}.png", args.gpu)
+    print(f"wrote {out / stem}.json and .png")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
