@@ -12,52 +12,54 @@ imported on first use, so ``import parsimon.cta`` stays light::
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from parsimon.cta.base import CTAEnv, Episode, Policy, StepRecord
-from parsimon.cta.evaluate import Metrics, evaluate, run_episode, write_outputs
-from parsimon.cta.registry import (
-    PRIOR_SOURCES,
-    EnvSpec,
-    get_env,
-    get_prior,
-    list_envs,
-    list_policies,
-    list_priors,
-    make_env,
-    make_policy,
-    register_env,
-    register_policy,
-    register_prior,
-)
+if TYPE_CHECKING:  # pragma: no cover
+    from parsimon.cta.base import CTAEnv, Episode, Policy, StepRecord
+    from parsimon.cta.evaluate import Metrics, evaluate, read_trajectories, run_episode, write_outputs
+    from parsimon.cta.registry import (
+        PRIOR_SOURCES,
+        EnvSpec,
+        get_env,
+        get_prior,
+        list_envs,
+        list_policies,
+        list_priors,
+        make_env,
+        make_policy,
+        register_env,
+        register_policy,
+        register_prior,
+    )
+
+# Everything loads on first use, so that `parsimon --help` (which imports parsimon.cta.cli) stays fast.
+_EXPORTS = {
+    "CTAEnv": "base", "Episode": "base", "Policy": "base", "StepRecord": "base",
+    "Metrics": "evaluate", "evaluate": "evaluate", "read_trajectories": "evaluate", "run_episode": "evaluate",
+    "write_outputs": "evaluate",
+    "PRIOR_SOURCES": "registry", "EnvSpec": "registry", "get_env": "registry", "get_prior": "registry",
+    "list_envs": "registry", "list_policies": "registry", "list_priors": "registry", "make_env": "registry",
+    "make_policy": "registry", "register_env": "registry", "register_policy": "registry",
+    "register_prior": "registry",
+}
+_SUBMODULES = {"pandora", "qa", "filereading", "calibration", "agents", "reproduce"}
 
 __all__ = [
-    "PRIOR_SOURCES",
-    "CTAEnv",
-    "EnvSpec",
-    "Episode",
-    "Metrics",
-    "Policy",
-    "StepRecord",
-    "evaluate",
-    "get_env",
-    "get_prior",
-    "list_envs",
-    "list_policies",
-    "list_priors",
-    "make_env",
-    "make_policy",
-    "register_env",
-    "register_policy",
-    "register_prior",
-    "run_episode",
-    "write_outputs",
+    "PRIOR_SOURCES", "CTAEnv", "EnvSpec", "Episode", "Metrics", "Policy", "StepRecord", "evaluate", "get_env",
+    "get_prior", "list_envs", "list_policies", "list_priors", "make_env", "make_policy", "read_trajectories",
+    "register_env", "register_policy", "register_prior", "run_episode", "write_outputs",
 ]
-
-_LAZY = {"pandora", "qa", "filereading", "calibration", "agents"}
 
 
 def __getattr__(name: str) -> Any:
-    if name in _LAZY:
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(f"parsimon.cta.{_EXPORTS[name]}"), name)
+        globals()[name] = value
+        return value
+    if name in _SUBMODULES:
         return importlib.import_module(f"parsimon.cta.{name}")
     raise AttributeError(f"module 'parsimon.cta' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*_EXPORTS, *_SUBMODULES])
