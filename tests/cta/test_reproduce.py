@@ -14,3 +14,56 @@ def test_quick_reproduce_without_llm(tmp_path, monkeypatch):
     assert all(f.path.is_file() for f in s.figures)
     assert any(c.reproduced for c in s.claims)
     assert s.not_reproduced and any("135M" in x or "Qwen3-8B" in x for x in s.not_reproduced)
+
+
+def test_filereading_fallback_tables_with_a_stand_in_plugin(tmp_path, monkeypatch):
+    # a stand-in "filereading" plug-in without `filereading_part`: the generic per-ρ tables are built
+    import sys
+    import types
+
+    from parsimon.cta import EnvSpec, Policy, registry
+    from parsimon.cta.base import CTAEnv
+
+    class Env(CTAEnv):
+        name = "filereading"
+
+        def _start(self, task):
+            return "go", {}
+
+        def _act(self, action):
+            if action == "UNIT_TEST":
+                return "ok", 0.0, False, {"costs": {"U": 1}}
+            return "done", self.task["d"] ** self.t, True, {"correct": True}
+
+        def _summary(self, *, terminated, truncated, info):
+            return {"U": self._cost_totals.get("U", 0), "C": 0, "correct": 1.0,
+                    "guess_and_go": float(self._cost_totals.get("U", 0) == 0)}
+
+    class Tester(Policy):
+        def act(self, obs, info):
+            return "UNIT_TEST" if info["t"] == 0 else "ANSWER x"
+
+    class Coder(Policy):
+        def act(self, obs, info):
+            return "ANSWER x"
+
+    spec = EnvSpec(name="filereading", make=lambda tasks=None, **kw: Env(tasks),
+                   generate=lambda n, seed: [{"task_id": f"f{i}", "d": 0.5, "rho": [0.5, 1.0][i % 2]} for i in range(n)],
+                   load=lambda p: [], group=lambda t: t["rho"], default_prior="estimated")
+    from parsimon.cta.registry import PolicyEntry
+
+    spec.policies = {"test-then-code": PolicyEntry("test-then-code", Tester),
+                     "code-first": PolicyEntry("code-first", Coder)}
+    spec.priors = {"estimated": lambda t, rng: None}
+    monkeypatch.setitem(registry._ENVS, "filereading", spec)
+    monkeypatch.setitem(sys.modules, "parsimon.cta.filereading", types.ModuleType("parsimon.cta.filereading"))
+    from parsimon.cta import reproduce as repro
+    from parsimon.report.section import Section
+
+    s = Section(name="cta", paper="x")
+    repro._filereading(ReproContext(out_dir=tmp_path), s)
+    table = s.tables[0]
+    rows = {(r[0], r[1]): r for r in table.rows}
+    assert rows[("code-first", 0.5)][3] == "1.000" and rows[("test-then-code", "avg")][3] == "0.500"
+    assert rows[("code-first", "avg")][8] == "100.0" and rows[("test-then-code", 1.0)][4] == "1.000"
+    assert s.figures and s.figures[0].path.is_file()

@@ -193,8 +193,8 @@ class PriorEstimator:
     ``predict(filename) -> prior``; ``accuracy(filenames, formats)`` as :func:`prior_accuracy`.
     """
 
-    def __init__(self, ngram_range: tuple[int, int] = (2, 4), C: float = 1.0, seed: int = 0):
-        self.ngram_range, self.C, self.seed = ngram_range, C, seed
+    def __init__(self, ngram_range: tuple[int, int] = (2, 4), C: float = 0.05, min_df: int = 5, seed: int = 0):
+        self.ngram_range, self.C, self.min_df, self.seed = ngram_range, C, min_df, seed
         self._models: dict[str, Any] = {}
 
     def fit(self, filenames: Sequence[str], formats: Sequence[tuple]) -> PriorEstimator:
@@ -207,7 +207,7 @@ class PriorEstimator:
         for i, a in enumerate(ATTRS):
             y = [OPTIONS[a].index(f[i]) for f in formats]
             model = make_pipeline(
-                CountVectorizer(analyzer="char_wb", ngram_range=self.ngram_range, lowercase=True, binary=True,
+                CountVectorizer(analyzer="char_wb", ngram_range=self.ngram_range, lowercase=True, binary=True, min_df=self.min_df,
                                 preprocessor=lambda s: " ".join(re.split(r"[_\-.]+", s.lower()))),
                 LogisticRegression(C=self.C, max_iter=2000, random_state=self.seed))
             model.fit(list(filenames), y)
