@@ -49,3 +49,25 @@ def test_generate_then_eval(tmp_path):
     r = runner.invoke(app, ["cta", "eval", "--env", "pandora", "--policy", "guess-now", "--tasks",
                             str(tmp_path / "p.jsonl"), "--out", str(tmp_path / "o"), "--n", "5"])
     assert r.exit_code == 0 and json.loads((tmp_path / "o" / "metrics.json").read_text())["n_tasks"] == 5
+
+
+def test_llm_policy_without_endpoint_fails_clearly(tmp_path):
+    import socket
+
+    with socket.socket() as sock:  # a free port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    r = runner.invoke(app, ["cta", "eval", "--env", "pandora", "--policy", "llm-cta", "--n", "2",
+                            "--base-url", f"http://127.0.0.1:{port}/v1", "--out", str(tmp_path)])
+    assert r.exit_code == 2 and "parsimon llm serve" in r.output
+
+
+def test_llm_policy_through_cli_with_mock(tmp_path):
+    from tests.llm.mock_openai import MockOpenAI, Reply, completion
+
+    with MockOpenAI([Reply(body=completion("GUESS A"))]) as mock:
+        r = runner.invoke(app, ["cta", "eval", "--env", "pandora", "--policy", "llm-prompted", "--n", "3",
+                                "--base-url", mock.base_url, "--model", "mock-model", "--out", str(tmp_path)])
+        assert r.exit_code == 0, r.output
+        d = json.loads((tmp_path / "metrics.json").read_text())
+        assert d["policy_stats"]["llm_calls"] == 3 and d["n_tasks"] == 3

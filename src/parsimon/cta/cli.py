@@ -62,6 +62,13 @@ def eval_cmd(
         task_list = spec.generate(n or 100, seed)
     kwargs = {}
     if spec.policies[policy].needs_llm:
+        from parsimon.llm import LLMConfig, is_serving
+
+        url = LLMConfig.resolve(base_url, model).base_url
+        if url.startswith(("http://127.0.0.1", "http://localhost")) and not is_serving(url):
+            typer.echo(f"no LLM endpoint answers at {url}: start the local model with `parsimon llm serve` "
+                       "or pass --base-url", err=True)
+            raise typer.Exit(2)
         kwargs = {k: v for k, v in (("base_url", base_url), ("model", model), ("max_tokens", max_tokens)) if v}
     console = Console(stderr=True)
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
