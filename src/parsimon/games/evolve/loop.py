@@ -24,7 +24,7 @@ from .database import ProgramDatabase, source_hash
 from .evaluate import Evaluator
 from .mutate import EditError, OfflineMutator
 from .sandbox import Limits
-from .seeds import SEEDS, load_seed
+from .seeds import load_seed
 
 __all__ = ["EvolveConfig", "EvolveResult", "evolve"]
 
@@ -56,7 +56,8 @@ class EvolveConfig:
             raise ConfigError(f"migrate_every must be >= 1, got {self.migrate_every}")
 
     def seed_source(self) -> str:
-        return load_seed(self.seed) if self.seed in SEEDS else self.seed
+        # a name (one line) must be a known seed; anything with a newline is program source
+        return load_seed(self.seed) if "\n" not in self.seed else self.seed
 
     def identity(self) -> dict:
         """What must not change between a run and its resumption."""
