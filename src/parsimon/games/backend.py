@@ -209,6 +209,27 @@ class Tree:
             self.player_nodes.append((B.ints(nodes), B.ints(cg.infoset[nodes] - int(cg.player_ptr[p]))))
         self.is_player_edge = [B.asarray(act_par == p, bool) for p in range(self.n)]
         self.own_depth = cg.own_depth
+        # the forward pass repeats each parent's value over its (contiguous) children
+        self.fwd_levels = []
+        for d in range(1, cg.num_levels):
+            lo, hi = int(lp[d]), int(lp[d + 1])
+            p = par[lo:hi]
+            starts = np.flatnonzero(np.r_[True, p[1:] != p[:-1]]) if hi > lo else np.zeros(0, dtype=np.int64)
+            counts = np.diff(np.r_[starts, hi - lo])
+            self.fwd_levels.append((lo, hi, B.ints(p[starts]), B.ints(counts)))
+        # per-player terminal values, contiguous
+        self.returns_p = [B.floats(np.ascontiguousarray(cg.returns[:, p])) for p in range(self.n)]
+        # own reach per infoset through the sequence-form parent links, one own depth at a time
+        self.own_groups = []
+        for p in range(self.n):
+            sl = cg.infosets_of(p)
+            depth = cg.own_depth[sl]
+            groups = []
+            for k in range(1, int(depth.max()) + 1 if depth.size else 1):
+                rows = np.nonzero(depth == k)[0]
+                ps = cg.parent_seq[sl][rows]
+                groups.append((B.ints(rows), B.ints(ps // self.A - sl.start), B.ints(ps)))
+            self.own_groups.append(groups)
 
     # ---------------------------------------------------------------- passes
     def edge_probs(self, policy):
@@ -224,9 +245,26 @@ class Tree:
         B = self.B
         out = B.copy(factors)
         out[0] = 1.0
+        if B.name == "numpy" and out.ndim == 1:
+            for lo, hi, up, cnt in self.fwd_levels:
+                out[lo:hi] *= np.repeat(out[up], cnt)
+            return out
         for lo, hi, _plo, _phi, p, _prel in self.levels:
             out[lo:hi] = out[p] * factors[lo:hi]
         return out
+
+    def cf_reach(self, probs, player: int):
+        """Reach of every history counting only the other players' and chance's probabilities."""
+        return self.forward(self.B.where(self.is_player_edge[player], 1.0, probs))
+
+    def own_reach_infosets(self, policy, player: int):
+        """The player's own reach of each of its infosets ([I_p]), via the sequence-form parent links."""
+        sl = self.cg.infosets_of(player)
+        own = self.B.ones(sl.stop - sl.start)
+        flat = policy.reshape(-1)
+        for rows, prow, ps in self.own_groups[player]:
+            own[rows] = own[prow] * flat[ps]
+        return own
 
     def reach_for(self, probs, player: int):
         """Counterfactual reach (others and chance) and own reach of ``player`` at every history."""
@@ -263,21 +301,26 @@ class Tree:
         v = self.backward(probs, self.returns)
         return self.B.to_numpy(v[0])
 
-    def player_regrets(self, probs, player: int):
+    def player_regrets(self, probs, player: int, policy=None):
         """Instantaneous counterfactual regrets ``cf_reach * (v(h,a) - v(h))`` summed over each infoset's
         histories, for ``player``'s infosets ([I_p, A]), plus own reach and counterfactual reach per
-        infoset and the player's expected value at the root."""
+        infoset and the player's expected value at the root. ``policy`` ([I, A]) gives the own reach
+        through the sequence form; without it the own reach comes from a forward pass."""
         B = self.B
-        cf, own = self.reach_for(probs, player)
-        v = self.backward(probs, self.returns[:, player])
-        e, pe, rel = self.player_edges[player]
         sl = self.cg.infosets_of(player)
         n_i = sl.stop - sl.start
+        nodes, nrel = self.player_nodes[player]
+        if policy is None:
+            cf, own = self.reach_for(probs, player)
+            # own reach is the same for every history of an infoset (perfect recall): take any one
+            own_I = B.zeros(n_i)
+            own_I[nrel] = own[nodes]
+        else:
+            cf = self.cf_reach(probs, player)
+            own_I = self.own_reach_infosets(policy, player)
+        v = self.backward(probs, self.returns_p[player])
+        e, pe, rel = self.player_edges[player]
         contrib = cf[pe] * (v[e] - v[pe])
         r = B.scatter_sum(rel, contrib, n_i * self.A).reshape(n_i, self.A)
-        nodes, nrel = self.player_nodes[player]
-        # own reach is the same for every history of an infoset (perfect recall): take any one
-        own_I = B.zeros(n_i)
-        own_I[nrel] = own[nodes]
         cf_I = B.scatter_sum(nrel, cf[nodes], n_i)
         return r, own_I, cf_I, v[0]

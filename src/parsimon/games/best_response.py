@@ -65,11 +65,11 @@ def best_response(game: Any, policy, player: int, *, ties: str = "first", tol: f
     A = tree.A
     pol[sl] = 0.0
     probs = tree.edge_probs(pol)
-    cf, _ = tree.reach_for(probs, player)
+    cf = tree.cf_reach(probs, player)
     e, pe, rel = tree.player_edges[player]
     legal = tree.legal_bool[sl]
     depth = cg.own_depth[sl]
-    terminal = tree.returns[:, player]
+    terminal = tree.returns_p[player]
     br = B.zeros((n_i, A))
     for k in range(int(depth.max()) if n_i else -1, -1, -1):
         v = tree.backward(probs, terminal)

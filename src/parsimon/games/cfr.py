@@ -47,7 +47,7 @@ class CFRDriver:
             if sl.stop == sl.start:
                 continue
             probs = tree.edge_probs(self.sigma)
-            r, own, cf, _ = tree.player_regrets(probs, p)
+            r, own, cf, _ = tree.player_regrets(probs, p, self.sigma)
             legal = tree.legal[sl]
             sig = self.sigma[sl]
             self.R[sl] = rule.accumulate_regret(self.R[sl], r, t, sl, legal)
