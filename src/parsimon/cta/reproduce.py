@@ -217,8 +217,12 @@ def _filereading(ctx: ReproContext, section: Section) -> None:
         section.claims.extend(claims)
         section.not_reproduced.extend(nr)
         return
-    from parsimon.cta import evaluate, get_env
+    from parsimon.cta import evaluate, get_env, registry
 
+    if "filereading" not in registry._ENVS:
+        section.not_reproduced.append("FILEREADING (Tables 4-5): parsimon.cta.filereading does not register its "
+                                      "environment yet.")
+        return
     spec = get_env("filereading")
     tasks = spec.generate(300 if ctx.full else 24, ctx.seed)
 
