@@ -17,6 +17,8 @@ def _inputs(b, h, hkv, n, d, dtype=torch.float32, seed=0, dv=None):
 
 def _check(q, k, v, lay, causal, backend="torch", tol=1e-4):
     o, lse = sparse_attention(q, k, v, lay, causal=causal, return_lse=True, backend=backend)
+    assert rel_err(torch.autograd.grad(o.sum(), q, retain_graph=True)[0],
+                   torch.autograd.grad(dense_masked_attention(q, k, v, lay, causal=causal).sum(), q)[0]) < tol
     ro, rlse = dense_masked_attention(q, k, v, lay, causal=causal, return_lse=True)
     assert rel_err(o, ro) < tol and rel_err(lse, rlse) < tol
     g = torch.Generator().manual_seed(9)
@@ -27,9 +29,19 @@ def _check(q, k, v, lay, causal, backend="torch", tol=1e-4):
         assert rel_err(a, b) < tol
 
 
+@pytest.fixture(params=["fused", "matmul"])
+def kernel_path(request, monkeypatch):
+    """Run the torch backend through PyTorch's fused CPU kernel and through the plain matmul fallback."""
+    if request.param == "matmul":
+        import parsimon.attention.torch_backend as tb
+
+        monkeypatch.setattr(tb, "_FLASH", None)
+    return request.param
+
+
 @pytest.mark.parametrize("causal", [False, True])
 @pytest.mark.parametrize("shape", [(2, 4, 2, 300, 64), (1, 2, 2, 256, 128), (1, 6, 1, 130, 32)])
-def test_hybrid_layout_matches_oracle(shape, causal):
+def test_hybrid_layout_matches_oracle(shape, causal, kernel_path):
     b, h, hkv, n, d = shape
     q, k, v = _inputs(b, h, hkv, n, d, seed=n)
     lay = hybrid_block_mask(q, k, topk=0.1, topp=0.3, block_q=64, block_k=32, causal=causal)
@@ -37,13 +49,13 @@ def test_hybrid_layout_matches_oracle(shape, causal):
 
 
 @pytest.mark.parametrize("density", [0.02, 0.5, 1.0])
-def test_random_and_adversarial_layouts(density):
+def test_random_and_adversarial_layouts(density, kernel_path):
     q, k, v = _inputs(1, 2, 2, 200, 32, seed=5)
     lay = random_layout(1, 2, 200, density=density, block_q=64, block_k=32, seed=7)
     _check(q, k, v, lay, False)
 
 
-def test_adversarial_single_last_partial_block():
+def test_adversarial_single_last_partial_block(kernel_path):
     # every row keeps only the last (partial, 8-token) key block
     q, k, v = _inputs(1, 2, 2, 200, 32, seed=6)
     m = torch.zeros(1, 2, 4, 7, dtype=torch.bool)

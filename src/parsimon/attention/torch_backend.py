@@ -2,9 +2,11 @@
 
 Query blocks (one row of the layout each, over batch and heads) are grouped by how many key blocks they keep.
 For each group the kept key/value blocks are gathered into one slab ``[G, kept · block_k, D]`` and the group is
-processed by batched matmuls and one fused softmax, so there is no Python loop over blocks (only over the few
-distinct row lengths) and memory is O(N · kept · block_k) instead of O(N²).  The backward pass recomputes the
-probabilities (no N² activations are kept) and scatters dK/dV back with ``index_add_``.
+processed at once -- by PyTorch's fused CPU attention kernel (``_scaled_dot_product_flash_attention_for_cpu``,
+which also returns the LSE and has a backward) where available, else by batched matmuls and a fused softmax --
+so there is no Python loop over blocks (only over the few distinct row lengths) and memory is
+O(N · kept · block_k) instead of O(N²).  The backward pass recomputes the probabilities from the saved LSE
+(no N² activations are kept) and scatters dK/dV back with ``index_add_``.
 """
 
 from __future__ import annotations
@@ -84,11 +86,57 @@ def _plan(layout: BlockSparseLayout, hkv: int, device) -> list[_Group]:
     return groups
 
 
-def _probs(qg, kg, valid):
-    s = torch.bmm(qg, kg.transpose(1, 2))
+_FLASH = getattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu", None)
+_FLASH_BWD = getattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu_backward", None)
+
+
+def _use_flash(q: torch.Tensor, v: torch.Tensor) -> bool:
+    """PyTorch's fused CPU attention kernel (returns the LSE, has a backward): CPU, equal q/v head dims."""
+    return _FLASH is not None and _FLASH_BWD is not None and q.device.type == "cpu" and q.shape[-1] == v.shape[-1]
+
+
+def _additive(valid, dtype):
+    """Bool validity [G, 1|bq, S] -> additive mask [1, G, 1|bq, S] (0 / -inf) for the fused kernel."""
+    if valid is None:
+        return None
+    return torch.zeros(valid.shape, dtype=dtype, device=valid.device).masked_fill_(~valid, float("-inf"))[None]
+
+
+def _group_fwd(qg, kg, vg, valid, scale):
+    """One group: qg [G, bq, D], kg/vg [G, S, D] -> (out [G, bq, Dv], lse [G, bq])."""
+    if _use_flash(qg, vg):
+        o, lse = _FLASH(qg[None], kg[None], vg[None], 0.0, False, attn_mask=_additive(valid, qg.dtype), scale=scale)
+        return o[0], lse[0]
+    s = torch.bmm(qg * scale, kg.transpose(1, 2))
     if valid is not None:
         s.masked_fill_(~valid, float("-inf"))
-    return s
+    m = s.amax(-1)
+    p = torch.softmax(s, dim=-1)
+    del s
+    return torch.bmm(p, vg), m - torch.log(p.amax(-1))  # max p = 1 / sum exp(s - m)
+
+
+def _group_bwd(qg, kg, vg, og, lseg, dog, dlseg, valid, scale):
+    """Gradients of one group; dlseg (or None) is the incoming gradient of the LSE."""
+    if dlseg is None and _use_flash(qg, vg):
+        dq, dk, dv = _FLASH_BWD(dog[None], qg[None], kg[None], vg[None], og[None], lseg[None], 0.0, False,
+                                attn_mask=_additive(valid, qg.dtype), scale=scale)
+        return dq[0], dk[0], dv[0]
+    s = torch.bmm(qg * scale, kg.transpose(1, 2))
+    if valid is not None:
+        s.masked_fill_(~valid, float("-inf"))
+    p = torch.exp(s.sub_(lseg[..., None]))
+    del s
+    dv = torch.bmm(p.transpose(1, 2), dog)
+    delta = (dog * og).sum(-1)
+    if dlseg is not None:
+        delta = delta - dlseg
+    ds = torch.bmm(dog, vg.transpose(1, 2))
+    ds.sub_(delta[..., None]).mul_(p)
+    del p
+    dq = torch.bmm(ds, kg) * scale
+    dk = torch.bmm(ds.transpose(1, 2), qg) * scale
+    return dq, dk, dv
 
 
 class _TorchSparseAttn(torch.autograd.Function):
@@ -99,22 +147,17 @@ class _TorchSparseAttn(torch.autograd.Function):
         hkv, dv = k.shape[1], v.shape[-1]
         nq, nk, bq, bk = layout.num_q_blocks, layout.num_k_blocks, layout.block_q, layout.block_k
         groups = _plan(layout, hkv, q.device)
-        qs = _pad_tokens(q.to(cdt) * scale, nq, bq).reshape(b * h * nq, bq, d)
+        qb = _pad_tokens(q.to(cdt), nq, bq).reshape(b * h * nq, bq, d)
         kb = _pad_tokens(k.to(cdt), nk, bk).reshape(b * hkv * nk, bk, d)
         vb = _pad_tokens(v.to(cdt), nk, bk).reshape(b * hkv * nk, bk, dv)
         out = torch.empty(b * h * nq, bq, dv, dtype=cdt, device=q.device)
         lse = torch.empty(b * h * nq, bq, dtype=cdt, device=q.device)
         for g in groups:
             rows = g.rows.numel()
-            qg = qs.index_select(0, g.rows)
-            kg = kb.index_select(0, g.flat).reshape(rows, -1, d)
-            s = _probs(qg, kg, g.valid)
-            m = s.amax(-1)
-            p = torch.softmax(s, dim=-1)
-            del s
-            lse.index_copy_(0, g.rows, m - torch.log(p.amax(-1)))  # max p = 1 / Σexp(s − m)
-            vg = vb.index_select(0, g.flat).reshape(rows, -1, dv)
-            out.index_copy_(0, g.rows, torch.bmm(p, vg))
+            og, lg = _group_fwd(qb.index_select(0, g.rows), kb.index_select(0, g.flat).reshape(rows, -1, d),
+                                vb.index_select(0, g.flat).reshape(rows, -1, dv), g.valid, scale)
+            out.index_copy_(0, g.rows, og)
+            lse.index_copy_(0, g.rows, lg.to(cdt))
         out = out.reshape(b, h, nq * bq, dv)[:, :, :n]
         lse = lse.reshape(b, h, nq * bq)[:, :, :n].contiguous()
         ctx.save_for_backward(q, k, v, out, lse)
@@ -130,31 +173,30 @@ class _TorchSparseAttn(torch.autograd.Function):
         hkv, dv = k.shape[1], v.shape[-1]
         nq, nk, bq, bk = layout.num_q_blocks, layout.num_k_blocks, layout.block_q, layout.block_k
         do = torch.zeros_like(out) if dout is None else dout.to(cdt)
-        delta = (do * out).sum(-1)  # [B,H,N]
-        if dlse is not None:
-            delta = delta - dlse.to(cdt)
-        qs = _pad_tokens(q.to(cdt) * scale, nq, bq).reshape(b * h * nq, bq, d)
+        if dlse is not None and not bool(dlse.any()):
+            dlse = None
+        qb = _pad_tokens(q.to(cdt), nq, bq).reshape(b * h * nq, bq, d)
         kb = _pad_tokens(k.to(cdt), nk, bk).reshape(b * hkv * nk, bk, d)
         vb = _pad_tokens(v.to(cdt), nk, bk).reshape(b * hkv * nk, bk, dv)
-        dob = _pad_tokens(do, nq, bq).reshape(b * h * nq, bq, dv)  # padded query rows: dO = 0, delta = 0
-        deltab = _pad_tokens(delta[..., None], nq, bq).reshape(b * h * nq, bq)
+        ob = _pad_tokens(out, nq, bq).reshape(b * h * nq, bq, dv)
+        dob = _pad_tokens(do, nq, bq).reshape(b * h * nq, bq, dv)  # padded query rows: dO = 0 -> no gradient
+        lseb = _pad_tokens(lse[..., None], nq, bq).reshape(b * h * nq, bq)
+        dlseb = None if dlse is None else _pad_tokens(dlse.to(cdt)[..., None], nq, bq).reshape(b * h * nq, bq)
         dq = torch.zeros(b * h * nq, bq, d, dtype=cdt, device=q.device)
         dk = torch.zeros(b * hkv * nk, bk, d, dtype=cdt, device=q.device)
         dvv = torch.zeros(b * hkv * nk, bk, dv, dtype=cdt, device=q.device)
         for g in groups:
             rows = g.rows.numel()
-            qg = qs.index_select(0, g.rows)
-            kg = kb.index_select(0, g.flat).reshape(rows, -1, d)
-            vg = vb.index_select(0, g.flat).reshape(rows, -1, dv)
-            dog = dob.index_select(0, g.rows)
-            p = torch.softmax(_probs(qg, kg, g.valid), dim=-1)
-            dvv.index_add_(0, g.flat, torch.bmm(p.transpose(1, 2), dog).reshape(-1, bk, dv))
-            ds = torch.bmm(dog, vg.transpose(1, 2))
-            ds.sub_(deltab.index_select(0, g.rows)[..., None]).mul_(p)
-            del p
-            dq.index_copy_(0, g.rows, torch.bmm(ds, kg))
-            dk.index_add_(0, g.flat, torch.bmm(ds.transpose(1, 2), qg).reshape(-1, bk, d))
-        dq = (dq.reshape(b, h, nq * bq, d)[:, :, :n] * scale).to(q.dtype)
+            dqg, dkg, dvg = _group_bwd(
+                qb.index_select(0, g.rows), kb.index_select(0, g.flat).reshape(rows, -1, d),
+                vb.index_select(0, g.flat).reshape(rows, -1, dv), ob.index_select(0, g.rows),
+                lseb.index_select(0, g.rows), dob.index_select(0, g.rows),
+                None if dlseb is None else dlseb.index_select(0, g.rows), g.valid, scale,
+            )
+            dq.index_copy_(0, g.rows, dqg)
+            dk.index_add_(0, g.flat, dkg.reshape(-1, bk, d))
+            dvv.index_add_(0, g.flat, dvg.reshape(-1, bk, dv))
+        dq = dq.reshape(b, h, nq * bq, d)[:, :, :n].to(q.dtype)
         dk = dk.reshape(b, hkv, nk * bk, d)[:, :, : k.shape[2]].to(k.dtype)
         dvv = dvv.reshape(b, hkv, nk * bk, dv)[:, :, : v.shape[2]].to(v.dtype)
         return dq, dk, dvv, None, None

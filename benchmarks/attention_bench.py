@@ -1,0 +1,337 @@
+"""Block-sparse attention benchmark: correctness against the dense oracle first, then speed.
+
+CPU part (always; 1 thread, fp32, B1 H8 N4096 d64, ≈95% sparsity): dense SDPA vs our ``"torch"`` backend vs
+compiled FlexAttention on the same layout, forward (and forward+backward for SDPA vs ours), side by side in one
+run, plus the mask-construction time.
+
+GPU part (``--gpu``, needs CUDA; bf16, d=128): the issue's shapes (480p B1 H12 N32760, 720p B1 H40 N75600):
+cuDNN and FlashAttention-2 dense SDPA, compiled FlexAttention with the same layout, our Triton kernel forward
+(with and without mask construction) and forward+backward, and the effective TFLOP/s on the computed blocks.
+
+The layout is ``hybrid_block_mask(topk=0.03, topp=p)`` on inputs with block structure (so that the pooled
+map is skewed as in real video models), with ``p`` calibrated by bisection to reach the target sparsity.
+
+    python benchmarks/attention_bench.py              # CPU part
+    python benchmarks/attention_bench.py --quick      # small sizes (N=1024)
+    python benchmarks/attention_bench.py --gpu        # CPU part skipped, GPU part at the issue's shapes
+
+Writes ``benchmarks/results/attention_{cpu,gpu}.json`` and ``.png`` (``_quick`` suffix with ``--quick``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(Path.home() / ".cache" / "parsimon_inductor"))
+
+import torch  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from parsimon.attention import dense_masked_attention, hybrid_block_mask, sparse_attention  # noqa: E402
+from parsimon.testing import rel_err  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+# ------------------------------------------------------------------------------------------------ inputs
+def structured_qkv(b, h, n, d, *, hkv=None, dtype=torch.float32, device="cpu", seed=0, amp=1.5):
+    """q, k, v where every 64-token span shares a random direction (a crude stand-in for video tokens)."""
+    hkv = hkv or h
+    g = torch.Generator().manual_seed(seed)
+    span = 64
+    ns = -(-n // span)
+    cq = torch.randn(b, h, ns, d, generator=g) * amp
+    ck = torch.randn(b, hkv, ns, d, generator=g) * amp
+    rep = lambda c: c.repeat_interleave(span, dim=2)[:, :, :n]
+    q = rep(cq) + torch.randn(b, h, n, d, generator=g)
+    k = rep(ck) + torch.randn(b, hkv, n, d, generator=g)
+    v = torch.randn(b, hkv, n, d, generator=g)
+    return [t.to(device=device, dtype=dtype) for t in (q, k, v)]
+
+
+def calibrate_topp(q, k, *, topk, target, block_q=128, block_k=64, iters=14):
+    """Smallest-error p in [0, 1] whose hybrid layout's sparsity is closest to ``target`` (bisection)."""
+    lo, hi = 0.0, 1.0
+    best = None
+    for _ in range(iters):
+        mid = (lo + hi) / 2
+        lay = hybrid_block_mask(q, k, topk=topk, topp=mid, block_q=block_q, block_k=block_k)
+        if best is None or abs(lay.sparsity - target) < abs(best[1].sparsity - target):
+            best = (mid, lay)
+        if lay.sparsity > target:
+            lo = mid
+        else:
+            hi = mid
+    return best
+
+
+# ------------------------------------------------------------------------------------------------ timing
+def _sync(device):
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def time_interleaved(fns: dict, repeats: int, device: str, warmup: int = 1) -> dict:
+    """Median seconds per function; runs are interleaved (a, b, c, a, b, c, ...) so load hits all alike."""
+    for f in fns.values():
+        for _ in range(warmup):
+            f()
+    _sync(device)
+    samples = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, f in fns.items():
+            _sync(device)
+            t0 = time.perf_counter()
+            f()
+            _sync(device)
+            samples[name].append(time.perf_counter() - t0)
+    return {name: {"median_s": statistics.median(s), "min_s": min(s), "runs": len(s)} for name, s in samples.items()}
+
+
+def _fwd_bwd(fn, q, k, v):
+    def run():
+        qq, kk, vv = (t.detach().requires_grad_(True) for t in (q, k, v))
+        out = fn(qq, kk, vv)
+        out.backward(torch.ones_like(out))
+    return run
+
+
+# ------------------------------------------------------------------------------------------------ checks
+def check_correctness(device, dtype, d, tol, backends, n=1024, h=2, hkv=None):
+    """Forward, LSE and gradients of each backend vs the dense oracle on a small slice."""
+    q, k, v = structured_qkv(1, h, n, d, hkv=hkv, dtype=dtype, device=device, seed=11)
+    lay = hybrid_block_mask(q, k, topk=0.03, topp=0.3)
+    ro, rlse = dense_masked_attention(q, k, v, lay, return_lse=True)
+    report = {"n": n, "heads": h, "d": d, "dtype": str(dtype), "sparsity": lay.sparsity, "tolerance": tol}
+    for name in backends:
+        with torch.no_grad():
+            if name == "flex" and device == "cpu":
+                o, lse = sparse_attention(q, k, v, lay, backend=name), None
+            else:
+                o, lse = sparse_attention(q, k, v, lay, backend=name, return_lse=True)
+        errs = {"out": rel_err(o.float(), ro.float())}
+        if lse is not None:
+            errs["lse"] = rel_err(lse, rlse)
+        if not (name == "flex" and device == "cpu"):
+            qq, kk, vv = (t.detach().requires_grad_(True) for t in (q, k, v))
+            o2 = sparse_attention(qq, kk, vv, lay, backend=name)
+            go = torch.randn_like(o2)
+            grads = torch.autograd.grad((o2.float() * go.float()).sum(), (qq, kk, vv))
+            qr, kr, vr = (t.detach().requires_grad_(True) for t in (q, k, v))
+            rgrads = torch.autograd.grad((dense_masked_attention(qr, kr, vr, lay).float() * go.float()).sum(),
+                                         (qr, kr, vr))
+            for gname, a, r in zip(("dq", "dk", "dv"), grads, rgrads):
+                errs[gname] = rel_err(a.float(), r.float())
+        ok = all(e < tol for e in errs.values())
+        report[name] = {"rel_err": errs, "ok": ok}
+        print(f"  check {name:6s} {'OK ' if ok else 'FAIL'} " + " ".join(f"{kk}={vv:.2e}" for kk, vv in errs.items()))
+        if not ok:
+            raise SystemExit(f"correctness check failed for backend {name!r}: {errs}")
+    return report
+
+
+# ------------------------------------------------------------------------------------------------ CPU
+def run_cpu(args) -> dict:
+    torch.set_num_threads(1)
+    n = 1024 if args.quick else 4096
+    b, h, d = 1, 8, 64
+    print(f"CPU: B{b} H{h} N{n} d{d} fp32, 1 thread; target sparsity {args.sparsity}")
+    check = check_correctness("cpu", torch.float32, d, 1e-4, ["torch", "flex"], n=512 if args.quick else 1024)
+    q, k, v = structured_qkv(b, h, n, d, seed=0)
+    p, lay = calibrate_topp(q, k, topk=0.03, target=args.sparsity)
+    print(f"  layout: topk=0.03 topp={p:.4f} sparsity={lay.sparsity:.4f}")
+    from parsimon.attention.flex_backend import compiled_flex_attention, flex_block_mask
+    from parsimon.attention.torch_backend import torch_block_sparse_attention
+
+    scale = d ** -0.5
+    bm = flex_block_mask(lay)
+    flex = compiled_flex_attention()
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        flex(q, k, v, block_mask=bm, scale=scale)
+    flex_compile_s = time.perf_counter() - t0
+    sdpa = torch.nn.functional.scaled_dot_product_attention
+    fwd = {
+        "dense SDPA": lambda: sdpa(q, k, v),
+        "ours torch (incl. mask)": lambda: sparse_attention(q, k, v, topk=0.03, topp=p, backend="torch"),
+        "ours torch (layout given)": lambda: torch_block_sparse_attention(q, k, v, lay, scale),
+        "flex compiled (same layout)": lambda: flex(q, k, v, block_mask=bm, scale=scale),
+        "mask construction": lambda: hybrid_block_mask(q, k, topk=0.03, topp=p),
+        "flex BlockMask conversion": lambda: flex_block_mask(lay),
+    }
+    with torch.no_grad():
+        t_fwd = time_interleaved(fwd, args.repeats, "cpu")
+    bwd = {
+        "dense SDPA fwd+bwd": _fwd_bwd(sdpa, q, k, v),
+        "ours torch fwd+bwd": _fwd_bwd(lambda a, bb, c: torch_block_sparse_attention(a, bb, c, lay, scale)[0], q, k, v),
+    }
+    t_bwd = time_interleaved(bwd, max(3, args.repeats // 2), "cpu")
+    dense = t_fwd["dense SDPA"]["median_s"]
+    speed = {name: dense / r["median_s"] for name, r in t_fwd.items() if "mask" not in name and "conversion" not in name}
+    speed["ours torch fwd+bwd vs SDPA fwd+bwd"] = t_bwd["dense SDPA fwd+bwd"]["median_s"] / t_bwd["ours torch fwd+bwd"]["median_s"]
+    for name, r in {**t_fwd, **t_bwd}.items():
+        print(f"  {name:32s} {r['median_s'] * 1e3:9.2f} ms")
+    for name, s in speed.items():
+        print(f"  speed-up {name:40s} {s:6.2f}x")
+    return {
+        "part": "cpu", "shape": {"B": b, "H": h, "N": n, "D": d, "dtype": "float32"}, "threads": 1,
+        "layout": {"topk": 0.03, "topp": p, "sparsity": lay.sparsity, "block_q": 128, "block_k": 64,
+                   "kept_blocks": lay.kept},
+        "correctness": check, "forward": t_fwd, "forward_backward": t_bwd, "speedup_vs_dense_sdpa": speed,
+        "flex_first_call_s": flex_compile_s, "target_speedup_torch_vs_sdpa": 10.0,
+    }
+
+
+# ------------------------------------------------------------------------------------------------ GPU
+GPU_SHAPES = {"480p (Wan 1.3B)": (1, 12, 32760, 0.20), "720p (Wan 14B)": (1, 40, 75600, 0.16)}
+GPU_SHAPES_QUICK = {"quick 8k": (1, 8, 8192, 0.2)}
+
+
+def run_gpu(args) -> dict:
+    if not torch.cuda.is_available():
+        raise SystemExit("--gpu needs a CUDA device")
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    from parsimon.attention.flex_backend import compiled_flex_attention, flex_block_mask
+    from parsimon.attention.kernels.triton_attention import triton_block_sparse_attention
+
+    dev, dtype, d = "cuda", torch.bfloat16, 128
+    name = torch.cuda.get_device_name()
+    print(f"GPU: {name}; bf16, d={d}; target sparsity {args.sparsity}")
+    checks = {
+        "d128": check_correctness(dev, dtype, 128, 2e-2, ["triton", "flex", "torch"], n=4096, h=4),
+        "d64_gqa_causal_free": check_correctness(dev, dtype, 64, 2e-2, ["triton"], n=3000, h=4, hkv=2),
+    }
+    sdpa = torch.nn.functional.scaled_dot_product_attention
+    flex = compiled_flex_attention()
+    rows = {}
+    shapes = GPU_SHAPES_QUICK if args.quick else GPU_SHAPES
+    for label, (b, h, n, p_hint) in shapes.items():
+        q, k, v = structured_qkv(b, h, n, d, dtype=dtype, device=dev, seed=1)
+        p, lay = calibrate_topp(q, k, topk=0.03, target=args.sparsity)
+        scale = d ** -0.5
+        bm = flex_block_mask(lay)
+        kept_flops = 4.0 * lay.kept * lay.block_q * lay.block_k * d  # upper bound (ragged tail counted)
+        print(f"  {label}: B{b} H{h} N{n}; topp={p:.4f} sparsity={lay.sparsity:.4f}")
+
+        def cudnn():
+            with sdpa_kernel(SDPBackend.CUDNN_ATTENTION):
+                return sdpa(q, k, v)
+
+        def fa2():
+            with sdpa_kernel(SDPBackend.FLASH_ATTENTION):
+                return sdpa(q, k, v)
+
+        fwd = {
+            "cuDNN dense fwd": cudnn,
+            "FA2 dense fwd": fa2,
+            "flex fwd (same layout)": lambda: flex(q, k, v, block_mask=bm, scale=scale),
+            "ours fwd (incl. mask)": lambda: sparse_attention(q, k, v, topk=0.03, topp=p, backend="triton"),
+            "ours fwd (layout given)": lambda: triton_block_sparse_attention(q, k, v, lay, scale),
+            "mask construction": lambda: hybrid_block_mask(q, k, topk=0.03, topp=p),
+        }
+        with torch.no_grad():
+            t_fwd = time_interleaved(fwd, args.repeats, dev, warmup=2)
+        t_bwd = {}
+        if h * n <= 12 * 32760 or args.all_bwd:
+            def cudnn_fb(a, bb, c):
+                with sdpa_kernel(SDPBackend.CUDNN_ATTENTION):
+                    return sdpa(a, bb, c)
+
+            bwd = {
+                "cuDNN dense fwd+bwd": _fwd_bwd(cudnn_fb, q, k, v),
+                "flex fwd+bwd": _fwd_bwd(lambda a, bb, c: flex(a, bb, c, block_mask=bm, scale=scale), q, k, v),
+                "ours fwd+bwd (incl. mask)": _fwd_bwd(
+                    lambda a, bb, c: sparse_attention(a, bb, c, topk=0.03, topp=p, backend="triton"), q, k, v),
+            }
+            t_bwd = time_interleaved(bwd, args.repeats, dev, warmup=2)
+        cud = t_fwd["cuDNN dense fwd"]["median_s"]
+        row = {
+            "shape": {"B": b, "H": h, "N": n, "D": d}, "topp": p, "sparsity": lay.sparsity, "kept_blocks": lay.kept,
+            "forward": t_fwd, "forward_backward": t_bwd,
+            "speedup_fwd_incl_mask_vs_cudnn": cud / t_fwd["ours fwd (incl. mask)"]["median_s"],
+            "speedup_fwd_vs_flex": t_fwd["flex fwd (same layout)"]["median_s"] / t_fwd["ours fwd (layout given)"]["median_s"],
+            "mask_share_of_fwd": t_fwd["mask construction"]["median_s"] / t_fwd["ours fwd (incl. mask)"]["median_s"],
+            "ours_fwd_tflops_on_computed_blocks": kept_flops / t_fwd["ours fwd (layout given)"]["median_s"] / 1e12,
+            "flex_fwd_tflops_on_computed_blocks": kept_flops / t_fwd["flex fwd (same layout)"]["median_s"] / 1e12,
+        }
+        if t_bwd:
+            row["speedup_fwd_bwd_vs_cudnn"] = t_bwd["cuDNN dense fwd+bwd"]["median_s"] / t_bwd["ours fwd+bwd (incl. mask)"]["median_s"]
+            row["speedup_fwd_bwd_vs_flex"] = t_bwd["flex fwd+bwd"]["median_s"] / t_bwd["ours fwd+bwd (incl. mask)"]["median_s"]
+            row["ours_fwd_bwd_tflops_on_computed_blocks"] = 3.5 * kept_flops / t_bwd["ours fwd+bwd (incl. mask)"]["median_s"] / 1e12
+        for nm, r in {**t_fwd, **t_bwd}.items():
+            print(f"    {nm:28s} {r['median_s'] * 1e3:9.3f} ms")
+        for key in [kk for kk in row if kk.startswith(("speedup", "mask_share", "ours_", "flex_"))]:
+            print(f"    {key:40s} {row[key]:8.3f}")
+        rows[label] = row
+        del q, k, v, lay, bm
+        torch.cuda.empty_cache()
+    return {"part": "gpu", "device": name, "dtype": "bfloat16", "correctness": checks, "shapes": rows,
+            "targets": {"fwd_incl_mask_vs_cudnn_720p": 15.0, "fwd_incl_mask_vs_cudnn_480p": 11.0,
+                        "fwd_bwd_vs_cudnn_480p": 10.0, "vs_flex": 1.0}}
+
+
+# ------------------------------------------------------------------------------------------------ output
+def plot(result: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if result["part"] == "cpu":
+        groups = {"forward": result["forward"], "forward+backward": result["forward_backward"]}
+        title = f"CPU 1 thread, B1 H8 N{result['shape']['N']} d64 fp32, sparsity {result['layout']['sparsity']:.3f}"
+    else:
+        groups = {}
+        for label, row in result["shapes"].items():
+            groups[label + " fwd"] = row["forward"]
+            if row["forward_backward"]:
+                groups[label + " fwd+bwd"] = row["forward_backward"]
+        title = f"{result['device']} bf16 d128"
+    fig, axes = plt.subplots(1, len(groups), figsize=(6 * len(groups), 4.5), squeeze=False)
+    for ax, (gname, res) in zip(axes[0], groups.items()):
+        names = list(res)
+        vals = [res[nm]["median_s"] * 1e3 for nm in names]
+        ax.barh(names, vals, color="tab:blue")
+        ax.set_xscale("log")
+        ax.set_xlabel("median ms (log)")
+        ax.set_title(gname)
+        for i, val in enumerate(vals):
+            ax.text(val, i, f" {val:.2f}", va="center", fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--gpu", action="store_true", help="run the GPU part (CUDA) instead of the CPU part")
+    ap.add_argument("--quick", action="store_true", help="small sizes")
+    ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument("--sparsity", type=float, default=0.95)
+    ap.add_argument("--all-bwd", action="store_true", help="also time fwd+bwd at 720p")
+    ap.add_argument("--out", type=Path, default=RESULTS)
+    args = ap.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    result = run_gpu(args) if args.gpu else run_cpu(args)
+    result["env"] = {"torch": torch.__version__, "python": platform.python_version(), "machine": platform.machine(),
+                     "argv": sys.argv[1:], "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    stem = f"attention_{result['part']}" + ("_quick" if args.quick else "")
+    (args.out / f"{stem}.json").write_text(json.dumps(result, indent=2))
+    plot(result, args.out / f"{stem}.png")
+    print(f"wrote {args.out / (stem + '.json')} and .png")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
