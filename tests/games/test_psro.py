@@ -110,3 +110,27 @@ def test_psro_rejects_bad_arguments():
         psro("kuhn_poker", "nope", "uniform", 1)
     with pytest.raises(ConfigError, match="2-player"):
         psro("kuhn_poker(players=3)", "nash", "nash", 1)
+
+
+def test_same_solver_reuse_matches_separate_solves():
+    a = psro("kuhn_poker", "rm", "rm", 5, train_kwargs={"iterations": 300}, eval_kwargs={"iterations": 300})
+    # different kwargs objects (same values) disable the reuse: the curves must agree exactly
+    b = psro("kuhn_poker", "rm", "rm", 5, train_kwargs={"iterations": 300},
+             eval_kwargs={"iterations": 300, "gamma": 1e-6})
+    assert a.exploitability == b.exploitability
+
+
+def test_psro_cli(tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from parsimon.games.cli import app
+
+    r = CliRunner().invoke(app, ["psro", "kuhn_poker", "--train-solver", "nash", "--eval-solver", "nash",
+                                 "-n", "4", "--out", str(tmp_path)])
+    assert r.exit_code == 0, r.output
+    data = json.loads((tmp_path / "psro_kuhn_poker_nash_nash.json").read_text())
+    assert len(data["exploitability"]) == 4 and (tmp_path / "psro_kuhn_poker_nash_nash.png").exists()
+    bad = CliRunner().invoke(app, ["psro", "kuhn_poker", "--train-solver", "bogus", "--out", str(tmp_path)])
+    assert bad.exit_code != 0 and "bogus" in bad.output

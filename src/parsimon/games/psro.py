@@ -244,6 +244,13 @@ def psro(game: Any, train_solver: str | MetaSolver = "shor", eval_solver: str | 
     metas: list[list[np.ndarray]] = []
     times = {"train_solver": 0.0, "best_response": 0.0, "payoffs": 0.0, "eval_solver": 0.0, "exploitability": 0.0}
     t_start = time.perf_counter()
+    # a stateless solver used for both roles sees the same meta-game at the eval of iteration k and the
+    # train call of iteration k + 1: reuse that result instead of solving twice
+    from .meta_solvers import _FnSolver
+
+    reuse = (isinstance(train, _FnSolver) and isinstance(evals, _FnSolver) and train.name == evals.name
+             and train.kwargs == evals.kwargs)
+    cached_psi = None
     bar = None
     if progress:
         from rich.progress import Progress
@@ -254,7 +261,7 @@ def psro(game: Any, train_solver: str | MetaSolver = "shor", eval_solver: str | 
     try:
         for k in range(1, iterations + 1):
             t0 = time.perf_counter()
-            phi = train.get_meta_strategy(mg.as_list())
+            phi = cached_psi if (reuse and cached_psi is not None) else train.get_meta_strategy(mg.as_list())
             t1 = time.perf_counter()
             joint = mixture_policy(idx, pops, phi)
             new_rows = []
@@ -266,6 +273,7 @@ def psro(game: Any, train_solver: str | MetaSolver = "shor", eval_solver: str | 
             mg.add([sequence_reach(idx, p, new_rows[p]) for p in range(n)])
             t3 = time.perf_counter()
             psi = evals.get_meta_strategy(mg.as_list())
+            cached_psi = psi
             t4 = time.perf_counter()
             expl = _exploitability(tree, mixture_policy(idx, pops, psi))
             t5 = time.perf_counter()
