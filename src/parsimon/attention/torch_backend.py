@@ -17,7 +17,7 @@ from .mask import BlockSparseLayout
 
 __all__ = ["torch_block_sparse_attention"]
 
-_BUCKET_GROWTH = 1.25  # rows whose counts differ by < 25% share one padded group
+_BUCKET_GROWTH = 1.0  # exact row lengths first; widened (×1.5 steps) only past _MAX_GROUPS groups
 _MAX_GROUPS = 24
 
 
@@ -62,7 +62,7 @@ def _plan(layout: BlockSparseLayout, hkv: int, device) -> list[_Group]:
         buckets.append((cur_hi, cur_n))
         if len(buckets) <= _MAX_GROUPS:
             break
-        growth *= 1.5
+        growth = growth * 1.5 if growth > 1.0 else 1.25
     ragged = layout.seq_k % bk != 0
     groups, start = [], 0
     for width, n_rows in buckets:
