@@ -4,7 +4,7 @@ from parsimon.report.section import ReproContext, Section
 
 def test_quick_reproduce_without_llm(tmp_path, monkeypatch):
     # the local-LLM rows are covered by the `llm`-marked agent test; here they are skipped to stay fast
-    monkeypatch.setattr(repro, "_pandora_llm", lambda ctx, tasks: ([], "LLM rows skipped in this test."))
+    monkeypatch.setattr(repro, "_start_llm", lambda ctx: (None, "skipped in this test", None))
     s = repro.reproduce(ReproContext(out_dir=tmp_path))
     assert isinstance(s, Section) and s.name == "cta"
     titles = [t.title for t in s.tables]

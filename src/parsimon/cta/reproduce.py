@@ -29,7 +29,7 @@ def _pct(x: float | None) -> str:
     return "–" if x is None else f"{100 * x:.1f}"
 
 
-def _pandora(ctx: ReproContext, section: Section) -> dict[str, Any]:
+def _pandora(ctx: ReproContext, section: Section, client: Any = None, why: str = "") -> dict[str, Any]:
     from parsimon.cta import evaluate
     from parsimon.cta.pandora import generate_tasks, load_tasks, oracle_rollout
 
@@ -72,7 +72,12 @@ def _pandora(ctx: ReproContext, section: Section) -> dict[str, Any]:
                      policy_kwargs={"client": PandoraReasonerClient()})
         res[f"reasoner:{pol}"] = m
         rows.append([label, _pct(m.match_rate), f"{m.mean_reward:.3f}", "–"])
-    llm_rows, llm_note = _pandora_llm(ctx, tasks[:10])
+    def fmt(label: str, m: Any, pf: float) -> list[Any]:
+        return [label, _pct(m.match_rate), f"{m.mean_reward:.3f}", f"parse failures {100 * pf:.0f}%"]
+
+    llm_rows, llm_note, _ = _llm_rows(ctx, "pandora", tasks[:10], client, why, (
+        ("SmolLM2-135M PROMPTED-NONTHINK (no prior)", "llm-prompted", None, fmt),
+        ("SmolLM2-135M CTA-PROMPTED-NONTHINK (prior)", "llm-cta", "true", fmt)), 8)
     rows.extend(llm_rows)
     section.tables.append(Table(
         "Pandora (paper Table 2): optimal-policy match % and mean reward",
@@ -95,7 +100,8 @@ def _pandora(ctx: ReproContext, section: Section) -> dict[str, Any]:
     return res
 
 
-def _pandora_llm(ctx: ReproContext, tasks: list) -> tuple[list[list[Any]], str]:
+def _start_llm(ctx: ReproContext) -> tuple[Any, str, Any]:
+    """Start the local model; return (client, note, server) or (None, why not, None)."""
     try:
         import llama_cpp  # noqa: F401
 
@@ -103,30 +109,39 @@ def _pandora_llm(ctx: ReproContext, tasks: list) -> tuple[list[list[Any]], str]:
 
         model_path()
     except Exception as exc:  # noqa: BLE001 - any failure to find the local model means: skip, and say so
-        return [], f"Local LLM rows skipped: the local model is unavailable ({exc})."
-    from parsimon.cta import evaluate
+        return None, f"the local model is unavailable ({exc})", None
     from parsimon.llm import ChatClient, LocalServer
 
-    rows = []
     try:
-        with LocalServer(port=0, log_path=ctx.path("cta_llm_server.log")) as srv:
-            client = ChatClient(srv.base_url, max_retries=1, component="cta.llm")
-            with ctx.progress("cta: local LLM on Pandora", total=2) as bar:
-                for label, pol, prior in (("SmolLM2-135M PROMPTED-NONTHINK (no prior)", "llm-prompted", None),
-                                          ("SmolLM2-135M CTA-PROMPTED-NONTHINK (prior)", "llm-cta", "true")):
-                    m = evaluate("pandora", pol, tasks, prior=prior, seed=ctx.seed,
-                                 policy_kwargs={"client": client, "max_tokens": 8})
-                    pf = m.policy_stats.get("parse_failures", 0) / max(1, m.policy_stats.get("llm_calls", 1))
-                    rows.append([f"{label}, {len(tasks)} tasks", _pct(m.match_rate), f"{m.mean_reward:.3f}",
-                                 f"parse failures {100 * pf:.0f}%"])
-                    bar.advance()
+        srv = LocalServer(port=0, log_path=ctx.path("cta_llm_server.log")).start()
     except Exception as exc:  # noqa: BLE001 - the server may fail to start on a loaded machine
-        return rows, f"Local LLM rows incomplete: {exc}."
-    return rows, (f"LLM rows: SmolLM2-135M-Instruct, greedy, non-thinking, 8 tokens per turn, first {len(tasks)} "
-                  "tasks only (about 15 tokens/s on this CPU).")
+        return None, f"the local model server did not start ({exc})", None
+    return ChatClient(srv.base_url, max_retries=1, component="cta.llm"), "", srv
 
 
-def _qa(ctx: ReproContext, section: Section) -> dict[str, Any]:
+def _llm_rows(ctx: ReproContext, env: str, tasks: list, client: Any, why: str, runs: tuple,
+              max_tokens: int) -> tuple[list[list[Any]], str, dict]:
+    if client is None:
+        return [], f"Local LLM rows skipped: {why}.", {}
+    from parsimon.cta import evaluate
+
+    rows, res = [], {}
+    with ctx.progress(f"cta: local LLM on {env}", total=len(runs)) as bar:
+        for label, pol, prior, fmt in runs:
+            try:
+                m = evaluate(env, pol, tasks, prior=prior, seed=ctx.seed,
+                             policy_kwargs={"client": client, "max_tokens": max_tokens})
+            except Exception as exc:  # noqa: BLE001 - report and go on
+                return rows, f"Local LLM rows incomplete: {type(exc).__name__}: {exc}.", res
+            res[pol] = m
+            pf = m.policy_stats.get("parse_failures", 0) / max(1, m.policy_stats.get("llm_calls", 1))
+            rows.append(fmt(f"{label}, {len(tasks)} tasks", m, pf))
+            bar.advance()
+    return rows, (f"LLM rows: SmolLM2-135M-Instruct, greedy, non-thinking, {max_tokens} tokens per turn, first "
+                  f"{len(tasks)} tasks only (about 15 tokens/s on this CPU)."), res
+
+
+def _qa(ctx: ReproContext, section: Section, client: Any = None, why: str = "") -> dict[str, Any]:
     from parsimon.cta import evaluate
     from parsimon.cta.calibration import reliability_diagram
     from parsimon.cta.qa import get_bench
@@ -146,6 +161,14 @@ def _qa(ctx: ReproContext, section: Section) -> dict[str, Any]:
         p = PAPER_T3.get(key) if key else None
         rows.append([label, _pct(m.summary["retrieved"]), f"{m.summary['correct']:.3f}", f"{m.mean_reward:.3f}",
                      _pct(m.match_rate), f"{key}: {p[0]:.1f} / {p[1]:.3f} / {p[2]:.3f}" if p else "–"])
+    def fmt(label: str, m: Any, pf: float) -> list[Any]:
+        return [label, _pct(m.summary["retrieved"]), f"{m.summary['correct']:.3f}", f"{m.mean_reward:.3f}",
+                _pct(m.match_rate), f"parse failures {100 * pf:.0f}%"]
+
+    llm_rows, llm_note, _ = _llm_rows(ctx, "qa", tasks[:8], client, why, (
+        ("SmolLM2-135M PROMPTED-NONTHINK", "llm-prompted", None, fmt),
+        ("SmolLM2-135M CTA-PROMPTED-NONTHINK (k_da, p_ret)", "llm-cta", "estimated", fmt)), 16)
+    rows.extend(llm_rows)
     section.tables.append(Table(
         "QA with optional retrieval (paper Table 3): retrieve %, accuracy, reward, oracle-decision match %",
         ["policy", "retrieve %", "accuracy", "reward", "match %", "paper (PopQA, Qwen3-8B) ret% / acc / reward"],
@@ -153,7 +176,7 @@ def _qa(ctx: ReproContext, section: Section) -> dict[str, Any]:
         note=f"{len(tasks)} test questions over a generated knowledge base ({n_ent} entities, long-tail popularity),"
              f" BM25 top-1 retrieval, simulated answerer with known per-question probabilities; γ ~ U[0.1, 0.65]. "
              f"p_ret estimated on the validation split = {bench.p_ret:.3f}. Paper 'PROMPTED' is set beside the rule on "
-             "uncalibrated confidence only as the nearest analogue."))
+             "uncalibrated confidence only as the nearest analogue. " + llm_note))
     bins = sorted({g for m in res.values() for g in m.per_rho})
     bin_rows = []
     for key, label in (("never-retrieve:None", "Never retrieve"), ("always-retrieve:None", "Always retrieve"),
@@ -310,10 +333,16 @@ def reproduce(ctx: ReproContext) -> Section:
                  "LLM agents on a few Pandora tasks as a smoke test."),
         config={"seed": ctx.seed, "full": ctx.full, "pandora_alpha": 1.2, "qa_gamma_range": [0.1, 0.65]},
     )
-    with ctx.progress("cta: Pandora", total=None):
-        pandora = _pandora(ctx, section)
-    with ctx.progress("cta: QA", total=None):
-        qa = _qa(ctx, section)
+    with ctx.progress("cta: starting the local model", total=None):
+        client, why, server = _start_llm(ctx)
+    try:
+        with ctx.progress("cta: Pandora", total=None):
+            pandora = _pandora(ctx, section, client, why)
+        with ctx.progress("cta: QA", total=None):
+            qa = _qa(ctx, section, client, why)
+    finally:
+        if server is not None:
+            server.stop()
     section.figures.append(_figure(ctx, {k: v for k, v in pandora.items() if not k.startswith("reasoner:")}, qa))
     with ctx.progress("cta: FILEREADING", total=None):
         try:
@@ -327,7 +356,7 @@ def reproduce(ctx: ReproContext) -> Section:
         "CTA-RL / RL (GRPO on 8×A100): out of scope on CPU.",
         "PopQA with Contriever: replaced by a generated knowledge base with BM25 and a simulated answerer whose "
         "per-question correctness probability is known (so the oracle rule is exact).",
-        "QA LLM agents (PROMPTED / CTA-PROMPTED) are available (`--policy llm-cta`) but not run in the quick report.",
+        "QA LLM rows use only 8 questions with the 135M model: a smoke test of the pipeline, not a measurement.",
     ]
     section.config["seconds_inner"] = round(time.perf_counter() - t0, 2)
     return section
