@@ -165,3 +165,16 @@ def test_shor_solvers_approach_rps_equilibrium():
     np.testing.assert_allclose(y, [1 / 3] * 3, atol=0.02)
     for s in ms.ShorEvalSolver().get_meta_strategy([PENNIES, -PENNIES]):
         assert s.sum() == pytest.approx(1.0) and (s >= 0).all()
+
+
+def test_alpharank_sparse_stationary_matches_dense():
+    rng = np.random.default_rng(4)
+    S = 30
+    r, c = np.nonzero(rng.random((S, S)) < 0.3)
+    keep = r != c
+    r, c = r[keep], c[keep]
+    v = rng.random(len(r)) / S
+    P = np.zeros((S, S))
+    np.add.at(P, (r, c), v)
+    P[np.arange(S), np.arange(S)] = 1.0 - P.sum(axis=1)
+    np.testing.assert_allclose(ms._stationary_sparse(r, c, v, S), ms._stationary(P), atol=1e-10)

@@ -171,8 +171,8 @@ def alpharank(meta_games, *, alpha: float = 1e2, m: int = 50, use_inf_alpha: boo
     n = len(mg)
     shape = mg[0].shape
     S = int(np.prod(shape))
-    if S > 200_000:
-        raise ConfigError(f"alpharank: {S} strategy profiles are too many for the dense Markov chain")
+    if S > 60_000:
+        raise ConfigError(f"alpharank: {S} strategy profiles are too many (at most 60000) for the Markov chain")
     eta = 1.0 / max(1, sum(k - 1 for k in shape))
     profiles = np.array(np.unravel_index(np.arange(S), shape)).T  # [S, n]
     rows, cols, vals = [], [], []
@@ -193,10 +193,14 @@ def alpharank(meta_games, *, alpha: float = 1e2, m: int = 50, use_inf_alpha: boo
             rows.append(src)
             cols.append(tgt)
             vals.append(eta * rho)
-    P = np.zeros((S, S))
-    np.add.at(P, (np.concatenate(rows), np.concatenate(cols)), np.concatenate(vals))
-    P[np.arange(S), np.arange(S)] = 1.0 - P.sum(axis=1)
-    pi = _stationary(P)
+    r, c, v = np.concatenate(rows), np.concatenate(cols), np.concatenate(vals)
+    if S <= 2500:
+        P = np.zeros((S, S))
+        np.add.at(P, (r, c), v)
+        P[np.arange(S), np.arange(S)] = 1.0 - P.sum(axis=1)
+        pi = _stationary(P)
+    else:
+        pi = _stationary_sparse(r, c, v, S)
     pi_t = pi.reshape(shape)
     out = []
     for p in range(n):
@@ -231,6 +235,23 @@ def _stationary(P: np.ndarray) -> np.ndarray:
     b = np.zeros(S + 1)
     b[-1] = 1.0
     pi, *_ = np.linalg.lstsq(A, b, rcond=None)
+    pi = np.clip(pi, 0.0, None)
+    return pi / pi.sum()
+
+
+def _stationary_sparse(r: np.ndarray, c: np.ndarray, v: np.ndarray, S: int) -> np.ndarray:
+    """Stationary distribution of a sparse chain given its off-diagonal entries (``pi (P - I) = 0``,
+    one balance equation replaced by ``sum pi = 1``, sparse LU)."""
+    import scipy.sparse as sp
+    from scipy.sparse.linalg import spsolve
+
+    off = sp.csr_matrix((v, (r, c)), shape=(S, S))
+    out_rate = np.asarray(off.sum(axis=1)).ravel()
+    Q = (off - sp.diags(out_rate)).T.tolil()  # columns: balance of each state
+    Q[S - 1, :] = np.ones(S)
+    b = np.zeros(S)
+    b[-1] = 1.0
+    pi = spsolve(Q.tocsc(), b)
     pi = np.clip(pi, 0.0, None)
     return pi / pi.sum()
 
