@@ -141,3 +141,14 @@ def test_ray_worker_function_matches_local():
     eps = _ray_chunk("pandora", "oracle", {}, tasks[3:], "true", 0, 3, [4])
     assert [e.index for e in eps] == [3, 5]
     assert [e.actions for e in eps] == [local.episodes[3].actions, local.episodes[5].actions]
+
+
+def test_resume_ignores_a_torn_last_line(tmp_path):
+    tasks = generate_tasks(4, seed=8)
+    evaluate("pandora", "oracle", tasks[:2], out_dir=tmp_path, audit=False, ledger=False)
+    with open(tmp_path / "trajectories.jsonl", "a") as fh:
+        fh.write('{"index": 2, "task_id": "torn')  # a crash in the middle of a write
+    m = evaluate("pandora", "oracle", tasks, out_dir=tmp_path, audit=False, ledger=False, resume=True)
+    assert m.n_tasks == 4 and [e.index for e in m.episodes] == [0, 1, 2, 3]
+    lines = (tmp_path / "trajectories.jsonl").read_text().splitlines()
+    assert len(lines) == 4 and all(json.loads(x)["task_id"] for x in lines)

@@ -245,6 +245,8 @@ def evaluate(env: str | EnvSpec | CTAEnv, policy: str | Policy, tasks: Any, *, p
                 raise ValueError(f"{traj} does not belong to these tasks (episode {idx} is {e.task_id!r}); "
                                  "use another --out or resume=False")
             advance()
+        if traj.is_file():  # rewrite without a torn last line before appending
+            _append_trajectories(traj, sorted(done_eps.values(), key=lambda e: e.index), fresh=True)
 
     if ray is not None:
         from parsimon.errors import require
@@ -263,6 +265,20 @@ def evaluate(env: str | EnvSpec | CTAEnv, policy: str | Policy, tasks: Any, *, p
             new.extend(chunk)
             for _ in chunk:
                 advance()
+        # the workers do not share this process's governance store: log their actions and costs here
+        from parsimon.governance import get_audit_log, get_ledger
+
+        audit_log = get_audit_log() if audit else None
+        led = get_ledger() if ledger else None
+        for ep in new:
+            for rec in ep.steps:
+                if audit_log is not None:
+                    audit_log.append(actor=f"cta.agent:{policy_name}", action="env.step",
+                                     target=f"{spec.name}:{ep.task_id}", args={"t": rec.t, "action": rec.action[:500]},
+                                     outcome="ok" if rec.valid else f"invalid: {rec.error}")
+            if led is not None:
+                led.charge(component=f"cta.{spec.name}", actions=len(ep.steps),
+                           meta={"task_id": ep.task_id, "policy": policy_name, "ray": True})
         if traj is not None:
             _append_trajectories(traj, new, fresh=not resume)
     else:
