@@ -1,0 +1,164 @@
+"""Scripted FILEREADING policies: the Bayes-optimal planner (the "act" half of calibrate-then-act) and
+the paper's static baselines.
+
+* ``cta-planner`` — :class:`~parsimon.cta.filereading.planner.FormatPlanner` with the chosen prior source;
+* ``oracle`` — the same planner with the true (data-generating) prior of the filename;
+* ``uniform-prior`` — the planner with a uniform prior (cost-aware, no calibration);
+* ``test-then-code`` — ``UNIT_TESTS`` of all three attributes, then CODE, then ANSWER (the paper's static
+  "3×Test→Code");
+* ``code-first`` — CODE with the argmax-prior format at once; if it fails, test all three, CODE, ANSWER.
+
+All of them write real pandas code (:func:`~parsimon.cta.filereading.generator.solution_code`) that the
+environment executes in the sandbox, and read the answer from its output (``RESULT: <value>``).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from parsimon.cta.base import Policy
+from parsimon.cta.filereading.generator import solution_code
+from parsimon.cta.filereading.planner import FormatPlanner
+from parsimon.cta.filereading.prior import ATTRS, CONFIGS, argmax_format, true_prior, uniform_prior, validate_prior
+
+__all__ = ["CodeFirstPolicy", "OraclePolicy", "PlannerPolicy", "TestThenCodePolicy", "UniformPlannerPolicy",
+           "result_of"]
+
+_RESULT = re.compile(r"^RESULT:\s*(.*)$", re.MULTILINE)
+
+
+def result_of(stdout: str) -> str | None:
+    """The value printed as ``RESULT: <value>`` (the last one), or None."""
+    found = _RESULT.findall(stdout or "")
+    return found[-1].strip() if found else None
+
+
+def _tests_action(view: dict, attrs: list[str]) -> str:
+    f = view["filename"]
+    return "UNIT_TESTS: " + ", ".join(f'test_{a}("{f}")' for a in attrs)
+
+
+def _code_action(view: dict, fmt: tuple) -> str:
+    fmt = tuple(fmt)
+    return "CODE\n```python\n" + solution_code(view["filename"], fmt, view["instruction"], view["query_type"]) + "```"
+
+
+class _Scripted(Policy):
+    """Shared bookkeeping: the answer once a CODE printed one, the format values tests revealed."""
+
+    def __init__(self, max_turns: int = 8):
+        super().__init__()
+        self.max_turns = max_turns
+
+    def reset(self, task_view: Any, prior: Any, *, seed: int | None = None) -> None:
+        super().reset(task_view, prior, seed=seed)
+        self.known: dict[str, Any] = {}
+        self.answer: str | None = None
+        self.t = 0
+        self.coded: list[tuple] = []
+
+    def _observe(self, info: dict) -> bool | None:
+        """Update from the last step's info; returns the CODE outcome (None if the last action was no CODE)."""
+        self.known.update(info.get("tests") or {})
+        if "code_ok" in info:
+            if info["code_ok"]:
+                res = result_of(info.get("stdout", ""))
+                if res is not None:
+                    self.answer = res
+                    return True
+            return False
+        return None
+
+    def act(self, observation: str, info: dict) -> str:
+        self._observe(info)
+        self.t = info.get("t", self.t)
+        if self.answer is not None:
+            return f"ANSWER: {self.answer}"
+        return self._next(info)
+
+    def _next(self, info: dict) -> str:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+class PlannerPolicy(_Scripted):
+    """Acts by the Bayes-optimal plan for the given prior (re-planned from the current state each turn)."""
+
+    def reset(self, task_view: Any, prior: Any, *, seed: int | None = None) -> None:
+        super().reset(task_view, prior, seed=seed)
+        pr = self._prior(task_view, prior)
+        self.planner = FormatPlanner(pr, task_view["d_unit"], task_view["d_code"], max_turns=self.max_turns)
+        self.mask = self.planner.full
+        self.pending: Any = None
+
+    def _prior(self, view: dict, prior: Any) -> dict:
+        if prior is None:
+            raise ValueError("the cta-planner needs a prior (choose a prior source, e.g. prior='estimated')")
+        return validate_prior(prior)
+
+    def _next(self, info: dict) -> str:
+        if self.pending is not None:
+            if self.pending.kind == "code" and info.get("code_ok") is False:
+                self.mask &= ~(1 << self.pending.config)
+                self.count("failed_codes")
+            elif self.pending.kind == "test" and info.get("tests"):
+                attrs = [a for a in self.pending.attrs if ATTRS[a] in info["tests"]]
+                self.mask = self.planner.observe_test(self.mask, attrs, [info["tests"][ATTRS[a]] for a in attrs])
+        turns_left = max(0, self.max_turns - self.t)
+        _, a = self.planner.solve(self.mask, turns_left)
+        self.pending = a
+        if a.kind == "code":
+            return _code_action(self.task_view, CONFIGS[a.config])
+        if a.kind == "test":
+            return _tests_action(self.task_view, [ATTRS[i] for i in a.attrs])
+        self.count("gave_up")
+        return "ANSWER: unknown"
+
+
+class OraclePolicy(PlannerPolicy):
+    """The planner with the true log-linear prior of the filename's features, whatever prior is chosen."""
+
+    def _prior(self, view: dict, prior: Any) -> dict:
+        return true_prior(view["features"])
+
+
+class UniformPlannerPolicy(PlannerPolicy):
+    """The planner with a uniform prior: cost-aware but uncalibrated."""
+
+    def _prior(self, view: dict, prior: Any) -> dict:
+        return uniform_prior()
+
+
+class TestThenCodePolicy(_Scripted):
+    """Test all three attributes in one action, then CODE with the revealed format, then ANSWER."""
+
+    def _next(self, info: dict) -> str:
+        if all(a in self.known for a in ATTRS):
+            fmt = tuple(self.known[a] for a in ATTRS)
+            if fmt in self.coded:  # the right format failed (e.g. a sandbox limit): nothing left to try
+                return "ANSWER: unknown"
+            self.coded.append(fmt)
+            return _code_action(self.task_view, fmt)
+        return _tests_action(self.task_view, [a for a in ATTRS if a not in self.known])
+
+
+class CodeFirstPolicy(_Scripted):
+    """CODE with the argmax-prior format first ("guess and go"); on failure test all three, then CODE."""
+
+    def reset(self, task_view: Any, prior: Any, *, seed: int | None = None) -> None:
+        super().reset(task_view, prior, seed=seed)
+        if prior is None:
+            raise ValueError("code-first needs a prior (choose a prior source, e.g. prior='estimated')")
+        self.guess = argmax_format(prior)
+
+    def _next(self, info: dict) -> str:
+        if not self.coded:
+            self.coded.append(self.guess)
+            return _code_action(self.task_view, self.guess)
+        if all(a in self.known for a in ATTRS):
+            fmt = tuple(self.known[a] for a in ATTRS)
+            if fmt in self.coded:
+                return "ANSWER: unknown"
+            self.coded.append(fmt)
+            return _code_action(self.task_view, fmt)
+        return _tests_action(self.task_view, [a for a in ATTRS if a not in self.known])
