@@ -18,17 +18,19 @@ MODES = ("hybrid", "topk", "topp")
 
 
 def block_mean(x: torch.Tensor, block: int) -> torch.Tensor:
-    """Mean of consecutive token blocks along dim -2; a partial last block averages its valid tokens only."""
-    n = x.shape[-2]
-    nb = -(-n // block)
-    pad = nb * block - n
-    xf = x.float()
-    if pad:
-        xf = torch.nn.functional.pad(xf, (0, 0, 0, pad))
-    sums = xf.reshape(*x.shape[:-2], nb, block, x.shape[-1]).sum(-2)
-    counts = torch.full((nb,), float(block), device=x.device)
-    counts[-1] = block - pad
-    return sums / counts[:, None]
+    """Mean of consecutive token blocks along dim -2 (fp32); a partial last block averages its valid tokens.
+
+    Sums in fp32 straight from ``x``'s dtype without copying ``x`` (views only), so it is cheap on long inputs.
+    """
+    n, d = x.shape[-2], x.shape[-1]
+    lead = x.shape[:-2]
+    nfull, tail = divmod(n, block)
+    parts = []
+    if nfull:
+        parts.append(x[..., : nfull * block, :].reshape(*lead, nfull, block, d).sum(-2, dtype=torch.float32) / block)
+    if tail:
+        parts.append(x[..., nfull * block:, :].sum(-2, keepdim=True, dtype=torch.float32) / tail)
+    return torch.cat(parts, dim=-2) if len(parts) > 1 else parts[0]
 
 
 def _causal_allowed(nq: int, nk: int, block_q: int, block_k: int, seq_q: int, device) -> torch.Tensor:
