@@ -19,6 +19,7 @@ _LAZY = {
     "sdpa": "integrations",
     "patch_attention": "integrations",
     "ParsimonAttnProcessor": "integrations",
+    "install_processor": "integrations",
     "SparsityPolicy": "policy",
     "distill": "training",
 }
@@ -37,3 +38,7 @@ def __getattr__(name: str):
     value = getattr(module, name)
     globals()[name] = value
     return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))
