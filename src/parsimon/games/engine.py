@@ -21,6 +21,7 @@ previous sequence); simultaneous-move games go through ``pyspiel.convert_to_turn
 from __future__ import annotations
 
 import hashlib
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -212,7 +213,7 @@ def compile_game(game: Any, *, cache: bool = True, progress: bool = False,
     cg = _traverse(g, progress=progress, max_nodes=max_nodes)
     if cache:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp.npz")
+        tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npz")  # concurrent writers
         meta = np.array([gs, str(cg.num_players), str(cg.num_actions)])
         np.savez(tmp, meta=meta, **{k: getattr(cg, k) for k in _ARRAY_FIELDS})
         tmp.replace(path)
