@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> None:
                 # Every rank trains the same teacher (same seed, DDP-averaged) — no broadcast needed.
                 teacher, _ = train_teacher(data, mcfg, TrainConfig(steps=args.teacher_steps, lr=2e-3,
                                                                    batch_size=args.batch_size, seed=args.seed,
-                                                                   warmup=20), checkpoint=tpath)
+                                                                   warmup=20), checkpoint=tpath, device=device)
         teacher = frozen_copy(teacher).to(device)
         student = sparse_student(teacher, topk=args.topk, topp=args.topp, block_q=args.block_q,
                                  block_k=args.block_k, mode=args.mode, backend=args.backend).to(device)

@@ -157,7 +157,7 @@ def train(model: torch.nn.Module, data: ClipDataset, cfg: TrainConfig, *, object
             raise ValueError(f"checkpoint {checkpoint} was written by objective {state['objective']!r}, "
                              f"not {objective!r}")
         model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
+        opt.load_state_dict(state["optimizer"])  # AdamW moves its state to the parameters' device
         gen.set_state(state["generator"])
         step, losses = state["step"], list(state["losses"])
 
@@ -211,10 +211,10 @@ def train(model: torch.nn.Module, data: ClipDataset, cfg: TrainConfig, *, object
 
 def train_teacher(data: ClipDataset, model_cfg: DiTConfig = DiTConfig(), cfg: TrainConfig = TrainConfig(), *,
                   checkpoint: str | Path | None = None, resume: bool = False, on_step=None,
-                  ) -> tuple[TinyVideoDiT, TrainResult]:
-    """A dense-attention teacher trained from scratch with the plain diffusion loss."""
+                  device: torch.device | str = "cpu") -> tuple[TinyVideoDiT, TrainResult]:
+    """A dense-attention teacher trained from scratch with the plain diffusion loss (on ``device``)."""
     torch.manual_seed(cfg.seed)
-    model = TinyVideoDiT(model_cfg)
+    model = TinyVideoDiT(model_cfg).to(device)
     res = train(model, data, cfg, objective="diffusion", checkpoint=checkpoint, resume=resume, on_step=on_step)
     return model, res
 
