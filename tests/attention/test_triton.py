@@ -54,6 +54,13 @@ def test_triton_matches_oracle(h, hkv, n, d, causal):
     _compare(1, h, hkv, n, d, lay, torch.float32, 1e-4)
 
 
+def test_triton_fp16_casts():
+    """Half inputs exercise the kernels' casts (bf16 cannot run in the interpreter: its tl.dot mis-reads bf16)."""
+    q = torch.randn(1, 2, 200, 64, generator=torch.Generator().manual_seed(1))
+    lay = hybrid_block_mask(q.to(DEV), q.to(DEV), topk=0.2, topp=0.3, block_q=64, block_k=32, causal=True)
+    _compare(1, 2, 2, 200, 64, lay, torch.float16, 1e-2, seed=4)
+
+
 def test_triton_adversarial_layout():
     # rows keep only the partial last key block or everything; one key block chosen by no query block
     m = torch.zeros(1, 2, 3, 6, dtype=torch.bool)
