@@ -231,7 +231,10 @@ def reproduce(ctx: ReproContext) -> Section:
             ours=f"velocity error {vd['rel_velocity_err']:.4f} (union) vs {tk['rel_velocity_err']:.4f} (Top-k) vs "
                  f"{tp['rel_velocity_err']:.4f} (Top-p)",
             reproduced=vd["rel_velocity_err"] <= min(tk["rel_velocity_err"], tp["rel_velocity_err"]),
-            note=f"Sparsities {vd['sparsity']:.3f} / {tk['sparsity']:.3f} / {tp['sparsity']:.3f}.",
+            note=f"Sparsities {vd['sparsity']:.3f} / {tk['sparsity']:.3f} / {tp['sparsity']:.3f}. Kept-block overlap "
+                 "(Jaccard) of the union mask with the Top-k-only / Top-p-only masks on the teacher: "
+                 + " / ".join(f"{v:.2f}" for v in res.get("mask_overlap", {}).values())
+                 + ". Differences below the seed-to-seed spread are not evidence either way.",
         ))
     gpu = [mm for mm in speed_meta if "cuda" in str(mm["where"]).lower() or "h100" in str(mm["where"]).lower()
            or "gpu" in mm["file"]]

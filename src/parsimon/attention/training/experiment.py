@@ -38,7 +38,7 @@ from .loop import TrainConfig, distill, finetune, frozen_copy, load_model, train
 from .model import DiTConfig, TinyVideoDiT
 from .student import sparse_student
 
-__all__ = ["ExperimentConfig", "calibrate", "evaluate_student", "run_distill_experiment"]
+__all__ = ["ExperimentConfig", "calibrate", "evaluate_student", "mask_overlap", "probe_qk", "run_distill_experiment"]
 
 
 @dataclass(frozen=True)
@@ -107,19 +107,39 @@ def _layout_sparsity(qk, *, mode: str, topk: float, topp: float, block_q: int, b
 
 
 @torch.no_grad()
-def calibrate(teacher: TinyVideoDiT, ev: dict, *, mode: str, target: float, topk: float, block_q: int,
-              block_k: int, iters: int = 30) -> dict:
-    """(topk, topp) giving block sparsity closest to ``target`` on the teacher's q/k over ``ev``.
-
-    hybrid: k fixed, p bisected; topp: p bisected; topk: the k grid point (multiples of 1/N_k) closest.
-    """
+def probe_qk(teacher: TinyVideoDiT, ev: dict) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Each layer's (q, k) when the dense teacher runs on the evaluation batch."""
     probe = _QKProbe()
     saved, teacher.attention = teacher.attention, probe
     try:
         teacher(noisy(ev["x0"], ev["eps"], ev["t"]), ev["t"], ev["y"])
     finally:
         teacher.attention = saved
-    qk = probe.qk
+    return probe.qk
+
+
+@torch.no_grad()
+def mask_overlap(qk, a: dict, b: dict, *, block_q: int, block_k: int) -> float:
+    """Jaccard overlap of two masks' kept blocks (``a``/``b``: mode, topk, topp) over the probed layers."""
+    from parsimon.attention.mask import hybrid_block_mask
+
+    inter = union = 0
+    for q, k in qk:
+        ma = hybrid_block_mask(q, k, block_q=block_q, block_k=block_k, **a).block_mask()
+        mb = hybrid_block_mask(q, k, block_q=block_q, block_k=block_k, **b).block_mask()
+        inter += int((ma & mb).sum())
+        union += int((ma | mb).sum())
+    return inter / union if union else 1.0
+
+
+@torch.no_grad()
+def calibrate(teacher: TinyVideoDiT, ev: dict, *, mode: str, target: float, topk: float, block_q: int,
+              block_k: int, iters: int = 30, qk=None) -> dict:
+    """(topk, topp) giving block sparsity closest to ``target`` on the teacher's q/k over ``ev``.
+
+    hybrid: k fixed, p bisected; topp: p bisected; topk: the k grid point (multiples of 1/N_k) closest.
+    """
+    qk = probe_qk(teacher, ev) if qk is None else qk
     kw = dict(block_q=block_q, block_k=block_k)
     if mode == "topk":
         nk = -(-qk[0][1].shape[2] // block_k)
@@ -198,8 +218,15 @@ def run_distill_experiment(cfg: ExperimentConfig = ExperimentConfig(), *, out_di
         teacher_flow = float((teacher(xt, ev["t"], ev["y"]) - (ev["eps"] - ev["x0"])).square().mean())
 
     kw = dict(block_q=cfg.block_q, block_k=cfg.block_k)
-    cal = {m: calibrate(teacher, ev, mode=m, target=cfg.target_sparsity, topk=cfg.topk, **kw)
+    qk = probe_qk(teacher, ev)
+    cal = {m: calibrate(teacher, ev, mode=m, target=cfg.target_sparsity, topk=cfg.topk, qk=qk, **kw)
            for m in (("hybrid", "topk", "topp") if cfg.ablations else ("hybrid",))}
+    overlap = {}
+    if cfg.ablations:
+        hyb = {"mode": "hybrid", "topk": cal["hybrid"]["topk"], "topp": cal["hybrid"]["topp"]}
+        for m in ("topk", "topp"):
+            overlap[f"hybrid vs {m}"] = mask_overlap(qk, hyb, {"mode": m, "topk": cal[m]["topk"],
+                                                               "topp": cal[m]["topp"]}, **kw)
     arms: list[dict] = [{"arm": "teacher (dense)", "mode": "dense", "training": "-", "sparsity": 0.0,
                          "rel_velocity_err": 0.0, "flow_loss": teacher_flow, "sample_mse": 0.0,
                          "sample_psnr_db": math.inf, "seconds": t_teacher}]
@@ -226,5 +253,5 @@ def run_distill_experiment(cfg: ExperimentConfig = ExperimentConfig(), *, out_di
         row.update(arm=name, mode=mode, training=how or "none", topk=cal[mode]["topk"], topp=cal[mode]["topp"],
                    calibrated_sparsity=cal[mode]["sparsity"], seconds=time.perf_counter() - t0)
         arms.append(row)
-    return {"config": cfg.to_dict(), "calibration": cal, "arms": arms, "teacher_losses": t_res_losses[-20:],
+    return {"config": cfg.to_dict(), "calibration": cal, "mask_overlap": overlap, "arms": arms, "teacher_losses": t_res_losses[-20:],
             "tokens": cfg.model.tokens, "seconds": time.perf_counter() - t_start}
