@@ -80,6 +80,7 @@ __all__ = [
 ]
 
 _EST_CACHE: dict[tuple[int, str], dict] = {}
+_ESTIMATORS: dict[int, PriorEstimator] = {}
 
 
 def estimated_prior(task: FileTask, seed: int | None = None) -> dict:
@@ -88,7 +89,9 @@ def estimated_prior(task: FileTask, seed: int | None = None) -> dict:
     s = task.dataset_seed if seed is None and task.dataset_seed is not None else (seed or 0)
     key = (s, task.filename)
     if key not in _EST_CACHE:
-        _EST_CACHE[key] = get_dataset(s).estimator().predict(task.filename)
+        if s not in _ESTIMATORS:  # the estimator depends only on the seed's filenames, not on files
+            _ESTIMATORS[s] = get_dataset(s).estimator()
+        _EST_CACHE[key] = _ESTIMATORS[s].predict(task.filename)
     return _EST_CACHE[key]
 
 
@@ -99,8 +102,14 @@ def _prior_released(task: FileTask, rng: np.random.Generator) -> dict:
     return task.released_prior
 
 
+_ORACLE_CACHE: dict[tuple, list[str]] = {}
+
+
 def oracle_actions(task: FileTask) -> list[str]:
     """The canonical actions of the optimal policy under the true prior on this task (match rate)."""
+    key = (tuple(sorted(task.features.items())), task.d_unit, task.d_code, tuple(task.fmt))
+    if key in _ORACLE_CACHE:
+        return list(_ORACLE_CACHE[key])
     pl = FormatPlanner(true_prior(task.features), task.d_unit, task.d_code)
     acts, _ = pl.rollout(tuple(task.fmt))
     out = []
@@ -111,7 +120,8 @@ def oracle_actions(task: FileTask) -> list[str]:
             out.append("UNIT_TESTS: " + ",".join(ATTRS[i] for i in a.attrs))
         else:
             out.append("ANSWER")
-    return out
+    _ORACLE_CACHE[key] = out
+    return list(out)
 
 
 def _make_env(tasks: list | None = None, **kw: Any) -> FileReadingEnv:

@@ -19,7 +19,8 @@ base task has:
 * a query: the id of the record with the maximum of a numeric column (exact match), or the mean or the
   minimum of a numeric column excluding None (|error| < 0.01).
 
-Everything is a deterministic function of ``(seed, task index)``: the first k tasks do not depend on ``n``.
+Everything is a deterministic function of ``(seed, n)`` (the feature balance and the split are permutations of
+all ``n`` tasks; each task's own draws are seeded by ``(seed, index)``).
 """
 
 from __future__ import annotations
@@ -465,6 +466,8 @@ _DATASETS: dict[tuple, Dataset] = {}
 
 def get_dataset(seed: int = 0, n: int = 2000, **kw: Any) -> Dataset:
     """A memoised :class:`Dataset` (same arguments → same object)."""
+    if kw.get("data_root") is None:
+        kw["data_root"] = _default_root(seed)  # part of the key: PARSIMON_HOME may change
     key = (seed, n, tuple(sorted((k, str(v)) for k, v in kw.items())))
     if key not in _DATASETS:
         _DATASETS[key] = Dataset(seed, n, **kw)
@@ -475,7 +478,7 @@ def generate_tasks(n: int, seed: int = 0, *, split: str = "test", data_root: str
     """``n`` episodes from the test split (ρ-major within each base task) of the 2,000-task dataset ``seed``."""
     if not isinstance(n, int) or n < 1:
         raise ValueError(f"`n` must be a positive int, got {n!r}")
-    ds = get_dataset(seed, data_root=data_root) if data_root is not None else get_dataset(seed)
+    ds = get_dataset(seed, data_root=data_root)
     return ds.tasks(split, n_base=math.ceil(n / len(ds.rhos)))[:n]
 
 
