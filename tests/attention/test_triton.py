@@ -54,6 +54,18 @@ def test_triton_matches_oracle(h, hkv, n, d, causal):
     _compare(1, h, hkv, n, d, lay, torch.float32, 1e-4)
 
 
+@pytest.mark.skipif(CUDA, reason="sub-tiles are chosen by the autotuner on CUDA")
+def test_triton_query_subtiles(monkeypatch):
+    """BLOCK_M < block_q (two sub-tiles per query block walk the same lists), as the GPU configs do."""
+    import parsimon.attention.kernels.triton_attention as ta
+
+    monkeypatch.setattr(ta, "INTERPRET_BLOCK_M", 32)
+    q = torch.randn(1, 2, 190, 32, generator=torch.Generator().manual_seed(5))
+    k = torch.randn(1, 1, 190, 32, generator=torch.Generator().manual_seed(6))
+    lay = hybrid_block_mask(q, k, topk=0.2, topp=0.3, block_q=64, block_k=32, causal=True)
+    _compare(1, 2, 1, 190, 32, lay, torch.float32, 1e-4, seed=7)
+
+
 def test_triton_fp16_casts():
     """Half inputs exercise the kernels' casts (bf16 cannot run in the interpreter: its tl.dot mis-reads bf16)."""
     q = torch.randn(1, 2, 200, 64, generator=torch.Generator().manual_seed(1))

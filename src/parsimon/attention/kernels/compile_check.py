@@ -13,9 +13,10 @@ import itertools
 import os
 
 
-def compile_all(arch: int = 90, dtypes=("bf16", "fp16"), head_dims=(64, 128), block_m: int = 64,
+def compile_all(arch: int = 90, dtypes=("bf16", "fp16"), head_dims=(64, 128), block_ms=(64, 128),
                 num_warps: int = 8, num_stages: int = 3) -> list[str]:
-    """Compile forward, delta, dQ and dK/dV for every dtype × head dim × causal; returns one line per kernel."""
+    """Compile forward, delta, dQ and dK/dV for every dtype × head dim × causal × query sub-tile (BLOCK_M, with
+    128-token query blocks); returns one line per kernel."""
     if os.environ.get("TRITON_INTERPRET", "0") not in ("", "0"):
         raise RuntimeError("compile_check: unset TRITON_INTERPRET (the interpreter does not compile)")
     import triton
@@ -37,7 +38,7 @@ def compile_all(arch: int = 90, dtypes=("bf16", "fp16"), head_dims=(64, 128), bl
         assert kern.asm.get("cubin"), f"{fn.__name__}: no cubin"
         done.append(f"{fn.__name__} {const} sm_{arch}")
 
-    for dt, d, causal in itertools.product(dtypes, head_dims, (False, True)):
+    for dt, d, causal, block_m in itertools.product(dtypes, head_dims, (False, True), block_ms):
         const = dict(CAUSAL=causal, BLOCK_Q=128, BLOCK_M=block_m, BLOCK_N=64, BLOCK_D=d)
         idx = dict(LSE="fp32", DELTA="fp32")
         build(ta._fwd_kernel, dict(Q=dt, K=dt, V=dt, O=dt, LSE="fp32", KV_CNT="i32", KV_IDX="i32"), const)
@@ -54,7 +55,7 @@ def main(argv=None) -> int:
     ap.add_argument("--arch", type=int, default=90, help="compute capability ×10, e.g. 80, 90")
     ap.add_argument("--quick", action="store_true", help="bf16, head dim 128 only")
     args = ap.parse_args(argv)
-    kw = dict(dtypes=("bf16",), head_dims=(128,)) if args.quick else {}
+    kw = dict(dtypes=("bf16",), head_dims=(128,), block_ms=(64,)) if args.quick else {}
     for line in compile_all(args.arch, **kw):
         print("ok", line)
     return 0

@@ -238,8 +238,16 @@ else:  # the interpreter runs one config: a whole query block per program (fewes
     _fwd, _dq, _dkdv = _fwd_kernel, _dq_kernel, _dkdv_kernel
 
 
+INTERPRET_BLOCK_M: int | None = None  # tests set this to split query blocks into sub-tiles, as on GPU
+
+
 def _launch_kw(block_q):
-    return {"BLOCK_M": block_q} if INTERPRET else {}
+    if not INTERPRET:
+        return {}
+    bm = INTERPRET_BLOCK_M or block_q
+    if block_q % bm:
+        raise ValueError(f"INTERPRET_BLOCK_M={bm} must divide block_q={block_q}")
+    return {"BLOCK_M": bm}
 
 
 def _grid_rows(nqb, bh, block_q):
