@@ -93,3 +93,20 @@ def test_gradients_flow_through_policy():
     pol = SparsityPolicy(topk=0.25, topp=0.2, block_q=16, block_k=16, min_retained_mass=0.9, backend="torch")
     pol(q, k, v).sum().backward()
     assert all(t.grad is not None and torch.isfinite(t.grad).all() for t in (q, k, v))
+
+
+def test_dense_first_steps_during_sampling():
+    from parsimon.attention.training import DiTConfig, TinyVideoDiT, euler_sample
+
+    torch.manual_seed(0)
+    model = TinyVideoDiT(DiTConfig(frames=4, size=16, dim=16, depth=2, heads=2)).eval()
+    pol = SparsityPolicy(topk=0.25, topp=0.1, block_q=16, block_k=8, dense_first_steps=2, backend="torch")
+    model.attention = pol
+    noise = torch.randn(1, 1, 4, 16, 16, generator=torch.Generator().manual_seed(1))
+
+    def on_step(i):
+        pol.step = i
+
+    euler_sample(model, noise, steps=4, on_step=on_step)
+    assert pol.stats.calls == 8  # 4 steps × 2 layers
+    assert pol.stats.dense_calls == 4  # steps 0 and 1 ran dense in both layers

@@ -255,3 +255,54 @@ def run_distill_experiment(cfg: ExperimentConfig = ExperimentConfig(), *, out_di
         arms.append(row)
     return {"config": cfg.to_dict(), "calibration": cal, "mask_overlap": overlap, "arms": arms, "teacher_losses": t_res_losses[-20:],
             "tokens": cfg.model.tokens, "seconds": time.perf_counter() - t_start}
+
+
+def _summarise(runs: list[dict]) -> list[dict]:
+    """Mean and standard deviation over seeds of each arm's metrics."""
+    import statistics
+
+    out = []
+    for i, arm in enumerate(runs[0]["arms"]):
+        row = {"arm": arm["arm"], "seeds": len(runs)}
+        for key in ("sparsity", "rel_velocity_err", "sample_psnr_db", "flow_loss"):
+            vals = [r["arms"][i][key] for r in runs]
+            finite = [v for v in vals if math.isfinite(v)]
+            row[key] = statistics.fmean(finite) if finite else math.inf
+            row[key + "_std"] = statistics.stdev(finite) if len(finite) > 1 else 0.0
+        out.append(row)
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m parsimon.attention.training.experiment --seeds 0 1 2 --out results.json`` (quick sizes)."""
+    import argparse
+    import json
+
+    ap = argparse.ArgumentParser(description="Distillation arms at matched sparsity over several seeds.")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0])
+    ap.add_argument("--teacher-steps", type=int, default=250)
+    ap.add_argument("--tune-steps", type=int, default=80)
+    ap.add_argument("--out", type=Path, required=True, help="JSON file to write")
+    ap.add_argument("--cache", type=Path, default=None, help="folder for per-seed teacher checkpoints")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(1)
+    runs = []
+    for seed in args.seeds:
+        cfg = ExperimentConfig(teacher_steps=args.teacher_steps, tune_steps=args.tune_steps, seed=seed)
+        cache = args.cache / f"seed{seed}" if args.cache is not None else None
+        runs.append(run_distill_experiment(cfg, out_dir=cache))
+        print(f"seed {seed}: {runs[-1]['seconds']:.0f} s", flush=True)
+    result = {"command": "python -m parsimon.attention.training.experiment " + " ".join(argv or []),
+              "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "threads": 1,
+              "summary": _summarise(runs), "runs": runs}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=1, default=str))
+    for row in result["summary"]:
+        print(f"{row['arm']:>26}: sparsity {row['sparsity']:.3f}  vel.err {row['rel_velocity_err']:.4f} "
+              f"± {row['rel_velocity_err_std']:.4f}  PSNR {row['sample_psnr_db']:.2f} ± {row['sample_psnr_db_std']:.2f}")
+
+
+if __name__ == "__main__":
+    import sys
+
+    main(sys.argv[1:])
