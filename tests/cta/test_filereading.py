@@ -356,3 +356,48 @@ def test_report_part_small(monkeypatch, tmp_path):
     assert len(tables) == 2 and len(claims) == 4
     png = report.pareto_plot(res, tmp_path / "p.png")
     assert png.stat().st_size > 1000
+
+
+class _ScriptedClient:
+    """A stand-in chat client: tests everything, then runs the revealed format (reads the prompts)."""
+
+    model = "scripted"
+
+    def __init__(self):
+        self.seen = []
+
+    def chat(self, messages, **_):
+        from parsimon.llm.types import ChatResponse, Usage
+
+        self.seen.append(messages[1]["content"])
+        users = [m["content"] for m in messages if m["role"] == "user"]
+        first = users[0]
+        fname = first.split("File: ")[1].splitlines()[0]
+        task = first.split("Task: ")[1].splitlines()[0]
+        qtype = "max" if "maximum" in task else ("mean" if "average" in task else "min")
+        if len(users) == 1:
+            return ChatResponse(text="garbage", usage=Usage(5, 1))
+        if len(users) == 2:
+            return ChatResponse(text=f'UNIT_TESTS: test_delimiter("{fname}"), test_quotechar("{fname}"), '
+                                     f'test_skiprows("{fname}")', usage=Usage(5, 5))
+        if len(users) == 3:
+            vals = {}
+            for ln in users[2].splitlines():
+                k, v = ln.split(" -> ")
+                vals[k.split("(")[0][5:]] = eval(v)  # noqa: S307 - test-only, values we printed
+            fmt = (vals["delimiter"], vals["quotechar"], vals["skiprows"])
+            return ChatResponse(text="CODE\n```python\n" + solution_code(fname, fmt, task, qtype) + "```",
+                                usage=Usage(5, 5))
+        res = [ln for ln in users[3].splitlines() if ln.startswith("RESULT:")]
+        return ChatResponse(text="<think>done</think>ANSWER: " + res[0].split(":", 1)[1].strip(), usage=Usage(5, 5))
+
+
+def test_llm_agent_roundtrip(small_tasks):
+    client = _ScriptedClient()
+    m = evaluate("filereading", "llm-cta", small_tasks[:2], prior="true", policy_kwargs={"client": client},
+                 audit=False, ledger=False)
+    assert m.summary["correct"] == 1.0 and m.policy_stats["parse_failures"] == 2
+    assert "Format likelihoods: delimiter:" in client.seen[0]
+    client2 = _ScriptedClient()
+    evaluate("filereading", "llm-prompted", small_tasks[:1], policy_kwargs={"client": client2}, audit=False, ledger=False)
+    assert "No format likelihoods are provided." in client2.seen[0]

@@ -156,6 +156,22 @@ register_policy("filereading", "code-first", CodeFirstPolicy,
                 description="CODE with the argmax-prior format; on failure test all three, then CODE")
 
 
+def _llm_factory(with_prior: bool, thinking: bool):
+    def make(**kw: Any) -> Any:
+        from parsimon.cta.filereading.policies import make_llm_agent
+
+        return make_llm_agent(with_prior=with_prior, thinking=thinking, **kw)
+
+    return make
+
+
+for _name, _wp, _th in (("llm-prompted", False, False), ("llm-cta", True, False),
+                        ("llm-prompted-thinking", False, True), ("llm-cta-thinking", True, True)):
+    register_policy("filereading", _name, _llm_factory(_wp, _th), uses_prior=_wp, needs_llm=True,
+                    description=f"LLM agent, {'CTA-PROMPTED (format likelihoods in the prompt)' if _wp else 'PROMPTED'}, "
+                                f"{'thinking' if _th else 'non-thinking'}")
+
+
 def filereading_part(ctx: Any) -> Any:
     """The FILEREADING part of the CTA report (see :mod:`parsimon.cta.filereading.report`)."""
     from parsimon.cta.filereading.report import filereading_part as part

@@ -162,3 +162,88 @@ class CodeFirstPolicy(_Scripted):
             self.coded.append(fmt)
             return _code_action(self.task_view, fmt)
         return _tests_action(self.task_view, [a for a in ATTRS if a not in self.known])
+
+
+# ---------------------------------------------------------------------------------------------------
+# LLM agents (PROMPTED / CTA-PROMPTED) on FILEREADING, through cta-core's LLMAgent
+
+
+def _fr_system(thinking: bool) -> str:
+    base = (
+        "You answer a question about a CSV file by writing pandas code. The file's format is unknown: its "
+        "delimiter is one of ',', ';', '\\t'; its quote character is '\"' or \"'\"; it may have one junk line "
+        "before the header (skiprows 0 or 1). Only the exactly right settings read the file.\n"
+        "Each turn, take exactly one action:\n"
+        "- UNIT_TESTS: test_delimiter(\"<file>\"), test_quotechar(\"<file>\"), test_skiprows(\"<file>\") — any "
+        "of the three; each returns the true value. Every test counts once in U.\n"
+        "- CODE followed by a ```python``` block: it runs on the file; you see stdout and stderr. Every CODE "
+        "counts once in C.\n"
+        "- ANSWER: <answer> — ends the episode.\n"
+        "Reward: correct × d_unit^U × d_code^C. If d_code = d_unit^k, one CODE costs about k UNIT_TESTS. "
+        "Test only when the expected saving outweighs the cost; print the result of your code.\n")
+    if thinking:
+        return base + "Think briefly, then end with your action (UNIT_TESTS: ..., CODE + code block, or ANSWER: ...)."
+    return base + "Reply with the action only, no explanation."
+
+
+def _fmt_prior(prior: dict) -> str:
+    def one(a: str) -> str:
+        return "{" + ", ".join(f"{o!r}: {prior[a][o]:.3f}" for o in prior[a]) + "}"
+
+    return ", ".join(f"{a}: {one(a)}" for a in ATTRS)
+
+
+def _fr_first(view: dict, prior: dict | None) -> str:
+    lines = [f"File: {view['filename']}", f"Task: {view['instruction']}",
+             f"Costs: d_unit = {view['d_unit']}, d_code = {view['d_code']:.4g}",
+             f"- Note: d_code = d_unit^{view['rho']:g}"]
+    lines.append(f"Format likelihoods: {_fmt_prior(validate_prior(prior))}" if prior is not None
+                 else "No format likelihoods are provided.")
+    lines.append("Choose your action.")
+    return "\n".join(lines)
+
+
+def filereading_prompts() -> Any:
+    """The FILEREADING :class:`~parsimon.cta.agents.llm.PromptSet` (system prompt, first turn)."""
+    from parsimon.cta.agents.llm import PromptSet
+    from parsimon.cta.agents.parser import ActionGrammar
+
+    return PromptSet(_fr_system, _fr_first, lambda view: ActionGrammar.qa())
+
+
+def make_llm_agent(*, with_prior: bool, thinking: bool, **kw: Any) -> Policy:
+    """A FILEREADING LLM agent: cta-core's :class:`LLMAgent` with FILEREADING prompts; replies are validated
+    with the environment's own parser (code blocks need their backticks) and sent as they are; an
+    unparseable reply still goes to the environment (error message, turn consumed) and is counted in
+    ``parse_failures``."""
+    from parsimon.cta.agents.llm import LLMAgent
+    from parsimon.cta.filereading.env import parse_action as env_parse
+    from parsimon.errors import BudgetExceeded, LLMError
+
+    class FileReadingLLMAgent(LLMAgent):
+        def act(self, observation: str, info: dict) -> str:
+            if info.get("t", 0) > 0:
+                self.messages.append(self._user(observation))
+            self.count("llm_calls")
+            try:
+                reply = self.client.chat(self.messages, temperature=self.temperature, max_tokens=self.max_tokens,
+                                         seed=self.llm_seed, **self.extra_body)
+            except BudgetExceeded:
+                raise
+            except LLMError as exc:
+                self.count("llm_errors")
+                self.count("parse_failures")
+                text = f"(no reply: {exc})"
+                self.messages.append({"role": "assistant", "content": text})
+                return text
+            self.count("tokens_in", reply.usage.prompt_tokens)
+            self.count("tokens_out", reply.usage.completion_tokens)
+            text = reply.text
+            self.replies.append(text)
+            self.messages.append({"role": "assistant", "content": text})
+            if env_parse(text) is None:
+                self.count("parse_failures")
+            return text
+
+    kw.setdefault("max_tokens", 1024 if thinking else 384)
+    return FileReadingLLMAgent(prompts=filereading_prompts(), with_prior=with_prior, thinking=thinking, **kw)
