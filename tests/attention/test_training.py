@@ -195,3 +195,15 @@ def test_ddp_two_ranks_equals_single_process(tmp_path):
     assert a["losses"] == pytest.approx(b["losses"], rel=1e-3, abs=1e-12)
     for name, w in a["model"].items():
         assert torch.allclose(w, b["model"][name], atol=5e-5), name
+
+
+def test_exact_resume_with_warmup_schedule(tmp_path):
+    tiny = DiTConfig(frames=4, size=16, patch=4, dim=16, depth=1, heads=2)
+    data = ClipDataset(16, CLIPS, seed=0)
+    full, _ = train_teacher(data, tiny, TrainConfig(steps=6, batch_size=4, warmup=4))
+    train_teacher(data, tiny, TrainConfig(steps=3, batch_size=4, warmup=4), checkpoint=tmp_path / "w.pt")
+    resumed, res = train_teacher(data, tiny, TrainConfig(steps=6, batch_size=4, warmup=4), checkpoint=tmp_path / "w.pt",
+                                 resume=True)
+    assert res.steps_done == 6
+    for (name, a), b in zip(full.state_dict().items(), resumed.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
