@@ -31,8 +31,15 @@ def test_sdpa_bf16_matches_oracle_with_grads(d):
 
 
 def test_distill_steps_on_gpu(tmp_path):
-    from parsimon.attention.training import (ClipConfig, ClipDataset, DiTConfig, TinyVideoDiT, distill,
-                                             frozen_copy, sparse_student)
+    from parsimon.attention.training import (
+        ClipConfig,
+        ClipDataset,
+        DiTConfig,
+        TinyVideoDiT,
+        distill,
+        frozen_copy,
+        sparse_student,
+    )
 
     torch.manual_seed(0)
     teacher = frozen_copy(TinyVideoDiT(DiTConfig(frames=4, size=16, dim=32, depth=1, heads=2)).cuda())
