@@ -11,7 +11,8 @@ from parsimon.testing import rel_err
 
 def _inputs(b, h, hkv, n, d, dtype=torch.float32, seed=0, dv=None):
     g = torch.Generator().manual_seed(seed)
-    mk = lambda hh, dd: torch.randn(b, hh, n, dd, generator=g, dtype=dtype).requires_grad_(True)
+    def mk(hh, dd):
+        return torch.randn(b, hh, n, dd, generator=g, dtype=dtype).requires_grad_(True)
     return mk(h, d), mk(hkv, d), mk(hkv, dv or d)
 
 
@@ -25,7 +26,7 @@ def _check(q, k, v, lay, causal, backend="torch", tol=1e-4):
     go, gl = torch.randn(o.shape, generator=g), torch.randn(lse.shape, generator=g)
     grads = torch.autograd.grad((o * go).sum() + (lse * gl).sum(), (q, k, v))
     rgrads = torch.autograd.grad((ro * go).sum() + (rlse * gl).sum(), (q, k, v))
-    for a, b in zip(grads, rgrads):
+    for a, b in zip(grads, rgrads, strict=False):
         assert rel_err(a, b) < tol
 
 

@@ -22,7 +22,8 @@ DEV = "cuda" if CUDA else "cpu"
 
 def _compare(b, h, hkv, n, d, layout, dtype, tol, seed=0):
     g = torch.Generator().manual_seed(seed)
-    mk = lambda hh: torch.randn(b, hh, n, d, generator=g).to(DEV, dtype).requires_grad_(True)
+    def mk(hh):
+        return torch.randn(b, hh, n, d, generator=g).to(DEV, dtype).requires_grad_(True)
     q, k, v = mk(h), mk(hkv), mk(hkv)
     causal = layout.causal
     o, lse = sparse_attention(q, k, v, layout, causal=causal, return_lse=True, backend="triton")
@@ -34,7 +35,7 @@ def _compare(b, h, hkv, n, d, layout, dtype, tol, seed=0):
     gl = torch.randn(lse.shape, generator=g).to(DEV)
     grads = torch.autograd.grad((o.float() * go.float()).sum() + (lse * gl).sum(), (q, k, v))
     rgrads = torch.autograd.grad((ro.float() * go.float()).sum() + (rlse * gl).sum(), (q, k, v))
-    for name, a, r in zip("qkv", grads, rgrads):
+    for name, a, r in zip("qkv", grads, rgrads, strict=False):
         assert rel_err(a.float(), r.float()) < tol, name
 
 

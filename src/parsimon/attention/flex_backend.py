@@ -15,7 +15,7 @@ from .mask import BlockSparseLayout
 __all__ = ["flex_block_sparse_attention", "flex_block_mask", "compiled_flex_attention"]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def compiled_flex_attention():
     """``torch.compile(flex_attention)`` built once per process (eager flex is unfused and slow)."""
     from torch.nn.attention.flex_attention import flex_attention

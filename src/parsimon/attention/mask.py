@@ -7,7 +7,6 @@ for the forward pass and dQ, and column-major (CSC: per key block, the query blo
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -99,7 +98,7 @@ class BlockSparseLayout:
         seq_k: int,
         causal: bool = False,
         retained_mass: torch.Tensor | None = None,
-    ) -> "BlockSparseLayout":
+    ) -> BlockSparseLayout:
         """Build a layout from a bool ``[B, H, Nq_blocks, Nk_blocks]`` block mask.
 
         With ``causal=True`` blocks entirely above the diagonal are dropped and the diagonal blocks are added,

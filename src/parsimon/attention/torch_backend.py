@@ -52,7 +52,7 @@ def _plan(layout: BlockSparseLayout, hkv: int, device) -> list[_Group]:
     growth = _BUCKET_GROWTH
     while True:
         buckets, cur_lo, cur_hi, cur_n = [], None, None, 0
-        for c, s in zip(distinct, sizes):
+        for c, s in zip(distinct, sizes, strict=False):
             if cur_lo is not None and c <= cur_lo * growth:
                 cur_hi, cur_n = c, cur_n + s
             else:

@@ -31,7 +31,7 @@ _LN2 = 0.6931471805599453
 
 @triton.jit
 def _fwd_kernel(
-    Q, K, V, O, LSE, KV_CNT, KV_IDX,
+    Q, K, V, O, LSE, KV_CNT, KV_IDX,  # noqa: E741
     sm_scale,
     s_qb, s_qh, s_qn, s_kb, s_kh, s_kn, s_vb, s_vh, s_vn, s_ob, s_oh, s_on,
     s_idx,
@@ -87,7 +87,7 @@ def _fwd_kernel(
 
 
 @triton.jit
-def _delta_kernel(O, DO, DLSE, DELTA, N_Q, HAS_DLSE: tl.constexpr, BLOCK: tl.constexpr, BLOCK_D: tl.constexpr):
+def _delta_kernel(O, DO, DLSE, DELTA, N_Q, HAS_DLSE: tl.constexpr, BLOCK: tl.constexpr, BLOCK_D: tl.constexpr):  # noqa: E741
     pid = tl.program_id(0)
     bh = tl.program_id(1).to(tl.int64)
     offs = pid * BLOCK + tl.arange(0, BLOCK)
