@@ -20,7 +20,14 @@ from typing import Any
 from parsimon.cta.base import Policy
 from parsimon.cta.filereading.generator import solution_code
 from parsimon.cta.filereading.planner import FormatPlanner
-from parsimon.cta.filereading.prior import ATTRS, CONFIGS, argmax_format, true_prior, uniform_prior, validate_prior
+from parsimon.cta.filereading.prior import (
+    ATTRS,
+    CONFIGS,
+    argmax_format,
+    true_prior,
+    uniform_prior,
+    validate_prior,
+)
 
 __all__ = ["CodeFirstPolicy", "OraclePolicy", "PlannerPolicy", "TestThenCodePolicy", "UniformPlannerPolicy",
            "result_of"]

@@ -301,7 +301,7 @@ class Sandbox:
 
     def _run_fork(self, req: dict) -> dict:
         with self._lock:
-            for attempt in range(2):
+            for _attempt in range(2):
                 if self._proc is None or self._proc.poll() is not None:
                     if self._proc is not None:
                         self.n_restarts += 1
