@@ -3,6 +3,9 @@
     python benchmarks/games_bench.py                 # CPU: numpy engine (+ torch CPU) vs OpenSpiel C++/Python
     python benchmarks/games_bench.py --gpu           # adds the torch engine on CUDA for every game
     python benchmarks/games_bench.py --quick         # small games only (seconds)
+    python benchmarks/games_bench.py --table [--iterations 1000] [--large]
+        # exploitability after N iterations (curves) of CFR+, DCFR, PCFR+, PDCFR+, VAD-CFR, AOD-CFR on the
+        # paper's training and test games -> games_cfr_table.json / .png (--large adds 3-player Leduc)
 
 Writes benchmarks/results/games_bench[_gpu].json and .png. Each engine does one warm-up iteration, then
 ``k`` timed iterations; we report the median seconds per iteration. After the timed iterations the
@@ -162,6 +165,68 @@ def plot(rows: list[dict], path: Path, gpu: bool) -> None:
     plt.close(fig)
 
 
+TABLE_GAMES = [
+    # (label, OpenSpiel string, set)
+    ("Kuhn 3p", "kuhn_poker(players=3)", "train"),
+    ("Leduc 2p", "leduc_poker", "train"),
+    ("Goofspiel 4", "goofspiel(num_cards=4,imp_info=True,points_order=descending)", "train"),
+    ("Liar's Dice 5", "liars_dice(dice_sides=5)", "train"),
+    ("Kuhn 4p", "kuhn_poker(players=4)", "test"),
+    ("Goofspiel 5", "goofspiel(num_cards=5,imp_info=True,points_order=descending)", "test"),
+    ("Liar's Dice 6", "liars_dice(dice_sides=6)", "test"),
+    ("Leduc 3p", "leduc_poker(players=3)", "test"),
+]
+TABLE_ALGOS = ["cfr+", "dcfr", "pcfr+", "pdcfr+", "vad-cfr", "aod-cfr"]
+
+
+def table(iterations: int, large: bool, out: Path, backend: str = "numpy") -> None:
+    from parsimon.games import compile_game, solve
+
+    rows = []
+    for label, gstr, split in TABLE_GAMES:
+        if label == "Leduc 3p" and not large:
+            continue
+        cg = compile_game(gstr)
+        for algo in TABLE_ALGOS:
+            t0 = time.perf_counter()
+            res = solve(cg, algo, iterations, eval_every=max(1, iterations // 100), backend=backend)
+            rows.append({"game": label, "set": split, "algo": algo, "iterations": iterations,
+                         "final": res.final_exploitability, "curve": res.exploitability,
+                         "seconds_per_iteration": res.seconds_per_iteration,
+                         "wall_s": time.perf_counter() - t0})
+            print(f"{label:14s} {algo:8s} {res.final_exploitability:.4g}  "
+                  f"({res.seconds_per_iteration * 1e3:.2f} ms/it)", flush=True)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "games_cfr_table.json").write_text(json.dumps(
+        {"meta": {"iterations": iterations, "metric": "exploitability (NashConv / players) of the average policy",
+                  "backend": backend}, "rows": rows}, indent=1))
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = list(dict.fromkeys(r["game"] for r in rows))
+    cols = 4
+    nr = (len(labels) + cols - 1) // cols
+    fig, axes = plt.subplots(nr, cols, figsize=(4 * cols, 3.2 * nr), squeeze=False)
+    for ax, lab in zip(axes.flat, labels):
+        for r in rows:
+            if r["game"] == lab:
+                xs = [p[0] for p in r["curve"]]
+                ax.plot(xs, [max(p[1], 1e-17) for p in r["curve"]], label=r["algo"])
+        ax.set_yscale("log")
+        ax.set_title(lab, fontsize=9)
+        ax.set_xlabel("iteration")
+    for ax in list(axes.flat)[len(labels):]:
+        ax.axis("off")
+    axes.flat[0].legend(fontsize=7)
+    axes.flat[0].set_ylabel("exploitability")
+    fig.tight_layout()
+    fig.savefig(out / "games_cfr_table.png", dpi=100)
+    plt.close(fig)
+    print(f"wrote {out / 'games_cfr_table.json'} and .png")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--gpu", action="store_true", help="also time the torch engine on CUDA")
@@ -169,7 +234,13 @@ def main(argv=None) -> int:
     ap.add_argument("--no-python", action="store_true", help="skip OpenSpiel's Python solver")
     ap.add_argument("--no-torch-cpu", action="store_true", help="skip the torch CPU backend")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results"))
+    ap.add_argument("--table", action="store_true", help="exploitability table/curves instead of timings")
+    ap.add_argument("--iterations", type=int, default=1000, help="iterations for --table")
+    ap.add_argument("--large", action="store_true", help="--table: include 3-player Leduc")
     args = ap.parse_args(argv)
+    if args.table:
+        table(args.iterations, args.large, Path(args.out), "torch" if args.gpu else "numpy")
+        return 0
     if args.gpu:
         import torch
 

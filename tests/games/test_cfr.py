@@ -91,3 +91,12 @@ def test_every_algorithm_converges_on_kuhn(algo):
     assert res.exploitability[-1][1] < 5e-3
     pol = res.average_policy.array
     assert np.allclose(pol.sum(axis=1), 1) and (pol >= 0).all()
+
+
+def test_kuhn_average_policy_reaches_nash_value():
+    # OpenSpiel's cfr_test.py: the game value of 2p Kuhn is (-1/18, +1/18)
+    from parsimon.games import policy_value
+
+    for algo in ("cfr", "cfr+", "dcfr"):
+        res = solve("kuhn_poker", algo, 300, eval_every=300)
+        np.testing.assert_allclose(policy_value("kuhn_poker", res.average_policy), [-1 / 18, 1 / 18], atol=1e-3)
