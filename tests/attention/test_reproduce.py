@@ -18,8 +18,9 @@ def test_reproduce_tiny(tmp_path, monkeypatch):
     sec = rep.reproduce(ReproContext(out_dir=tmp_path))
     assert isinstance(sec, Section) and sec.name == "attention"
     titles = [t.title for t in sec.tables]
-    assert titles[0].startswith("Table 1 analogue") and titles[1].startswith("Distillation")
-    arms = [r[0] for r in sec.tables[1].rows]
+    assert titles[0].startswith("Table 1 analogue") and titles[1].startswith("Table 1 analogue at other")
+    assert titles[2].startswith("Distillation")
+    arms = [r[0] for r in sec.tables[2].rows]
     assert arms[:4] == ["teacher (dense)", "training-free", "diffusion-ft", "velocity-distill"]
     assert "topk-only, distill" in arms and "topp-only, distill" in arms
     assert len(sec.claims) >= 4 and all(c.paper and c.ours for c in sec.claims)
