@@ -46,7 +46,8 @@ def _fwd_kernel(
     b = pid_bh // H
     h = pid_bh % H
     kvh = h // GROUP
-    offs_m = qblk * BLOCK_Q + (pid_m % SUB) * BLOCK_M + tl.arange(0, BLOCK_M)
+    q_first = qblk * BLOCK_Q + (pid_m % SUB) * BLOCK_M
+    offs_m = q_first + tl.arange(0, BLOCK_M)
     offs_d = tl.arange(0, BLOCK_D)
     offs_n0 = tl.arange(0, BLOCK_N)
     m_ok = offs_m < N_Q
@@ -66,12 +67,17 @@ def _fwd_kernel(
         n_ok = offs_n < N_K
         k = tl.load(k_base + offs_n[:, None] * s_kn + offs_d[None, :], mask=n_ok[:, None], other=0.0)
         s = tl.dot(q, tl.trans(k)) * qk_scale
-        keep = n_ok[None, :]
+        # only edge blocks need a mask: the ragged last key block, and (causal) blocks crossing the diagonal
+        edge = j * BLOCK_N + BLOCK_N > N_K
         if CAUSAL:
-            keep = keep & (offs_n[None, :] <= offs_m[:, None])
-        # a large finite negative (not -inf): a row fully masked in this block stays finite and is wiped
-        # (alpha = 0) by the first block where it has a visible key, which every row has by construction
-        s = tl.where(keep, s, -1.0e30)
+            edge = edge | (j * BLOCK_N + BLOCK_N - 1 > q_first)
+        if edge:
+            keep = n_ok[None, :]
+            if CAUSAL:
+                keep = keep & (offs_n[None, :] <= offs_m[:, None])
+            # a large finite negative (not -inf): a row fully masked in this block stays finite and is wiped
+            # (alpha = 0) by the first block where it has a visible key, which every row has by construction
+            s = tl.where(keep, s, -1.0e30)
         m_new = tl.maximum(m_i, tl.max(s, 1))
         alpha = tl.exp2(m_i - m_new)
         p = tl.exp2(s - m_new[:, None])
@@ -120,7 +126,8 @@ def _dq_kernel(
     b = pid_bh // H
     h = pid_bh % H
     kvh = h // GROUP
-    offs_m = qblk * BLOCK_Q + (pid_m % SUB) * BLOCK_M + tl.arange(0, BLOCK_M)
+    q_first = qblk * BLOCK_Q + (pid_m % SUB) * BLOCK_M
+    offs_m = q_first + tl.arange(0, BLOCK_M)
     offs_d = tl.arange(0, BLOCK_D)
     offs_n0 = tl.arange(0, BLOCK_N)
     m_ok = offs_m < N_Q
@@ -143,10 +150,16 @@ def _dq_kernel(
         k = tl.load(k_base + offs_n[:, None] * s_kn + offs_d[None, :], mask=n_ok[:, None], other=0.0)
         v = tl.load(v_base + offs_n[:, None] * s_vn + offs_d[None, :], mask=n_ok[:, None], other=0.0)
         s = tl.dot(q, tl.trans(k)) * qk_scale
-        keep = n_ok[None, :] & m_ok[:, None]
+        p = tl.exp2(s - lse2[:, None])
+        # padded query rows have dO = 0 and delta = 0, so they add nothing; only edge key blocks need a mask
+        edge = j * BLOCK_N + BLOCK_N > N_K
         if CAUSAL:
-            keep = keep & (offs_n[None, :] <= offs_m[:, None])
-        p = tl.where(keep, tl.exp2(s - lse2[:, None]), 0.0)
+            edge = edge | (j * BLOCK_N + BLOCK_N - 1 > q_first)
+        if edge:
+            keep = n_ok[None, :] & m_ok[:, None]
+            if CAUSAL:
+                keep = keep & (offs_n[None, :] <= offs_m[:, None])
+            p = tl.where(keep, p, 0.0)
         dp = tl.dot(do, tl.trans(v))
         ds = p * (dp - delta[:, None])
         dq += tl.dot(ds.to(k.dtype), k)
