@@ -23,7 +23,8 @@ def test_reproduce_tiny(tmp_path, monkeypatch):
     arms = [r[0] for r in sec.tables[2].rows]
     assert arms[:4] == ["teacher (dense)", "training-free", "diffusion-ft", "velocity-distill"]
     assert "topk-only, distill" in arms and "topp-only, distill" in arms
-    assert len(sec.claims) >= 4 and all(c.paper and c.ours for c in sec.claims)
+    assert len(sec.claims) >= 5 and all(c.paper and c.ours for c in sec.claims)
+    assert any("concentrated" in c.text for c in sec.claims)
     assert any("Wan2.1" in s for s in sec.not_reproduced) and any("VBench" in s for s in sec.not_reproduced)
     assert all(f.path.is_file() for f in sec.figures)
     raw = json.loads((tmp_path / "attention_distill.json").read_text())

@@ -38,7 +38,8 @@ from .loop import TrainConfig, distill, finetune, frozen_copy, load_model, train
 from .model import DiTConfig, TinyVideoDiT
 from .student import sparse_student
 
-__all__ = ["ExperimentConfig", "calibrate", "evaluate_student", "mask_overlap", "probe_qk", "run_distill_experiment"]
+__all__ = ["ExperimentConfig", "calibrate", "concentration", "evaluate_student", "mask_overlap", "probe_qk",
+           "run_distill_experiment"]
 
 
 @dataclass(frozen=True)
@@ -116,6 +117,14 @@ def probe_qk(teacher: TinyVideoDiT, ev: dict) -> list[tuple[torch.Tensor, torch.
     finally:
         teacher.attention = saved
     return probe.qk
+
+
+@torch.no_grad()
+def concentration(model: TinyVideoDiT, ev: dict, *, mass: float = 0.6, block_q: int, block_k: int) -> float:
+    """Block sparsity at which the minimal Top-p prefix reaches ``mass`` of each pooled row (spec §5, Table 2):
+    higher means attention is more concentrated. q/k come from ``model`` run with dense attention."""
+    qk = probe_qk(model, ev)
+    return _layout_sparsity(qk, mode="topp", topk=0.0, topp=mass, block_q=block_q, block_k=block_k)
 
 
 @torch.no_grad()
@@ -240,6 +249,7 @@ def run_distill_experiment(cfg: ExperimentConfig = ExperimentConfig(), *, out_di
     if cfg.ablations:
         plan += [("topk-only, training-free", "topk", None), ("topk-only, distill", "topk", "distill"),
                  ("topp-only, training-free", "topp", None), ("topp-only, distill", "topp", "distill")]
+    conc = {"teacher (dense)": concentration(teacher, ev, **kw)}
     for name, mode, how in plan:
         t0 = time.perf_counter()
         s = student(mode)
@@ -250,10 +260,13 @@ def run_distill_experiment(cfg: ExperimentConfig = ExperimentConfig(), *, out_di
         elif how == "distill":
             distill(s, teacher, data, **kw_t)
         row = evaluate_student(s, teacher, ev, teacher_samples=teacher_samples, sample_steps=cfg.sample_steps)
+        if mode == "hybrid":
+            conc[name] = concentration(s, ev, **kw)
         row.update(arm=name, mode=mode, training=how or "none", topk=cal[mode]["topk"], topp=cal[mode]["topp"],
                    calibrated_sparsity=cal[mode]["sparsity"], seconds=time.perf_counter() - t0)
         arms.append(row)
-    return {"config": cfg.to_dict(), "calibration": cal, "mask_overlap": overlap, "arms": arms, "teacher_losses": t_res_losses[-20:],
+    return {"config": cfg.to_dict(), "calibration": cal, "mask_overlap": overlap,
+            "concentration_60": conc, "arms": arms, "teacher_losses": t_res_losses[-20:],
             "tokens": cfg.model.tokens, "seconds": time.perf_counter() - t_start}
 
 
