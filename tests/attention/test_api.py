@@ -66,6 +66,24 @@ def test_bad_options():
         sparse_attention(q, k[:, :, :64], v[:, :, :64], causal=True)
 
 
+def test_device_mismatch():
+    q, k, v = _qkv()
+    with pytest.raises(ValueError, match="device"):
+        sparse_attention(q, k.to("meta"), v, backend="torch")
+    with pytest.raises(ValueError, match="device"):
+        sparse_attention(q, k, v.to("meta"), random_layout(1, 2, 128), backend="torch")
+
+
+def test_triton_on_plain_cpu_is_a_clear_error(monkeypatch):
+    pytest.importorskip("triton")
+    import parsimon.attention.kernels.triton_attention as ta
+
+    monkeypatch.setattr(ta, "INTERPRET", False)
+    q, k, v = _qkv()
+    with pytest.raises(ValueError, match="CUDA"):
+        sparse_attention(q, k, v, backend="triton")
+
+
 def test_public_names():
     for name in ("hybrid_block_mask", "BlockSparseLayout", "sparse_attention", "dense_masked_attention"):
         assert hasattr(pa, name)

@@ -187,6 +187,7 @@ def _dkdv_kernel(
     offs_d = tl.arange(0, BLOCK_D)
     offs_m0 = tl.arange(0, BLOCK_M)
     n_ok = offs_n < N_K
+    n_edge = kblk * BLOCK_N + BLOCK_N > N_K
     kv_off = b * s_kb + kvh * s_kh + offs_n[:, None] * s_kn + offs_d[None, :]
     k = tl.load(K + kv_off, mask=n_ok[:, None], other=0.0)
     v = tl.load(V + kv_off, mask=n_ok[:, None], other=0.0)
@@ -211,10 +212,16 @@ def _dkdv_kernel(
                 lse2 = tl.load(LSE + bh.to(tl.int64) * N_Q + offs_m, mask=m_ok, other=0.0) * 1.4426950408889634
                 delta = tl.load(DELTA + bh.to(tl.int64) * N_Q + offs_m, mask=m_ok, other=0.0)
                 st = tl.dot(k, tl.trans(q)) * qk_scale  # [BLOCK_N, BLOCK_M]
-                keep = n_ok[:, None] & m_ok[None, :]
+                pt = tl.exp2(st - lse2[None, :])
+                tile_first = i * BLOCK_Q + sub * BLOCK_M
+                edge = n_edge | (tile_first + BLOCK_M > N_Q)
                 if CAUSAL:
-                    keep = keep & (offs_n[:, None] <= offs_m[None, :])
-                pt = tl.where(keep, tl.exp2(st - lse2[None, :]), 0.0)
+                    edge = edge | (kblk * BLOCK_N + BLOCK_N - 1 > tile_first)
+                if edge:  # ragged tails or the causal diagonal; interior tiles need no mask
+                    keep = n_ok[:, None] & m_ok[None, :]
+                    if CAUSAL:
+                        keep = keep & (offs_n[:, None] <= offs_m[None, :])
+                    pt = tl.where(keep, pt, 0.0)
                 dv += tl.dot(pt.to(do.dtype), do)
                 dpt = tl.dot(v, tl.trans(do))
                 dst = pt * (dpt - delta[None, :])
