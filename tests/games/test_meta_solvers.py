@@ -131,8 +131,24 @@ def test_hybrid_orm_matches_transcription_with_duplicates(avg):
     kw = dict(iterations=200, blend=0.2, temperature=0.3, diversity=0.03, momentum=0.5, return_average=avg)
     ref = _hybrid_reference(mg, **kw)
     for merge in (True, False):
-        out = ms.hybrid_orm(mg, merge_duplicates=merge, **kw)
-        for x, y in zip(out, ref):
+        for kernel in (True, False):
+            out = ms.hybrid_orm(mg, merge_duplicates=merge, use_kernel=kernel, **kw)
+            for x, y in zip(out, ref):
+                np.testing.assert_allclose(x, y, atol=1e-12)
+
+
+@pytest.mark.parametrize("shape", [(5,), (4, 6), (2, 3, 2, 3)])
+def test_c_kernel_matches_numpy_loop(shape):
+    from parsimon.games import _orm_kernel
+
+    if _orm_kernel.load() is None:
+        pytest.skip("no C compiler: the numpy loop is the only path")
+    mg = _random_game(shape, 2, zero_sum=len(shape) > 1)
+    kw = dict(iterations=400, blend=0.1, temperature=0.05, diversity=0.01, momentum=0.2)
+    for avg in (True, False):
+        a = ms.hybrid_orm(mg, return_average=avg, **kw)
+        b = ms.hybrid_orm(mg, return_average=avg, use_kernel=False, **kw)
+        for x, y in zip(a, b):
             np.testing.assert_allclose(x, y, atol=1e-12)
 
 

@@ -273,7 +273,7 @@ def _duplicate_classes(mg: list[np.ndarray], p: int) -> tuple[np.ndarray, np.nda
 
 def hybrid_orm(meta_games, *, iterations: int, blend: float, temperature: float, diversity: float,
                momentum: float, gain_normalization: bool = True, return_average: bool = True,
-               merge_duplicates: bool = True) -> list[np.ndarray]:
+               merge_duplicates: bool = True, use_kernel: bool = True) -> list[np.ndarray]:
     """SHOR-PSRO's hybrid optimistic regret-matching solver (spec §2.2, Listing 6), Gauss-Seidel over players.
 
     Per player ``p`` and internal iteration: ``u`` = payoffs of ``p``'s pure strategies against the current
@@ -283,6 +283,8 @@ def hybrid_orm(meta_games, *, iterations: int, blend: float, temperature: float,
     ``merge_duplicates``: strategies with identical payoff slices (for every player) start equal and receive
     identical updates, so they are simulated once with a multiplicity (sums and means weighted by it) —
     the same dynamics as on the full meta-game, at the cost of the distinct strategies only.
+    ``use_kernel``: run the loop in the compiled C kernel (:mod:`parsimon.games._orm_kernel`) when a C
+    compiler is available; the numpy loop otherwise (same arithmetic, agreement is tested).
     """
     mg = _check(meta_games)
     n = len(mg)
@@ -299,6 +301,20 @@ def hybrid_orm(meta_games, *, iterations: int, blend: float, temperature: float,
     others = [[q for q in range(n) if q != p] for p in range(n)]
     kk = [len(r) for r in reps]
     total = [float(k) for k in shape]
+    lib = None
+    if use_kernel:
+        from . import _orm_kernel
+
+        lib = _orm_kernel.load()
+    if lib is not None:
+        last, summed = _orm_kernel.run(lib, T, mult, total, int(iterations), blend=blend, temperature=temperature,
+                                       diversity=diversity, momentum=momentum,
+                                       gain_normalization=gain_normalization, return_average=return_average)
+        out = []
+        for p in range(n):
+            x = (summed[p] if return_average else last[p])[classes[p]]
+            out.append(x / x.sum())
+        return out
     sigma = [np.full(k, 1.0 / total[p]) for p, k in enumerate(kk)]  # per-member probability
     mass = [sigma[p] * mult[p] for p in range(n)]  # probability of the class
     R = [np.zeros(k) for k in kk]
