@@ -286,6 +286,31 @@ def _summarise(runs: list[dict]) -> list[dict]:
     return out
 
 
+def plot_summary(result: dict, path: str | Path) -> Path:
+    """Bar chart (mean ± std over seeds) of velocity error and sample PSNR per arm."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [r for r in result["summary"] if r["arm"] != "teacher (dense)"]
+    names = [r["arm"] for r in rows]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), sharey=True)
+    axes[0].barh(names, [r["rel_velocity_err"] for r in rows], xerr=[r["rel_velocity_err_std"] for r in rows],
+                 color="tab:blue")
+    axes[0].set_xlabel("relative velocity error vs teacher (lower is better)")
+    axes[1].barh(names, [r["sample_psnr_db"] for r in rows], xerr=[r["sample_psnr_db_std"] for r in rows],
+                 color="tab:green")
+    axes[1].set_xlabel("sample PSNR vs teacher samples, dB (higher is better)")
+    axes[0].invert_yaxis()
+    fig.suptitle(f"Sparse students at ≈95% block sparsity, mean ± std over {rows[0]['seeds']} seeds")
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def main(argv: list[str] | None = None) -> None:
     """``python -m parsimon.attention.training.experiment --seeds 0 1 2 --out results.json`` (quick sizes)."""
     import argparse
@@ -310,6 +335,7 @@ def main(argv: list[str] | None = None) -> None:
               "summary": _summarise(runs), "runs": runs}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1, default=str))
+    plot_summary(result, args.out.with_suffix(".png"))
     for row in result["summary"]:
         print(f"{row['arm']:>26}: sparsity {row['sparsity']:.3f}  vel.err {row['rel_velocity_err']:.4f} "
               f"± {row['rel_velocity_err_std']:.4f}  PSNR {row['sample_psnr_db']:.2f} ± {row['sample_psnr_db_std']:.2f}")
