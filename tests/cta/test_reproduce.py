@@ -5,6 +5,8 @@ from parsimon.report.section import ReproContext, Section
 def test_quick_reproduce_without_llm(tmp_path, monkeypatch):
     # the local-LLM rows are covered by the `llm`-marked agent test; here they are skipped to stay fast
     monkeypatch.setattr(repro, "_start_llm", lambda ctx: (None, "skipped in this test", None))
+    # the FILEREADING part is tested with its package (tests/cta/test_filereading*.py) and below
+    monkeypatch.setattr(repro, "_filereading", lambda ctx, section: section.not_reproduced.append("skipped"))
     s = repro.reproduce(ReproContext(out_dir=tmp_path))
     assert isinstance(s, Section) and s.name == "cta"
     titles = [t.title for t in s.tables]
@@ -56,7 +58,11 @@ def test_filereading_fallback_tables_with_a_stand_in_plugin(tmp_path, monkeypatc
                      "code-first": PolicyEntry("code-first", Coder)}
     spec.priors = {"estimated": lambda t, rng: None}
     monkeypatch.setitem(registry._ENVS, "filereading", spec)
-    monkeypatch.setitem(sys.modules, "parsimon.cta.filereading", types.ModuleType("parsimon.cta.filereading"))
+    import parsimon.cta
+
+    fake = types.ModuleType("parsimon.cta.filereading")
+    monkeypatch.setitem(sys.modules, "parsimon.cta.filereading", fake)
+    monkeypatch.setattr(parsimon.cta, "filereading", fake, raising=False)
     from parsimon.cta import reproduce as repro
     from parsimon.report.section import Section
 
