@@ -41,8 +41,10 @@ def compile_all(arch: int = 90, dtypes=("bf16", "fp16"), head_dims=(64, 128), bl
     for dt, d, causal, block_m in itertools.product(dtypes, head_dims, (False, True), block_ms):
         const = dict(CAUSAL=causal, BLOCK_Q=128, BLOCK_M=block_m, BLOCK_N=64, BLOCK_D=d)
         idx = dict(LSE="fp32", DELTA="fp32")
-        build(ta._fwd_kernel, dict(Q=dt, K=dt, V=dt, O=dt, LSE="fp32", KV_CNT="i32", KV_IDX="i32"), const)
-        build(ta._dq_kernel, dict(Q=dt, K=dt, V=dt, DO=dt, DQ=dt, KV_CNT="i32", KV_IDX="i32", **idx), const)
+        build(ta._fwd_kernel, dict(Q=dt, K=dt, V=dt, O=dt, LSE="fp32", KV_CNT="i32", KV_IDX="i32", ROW_ORDER="i32"),
+              const)
+        build(ta._dq_kernel, dict(Q=dt, K=dt, V=dt, DO=dt, DQ=dt, KV_CNT="i32", KV_IDX="i32", ROW_ORDER="i32", **idx),
+              const)
         build(ta._dkdv_kernel, dict(Q=dt, K=dt, V=dt, DO=dt, DK=dt, DV=dt, Q_CNT="i32", Q_IDX="i32", **idx), const)
     for dt, d in itertools.product(dtypes, head_dims):
         build(ta._delta_kernel, dict(O=dt, DO=dt, DLSE="fp32", DELTA="fp32"),

@@ -1,6 +1,6 @@
 """Block-sparse flash attention in Triton over a :class:`BlockSparseLayout`.
 
-* forward: one program per (query tile, batch·head); it walks the CSR list of its query block with an online
+* forward: one program per (query tile, batch·head), longest rows launched first; it walks the CSR list of its query block with an online
   softmax in base 2 and writes O and the natural-log LSE (fp32);
 * backward: a delta pre-pass (``rowsum(dO∘O) − dLSE``), dQ on the forward's grid re-walking the CSR list, and
   dK/dV with one program per (key block, batch·key head) walking the CSC list of every query head that shares
@@ -31,7 +31,7 @@ _LN2 = 0.6931471805599453
 
 @triton.jit
 def _fwd_kernel(
-    Q, K, V, O, LSE, KV_CNT, KV_IDX,  # noqa: E741
+    Q, K, V, O, LSE, KV_CNT, KV_IDX, ROW_ORDER,  # noqa: E741
     sm_scale,
     s_qb, s_qh, s_qn, s_kb, s_kh, s_kn, s_vb, s_vh, s_vn, s_ob, s_oh, s_on,
     s_idx,
@@ -40,13 +40,17 @@ def _fwd_kernel(
     BLOCK_D: tl.constexpr,
 ):
     SUB: tl.constexpr = BLOCK_Q // BLOCK_M
-    pid_m = tl.program_id(0)
-    pid_bh = tl.program_id(1)
-    qblk = pid_m // SUB
+    # 1-D grid over (row, sub-tile); ROW_ORDER lists the rows (batch·head·query block) longest list first,
+    # so the heavy rows of the union start early and the tail of the launch is short rows
+    pid = tl.program_id(0)
+    sub = pid % SUB
+    row = tl.load(ROW_ORDER + pid // SUB)
+    pid_bh = row // NQB
+    qblk = row % NQB
     b = pid_bh // H
     h = pid_bh % H
     kvh = h // GROUP
-    q_first = qblk * BLOCK_Q + (pid_m % SUB) * BLOCK_M
+    q_first = qblk * BLOCK_Q + sub * BLOCK_M
     offs_m = q_first + tl.arange(0, BLOCK_M)
     offs_d = tl.arange(0, BLOCK_D)
     offs_n0 = tl.arange(0, BLOCK_N)
@@ -54,7 +58,6 @@ def _fwd_kernel(
     q = tl.load(Q + b * s_qb + h * s_qh + offs_m[:, None] * s_qn + offs_d[None, :], mask=m_ok[:, None], other=0.0)
     k_base = K + b * s_kb + kvh * s_kh
     v_base = V + b * s_vb + kvh * s_vh
-    row = pid_bh * NQB + qblk
     cnt = tl.load(KV_CNT + row)
     idx_ptr = KV_IDX + row.to(tl.int64) * s_idx
     qk_scale = sm_scale * 1.4426950408889634
@@ -110,7 +113,7 @@ def _delta_kernel(O, DO, DLSE, DELTA, N_Q, HAS_DLSE: tl.constexpr, BLOCK: tl.con
 
 @triton.jit
 def _dq_kernel(
-    Q, K, V, DO, DQ, LSE, DELTA, KV_CNT, KV_IDX,
+    Q, K, V, DO, DQ, LSE, DELTA, KV_CNT, KV_IDX, ROW_ORDER,
     sm_scale,
     s_qb, s_qh, s_qn, s_kb, s_kh, s_kn, s_vb, s_vh, s_vn,
     s_idx,
@@ -120,13 +123,17 @@ def _dq_kernel(
 ):
     # Q, DO and DQ share strides (contiguous [B, H, N, D]); K and V are contiguous [B, Hkv, N, D]
     SUB: tl.constexpr = BLOCK_Q // BLOCK_M
-    pid_m = tl.program_id(0)
-    pid_bh = tl.program_id(1)
-    qblk = pid_m // SUB
+    # 1-D grid over (row, sub-tile); ROW_ORDER lists the rows (batch·head·query block) longest list first,
+    # so the heavy rows of the union start early and the tail of the launch is short rows
+    pid = tl.program_id(0)
+    sub = pid % SUB
+    row = tl.load(ROW_ORDER + pid // SUB)
+    pid_bh = row // NQB
+    qblk = row % NQB
     b = pid_bh // H
     h = pid_bh % H
     kvh = h // GROUP
-    q_first = qblk * BLOCK_Q + (pid_m % SUB) * BLOCK_M
+    q_first = qblk * BLOCK_Q + sub * BLOCK_M
     offs_m = q_first + tl.arange(0, BLOCK_M)
     offs_d = tl.arange(0, BLOCK_D)
     offs_n0 = tl.arange(0, BLOCK_N)
@@ -138,7 +145,6 @@ def _dq_kernel(
     delta = tl.load(DELTA + pid_bh.to(tl.int64) * N_Q + offs_m, mask=m_ok, other=0.0)
     k_base = K + b * s_kb + kvh * s_kh
     v_base = V + b * s_vb + kvh * s_vh
-    row = pid_bh * NQB + qblk
     cnt = tl.load(KV_CNT + row)
     idx_ptr = KV_IDX + row.to(tl.int64) * s_idx
     qk_scale = sm_scale * 1.4426950408889634
@@ -270,8 +276,13 @@ def _launch_kw(block_q):
     return {"BLOCK_M": bm}
 
 
-def _grid_rows(nqb, bh, block_q):
-    return lambda meta: (nqb * (block_q // meta["BLOCK_M"]), bh)
+def _grid_rows(nrows, block_q):
+    return lambda meta: (nrows * (block_q // meta["BLOCK_M"]),)
+
+
+def _row_order(layout: BlockSparseLayout) -> torch.Tensor:
+    """Row ids (flattened batch·head·query block) sorted by kept count, longest first."""
+    return torch.argsort(layout.kv_counts.reshape(-1), descending=True, stable=True).to(torch.int32)
 
 
 # ---------------------------------------------------------------------------------------------- autograd
@@ -302,21 +313,22 @@ class _TritonSparseAttn(torch.autograd.Function):
         kv_idx = layout.kv_indices.contiguous()
         o = torch.empty_like(q)
         lse = torch.empty(b, h, n_q, dtype=torch.float32, device=q.device)
-        _fwd[_grid_rows(nqb, b * h, bq)](
-            q, k, v, o, lse, kv_cnt, kv_idx, scale,
+        order = _row_order(layout)
+        _fwd[_grid_rows(order.numel(), bq)](
+            q, k, v, o, lse, kv_cnt, kv_idx, order, scale,
             q.stride(0), q.stride(1), q.stride(2), k.stride(0), k.stride(1), k.stride(2),
             v.stride(0), v.stride(1), v.stride(2), o.stride(0), o.stride(1), o.stride(2),
             kv_idx.stride(-2),
             h, h // hkv, n_q, n_k, nqb,
             CAUSAL=bool(layout.causal), BLOCK_Q=bq, BLOCK_N=bk, BLOCK_D=d, **_launch_kw(bq),
         )
-        ctx.save_for_backward(q, k, v, o, lse)
+        ctx.save_for_backward(q, k, v, o, lse, order)
         ctx.layout, ctx.scale = layout, scale
         return o, lse
 
     @staticmethod
     def backward(ctx, do, dlse):
-        q, k, v, o, lse = ctx.saved_tensors
+        q, k, v, o, lse, order = ctx.saved_tensors
         layout, scale = ctx.layout, ctx.scale
         b, h, n_q, d = q.shape
         hkv, n_k = k.shape[1], k.shape[2]
@@ -330,8 +342,8 @@ class _TritonSparseAttn(torch.autograd.Function):
                                                       BLOCK_D=d)
         dq = torch.empty_like(q)
         kv_cnt, kv_idx = layout.kv_counts.contiguous(), layout.kv_indices.contiguous()
-        _dq[_grid_rows(nqb, b * h, bq)](
-            q, k, v, do, dq, lse, delta, kv_cnt, kv_idx, scale,
+        _dq[_grid_rows(order.numel(), bq)](
+            q, k, v, do, dq, lse, delta, kv_cnt, kv_idx, order, scale,
             q.stride(0), q.stride(1), q.stride(2), k.stride(0), k.stride(1), k.stride(2),
             v.stride(0), v.stride(1), v.stride(2), kv_idx.stride(-2),
             h, h // hkv, n_q, n_k, nqb,
