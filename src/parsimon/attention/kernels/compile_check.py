@@ -45,7 +45,8 @@ def compile_all(arch: int = 90, dtypes=("bf16", "fp16"), head_dims=(64, 128), bl
               const)
         build(ta._dq_kernel, dict(Q=dt, K=dt, V=dt, DO=dt, DQ=dt, KV_CNT="i32", KV_IDX="i32", ROW_ORDER="i32", **idx),
               const)
-        build(ta._dkdv_kernel, dict(Q=dt, K=dt, V=dt, DO=dt, DK=dt, DV=dt, Q_CNT="i32", Q_IDX="i32", **idx), const)
+        build(ta._dkdv_kernel, dict(Q=dt, K=dt, V=dt, DO=dt, DK=dt, DV=dt, Q_CNT="i32", Q_IDX="i32",
+                                       COL_ORDER="i32", **idx), const)
     for dt, d in itertools.product(dtypes, head_dims):
         build(ta._delta_kernel, dict(O=dt, DO=dt, DLSE="fp32", DELTA="fp32"),
               dict(HAS_DLSE=True, BLOCK=64, BLOCK_D=d), floats=())

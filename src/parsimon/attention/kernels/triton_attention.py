@@ -175,7 +175,7 @@ def _dq_kernel(
 
 @triton.jit
 def _dkdv_kernel(
-    Q, K, V, DO, DK, DV, LSE, DELTA, Q_CNT, Q_IDX,
+    Q, K, V, DO, DK, DV, LSE, DELTA, Q_CNT, Q_IDX, COL_ORDER,
     sm_scale,
     s_qb, s_qh, s_qn, s_kb, s_kh, s_kn,
     s_idx,
@@ -185,8 +185,10 @@ def _dkdv_kernel(
 ):
     # Q, DO share strides; K, V, DK, DV share strides (all contiguous)
     SUB: tl.constexpr = BLOCK_Q // BLOCK_M
-    kblk = tl.program_id(0)
-    pid = tl.program_id(1)
+    # 1-D grid over (batch·key head·key block), busiest key blocks (summed over the query heads) first
+    col0 = tl.load(COL_ORDER + tl.program_id(0))
+    kblk = col0 % NKB
+    pid = col0 // NKB
     b = pid // HKV
     kvh = pid % HKV
     offs_n = kblk * BLOCK_N + tl.arange(0, BLOCK_N)
@@ -351,8 +353,10 @@ class _TritonSparseAttn(torch.autograd.Function):
         )
         dk, dv = torch.empty_like(k), torch.empty_like(v)
         q_cnt, q_idx = layout.q_counts.contiguous(), layout.q_indices.contiguous()
-        _dkdv[(nkb, b * hkv)](
-            q, k, v, do, dk, dv, lse, delta, q_cnt, q_idx, scale,
+        col_order = torch.argsort(q_cnt.reshape(b, hkv, h // hkv, nkb).sum(2).reshape(-1), descending=True,
+                                  stable=True).to(torch.int32)
+        _dkdv[(col_order.numel(),)](
+            q, k, v, do, dk, dv, lse, delta, q_cnt, q_idx, col_order, scale,
             q.stride(0), q.stride(1), q.stride(2), k.stride(0), k.stride(1), k.stride(2),
             q_idx.stride(-2),
             h, hkv, h // hkv, n_q, n_k, nkb,
