@@ -26,7 +26,6 @@ updated ``cumulative_regret``). Returned policies must be finite and non-negativ
 
 from __future__ import annotations
 
-import math
 import types
 from dataclasses import dataclass, field
 from typing import Any
@@ -79,22 +78,6 @@ def load_candidate(candidate: Any) -> types.SimpleNamespace:
     return types.SimpleNamespace(**out)
 
 
-def _check(d: Any, acts: list, what: str) -> list[float]:
-    if not isinstance(d, dict):
-        raise CandidateError(f"{what} must return a dict action -> float, got {type(d).__name__}")
-    vals = []
-    for a in acts:
-        x = d.get(a, 0.0)
-        try:
-            x = float(x)
-        except (TypeError, ValueError) as exc:
-            raise CandidateError(f"{what} returned a non-number for action {a}: {x!r}") from exc
-        if not math.isfinite(x):
-            raise CandidateError(f"{what} returned a non-finite value for action {a}: {x}")
-        vals.append(x)
-    return vals
-
-
 class CandidateRule(UpdateRule):
     """An :class:`UpdateRule` that loops over infosets calling a candidate's three per-infoset methods."""
 
@@ -104,72 +87,97 @@ class CandidateRule(UpdateRule):
 
     def setup(self, tree):
         super().setup(tree)
-        legal = tree.cg.legal
+        cg = tree.cg
+        legal = cg.legal
         self.acts = [list(map(int, np.nonzero(legal[i])[0])) for i in range(tree.I)]
         self.nodes = [
             InfoStateNode(legal_actions=a, index_in_tabular_policy=i,
                           cumulative_regret={x: 0.0 for x in a}, cumulative_policy={x: 0.0 for x in a})
             for i, a in enumerate(self.acts)
         ]
-        self._pending = None
+        # flat indices (relative to each player's block of rows) of the legal entries, in loop order
+        self.flat_idx = []
+        for p in range(cg.num_players):
+            sl = cg.infosets_of(p)
+            self.flat_idx.append(np.concatenate(
+                [np.asarray(self.acts[i], dtype=np.int64) + (i - sl.start) * tree.A for i in range(sl.start, sl.stop)]
+            ) if sl.stop > sl.start else np.zeros(0, dtype=np.int64))
+        self._player_of_start = {int(cg.player_ptr[p]): p for p in range(cg.num_players)}
 
-    def _np(self, x):
-        return self.B.to_numpy(x)
+    def _collect(self, rows: slice, shape, vals: list, what: str):
+        arr = np.asarray(vals, dtype=np.float64)
+        if not np.isfinite(arr).all():
+            bad = int(np.nonzero(~np.isfinite(arr))[0][0])
+            raise CandidateError(f"{what} returned a non-finite value: {arr[bad]}")
+        out = np.zeros(shape)
+        out.reshape(-1)[self.flat_idx[self._player_of_start[rows.start]]] = arr
+        return self.B.floats(out)
+
+    @staticmethod
+    def _values(d: Any, acts: list, what: str) -> list:
+        if not isinstance(d, dict):
+            raise CandidateError(f"{what} must return a dict action -> float, got {type(d).__name__}")
+        try:
+            return [float(d.get(a, 0.0)) for a in acts]
+        except (TypeError, ValueError) as exc:
+            raise CandidateError(f"{what} returned a non-number: {exc}") from exc
 
     def accumulate_regret(self, R, r, t, rows, legal):
-        r_np = self._np(r)
-        out = np.zeros(r_np.shape)
-        self._r_dicts = []
-        acc = self.c.RegretAccumulator
+        r_rows = self.B.to_numpy(r).tolist()
+        vals: list = []
+        self._r_dicts = r_dicts = []
+        fn = self.c.RegretAccumulator.update_accumulate_regret
+        what = "update_accumulate_regret"
         for j, i in enumerate(range(rows.start, rows.stop)):
             node, acts = self.nodes[i], self.acts[i]
-            rd = {a: float(r_np[j, a]) for a in acts}
-            self._r_dicts.append(rd)
+            row = r_rows[j]
+            rd = {a: row[a] for a in acts}
+            r_dicts.append(rd)
             try:
-                new = acc.update_accumulate_regret(node, t, dict(rd))
-            except CandidateError:
-                raise
+                new = fn(node, t, dict(rd))
             except Exception as exc:
-                raise CandidateError(f"update_accumulate_regret raised {type(exc).__name__}: {exc}") from exc
-            vals = _check(new, acts, "update_accumulate_regret")
-            node.cumulative_regret = dict(zip(acts, vals))
-            out[j, acts] = vals
-        return self.B.floats(out)
+                raise CandidateError(f"{what} raised {type(exc).__name__}: {exc}") from exc
+            v = self._values(new, acts, what)
+            node.cumulative_regret = dict(zip(acts, v))
+            vals.extend(v)
+        return self._collect(rows, tuple(r.shape), vals, what)
 
     def accumulate_policy(self, S, sigma, r, reach, cf_reach, t, rows, legal):
-        sig, rp, cfp = self._np(sigma), self._np(reach), self._np(cf_reach)
-        out = np.zeros(sig.shape)
-        acc = self.c.PolicyAccumulator
+        sig = self.B.to_numpy(sigma).tolist()
+        rp, cfp = self.B.to_numpy(reach).tolist(), self.B.to_numpy(cf_reach).tolist()
+        vals: list = []
+        fn = self.c.PolicyAccumulator.update_accumulate_policy
+        what = "update_accumulate_policy"
         for j, i in enumerate(range(rows.start, rows.stop)):
             node, acts = self.nodes[i], self.acts[i]
-            pol = {a: float(sig[j, a]) for a in acts}
+            row = sig[j]
             try:
-                new = acc.update_accumulate_policy(node, t, pol, dict(self._r_dicts[j]), float(rp[j]), float(cfp[j]))
+                new = fn(node, t, {a: row[a] for a in acts}, dict(self._r_dicts[j]), rp[j], cfp[j])
             except Exception as exc:
-                raise CandidateError(f"update_accumulate_policy raised {type(exc).__name__}: {exc}") from exc
-            vals = _check(new, acts, "update_accumulate_policy")
-            node.cumulative_policy = dict(zip(acts, vals))
-            out[j, acts] = vals
-        return self.B.floats(out)
+                raise CandidateError(f"{what} raised {type(exc).__name__}: {exc}") from exc
+            v = self._values(new, acts, what)
+            node.cumulative_policy = dict(zip(acts, v))
+            vals.extend(v)
+        return self._collect(rows, tuple(S.shape), vals, what)
 
     def policy_from_regret(self, R, r, sigma, t, rows, legal):
-        sig = self._np(sigma)
-        out = np.zeros(sig.shape)
-        pf = self.c.PolicyFromRegretAccumulator
+        sig = self.B.to_numpy(sigma).tolist()
+        vals: list = []
+        fn = self.c.PolicyFromRegretAccumulator.get_updated_current_policy
+        what = "get_updated_current_policy"
         for j, i in enumerate(range(rows.start, rows.stop)):
             node, acts = self.nodes[i], self.acts[i]
-            prev = {a: float(sig[j, a]) for a in acts}
+            row = sig[j]
             try:
-                new = pf.get_updated_current_policy(node, t, dict(self._r_dicts[j]), prev)
+                new = fn(node, t, dict(self._r_dicts[j]), {a: row[a] for a in acts})
             except Exception as exc:
-                raise CandidateError(f"get_updated_current_policy raised {type(exc).__name__}: {exc}") from exc
-            vals = _check(new, acts, "get_updated_current_policy")
-            if min(vals) < 0:
-                raise CandidateError(f"get_updated_current_policy returned a negative probability: {vals}")
-            s = sum(vals)
-            vals = [v / s for v in vals] if s > 0 else [1.0 / len(acts)] * len(acts)
-            out[j, acts] = vals
-        return self.B.floats(out)
+                raise CandidateError(f"{what} raised {type(exc).__name__}: {exc}") from exc
+            v = self._values(new, acts, what)
+            if min(v) < 0:
+                raise CandidateError(f"{what} returned a negative probability: {v}")
+            tot = sum(v)
+            vals.extend([x / tot for x in v] if tot > 0 else [1.0 / len(acts)] * len(acts))
+        return self._collect(rows, tuple(sigma.shape), vals, what)
 
     def average_policy(self, S, legal):
         # OpenSpiel's normalisation; negative accumulations are clipped before normalising
