@@ -100,3 +100,27 @@ def test_policy_roundtrip_and_shape_errors():
         TabularPolicy(cg, np.zeros((3, 3)))
     with pytest.raises(ValueError, match="shape"):
         nash_conv(cg, np.zeros((3, 3)))
+
+
+def test_torch_best_response_with_ties_matches_numpy():
+    cg = compile_game("leduc_poker")
+    pol = uniform_policy(cg)
+    t = Tree(cg, "torch", "cpu")
+    for p in range(2):
+        rows_np, v_np = best_response(cg, pol, p, ties="uniform")
+        rows_t, v_t = best_response(t, pol.array, p, ties="uniform")
+        assert v_t == pytest.approx(v_np, abs=1e-12)
+        np.testing.assert_allclose(t.B.to_numpy(rows_t), rows_np, atol=1e-12)
+
+
+def test_regret_pass_own_reach_paths_agree():
+    # own reach through the sequence-form links == own reach from a forward pass over the histories
+    cg = compile_game("kuhn_poker(players=3)")
+    t = Tree(cg)
+    pol = random_policy(cg, 4).array
+    probs = t.edge_probs(pol)
+    for p in range(3):
+        a = t.player_regrets(probs, p)
+        b = t.player_regrets(probs, p, pol)
+        for x, y in zip(a[:3], b[:3]):
+            np.testing.assert_allclose(x, y, rtol=0, atol=1e-15)
