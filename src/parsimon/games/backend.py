@@ -56,6 +56,12 @@ class Backend:
     def ints(self, x):
         return self.asarray(x, np.int64)
 
+    def as_float(self, x):
+        """Cast (e.g. a boolean mask) to float64."""
+        if self.name == "numpy":
+            return np.asarray(x, dtype=np.float64)
+        return x.to(self.torch.float64)
+
     def zeros(self, shape):
         if self.name == "numpy":
             return np.zeros(shape)
@@ -152,8 +158,9 @@ class Backend:
 
     def normalise_rows(self, x, mask):
         """Rows of ``x`` (non-negative) divided by their sum; uniform over ``mask`` where the sum is 0."""
+        mask = self.as_float(mask)
         s = self.sum(x, axis=1, keepdims=True)
-        cnt = self.sum(mask * 1.0, axis=1, keepdims=True)
+        cnt = self.sum(mask, axis=1, keepdims=True)
         uni = mask / self.maximum(cnt, 1.0)
         pos = s > 0
         return self.where(pos, x / self.where(pos, s, 1.0), uni)

@@ -82,7 +82,7 @@ def best_response(game: Any, policy, player: int, *, ties: str = "first", tol: f
         if ties == "uniform":
             scale = B.maximum(B.abs(best), 1.0)
             sel = (qk >= best - tol * scale) & legal[rows_b]
-            choice = B.normalise_rows(sel * 1.0, legal[rows_b] * 1.0)
+            choice = B.normalise_rows(B.as_float(sel), legal[rows_b])
         else:
             idx = B.argmax(qk, axis=1)
             choice = B.zeros((len(rows), A))
