@@ -39,6 +39,7 @@ MAIN_ROWS = [("oracle (true prior)", "oracle", None), ("CTA planner (estimated p
              ("planner, uniform prior", "uniform-prior", None), ("code-first (estimated prior)", "code-first", "estimated"),
              ("test-then-code", "test-then-code", None)]
 PRIOR_ROWS = ["true", "estimated", "noisy", "uniform", "adversarial"]
+QUICK_N_BASE = 40  # test-split tasks in quick mode (x 4 ρ episodes per policy / prior run)
 
 
 def expected_reward(policy: str, prior: dict, true: dict, d_unit: float, d_code: float) -> float:
@@ -183,13 +184,21 @@ def tables_from(results: dict) -> tuple[list, list]:
                ["prior", "argmax accuracy", "reward", "expected", "paper acc", "paper reward (CTA-RL)"], prow)
     by = {(r["policy"], r["prior"]): r for r in results["runs"]}
     cta, cf, ttc = by[("cta-planner", "estimated")], by[("code-first", "estimated")], by[("test-then-code", None)]
-    beats = all(cta["per_rho"][r]["reward"] > max(cf["per_rho"][r]["reward"], ttc["per_rho"][r]["reward"]) for r in rhos)
+    beats_exp = all(cta["per_rho"][r]["expected"] > max(cf["per_rho"][r]["expected"], ttc["per_rho"][r]["expected"])
+                    for r in rhos)
+    beats_meas = all(cta["per_rho"][r]["reward"] > max(cf["per_rho"][r]["reward"], ttc["per_rho"][r]["reward"])
+                     for r in rhos)
     claims = [
         Claim("The calibrated planner beats both static policies (3×Test→Code, code-first) at every ρ",
               "CTA-RL ≥ RL / static patterns (Table 4, Fig. 5)",
-              " / ".join(f"ρ={float(r):g}: {cta['per_rho'][r]['reward']:.3f} vs {cf['per_rho'][r]['reward']:.3f}, "
-                         f"{ttc['per_rho'][r]['reward']:.3f}" for r in rhos), beats,
-              note="planner vs code-first vs test-then-code, measured rewards"),
+              "expected: " + " / ".join(f"ρ={float(r):g}: {cta['per_rho'][r]['expected']:.3f} vs "
+                                        f"{cf['per_rho'][r]['expected']:.3f}, {ttc['per_rho'][r]['expected']:.3f}"
+                                        for r in rhos)
+              + f"; measured: {'also at every ρ' if beats_meas else 'not at every ρ on this sample'}",
+              beats_exp,
+              note=(f"planner vs code-first vs test-then-code on {results['n_base']} test tasks; 'expected' is "
+                    "the exact expectation under the true prior of the same decisions (no sampling noise); the "
+                    "full 300-task split's measured rewards are in benchmarks/results/cta_filereading_results.json")),
         Claim("A Bayes-optimal planner with a ~0.67-accurate prior exceeds the paper's best agent",
               "CTA-RL 0.268 (avg over ρ)", f"{cta['mean_reward']:.3f} (prior accuracy {_f(cta['prior_accuracy'])})",
               cta["mean_reward"] > 0.268, note="our planner is exact; the paper's agents are Qwen3-8B"),
@@ -208,13 +217,13 @@ def tables_from(results: dict) -> tuple[list, list]:
 
 
 def filereading_part(ctx: Any) -> dict[str, Any]:
-    """Tables 4-5 analogues, the Pareto plot and claims; quick mode: 40 test tasks (160 episodes)."""
+    """Tables 4-5 analogues, the Pareto plot and claims; quick mode: :data:`QUICK_N_BASE` test tasks."""
     from parsimon.report.section import Figure
 
-    n_base = 300 if ctx.full else 40
+    n_base = 300 if ctx.full else QUICK_N_BASE
     with ctx.progress("cta: FILEREADING episodes", total=None):
         results = run_evaluation(n_base, seed=ctx.seed)
-    (Path(ctx.out_dir) / "cta_filereading_results.json").write_text(json.dumps(results, indent=1, default=str))
+    ctx.path("cta_filereading_results.json").write_text(json.dumps(results, indent=1, default=str))
     tables, claims = tables_from(results)
     fig = Figure(pareto_plot(results, ctx.path("cta_filereading_pareto.png")),
                  "FILEREADING: mean reward against exploration cost (U + ρ·C) per ρ and policy (paper Fig. 5).")
