@@ -11,12 +11,14 @@
   source). An unprocessed file (no ``rho``) is expanded to one task per ρ in {0.5, 1, 2, 4} with
   ``d_unit = discount_factor``.
 
-``data_root`` defaults to the task file's directory (the paper keeps ``task_csv_*`` folders beside it).
+``data_root`` defaults to ``$PARSIMON_FILEREADING_DATA_ROOT`` if set (e.g. for ``parsimon cta eval --tasks``),
+else the task file's directory (the paper keeps ``task_csv_*`` folders beside it).
 """
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -74,7 +76,9 @@ def load_tasks(path: str | Path, data_root: str | Path | None = None) -> list[Fi
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"task file not found: {path}")
-    root = Path(data_root) if data_root is not None else path.parent
+    if data_root is None:
+        data_root = os.environ.get("PARSIMON_FILEREADING_DATA_ROOT") or path.parent
+    root = Path(data_root)
     text = path.read_text()
     stripped = text.lstrip()
     if stripped.startswith("["):
