@@ -401,3 +401,20 @@ def test_llm_agent_roundtrip(small_tasks):
     client2 = _ScriptedClient()
     evaluate("filereading", "llm-prompted", small_tasks[:1], policy_kwargs={"client": client2}, audit=False, ledger=False)
     assert "No format likelihoods are provided." in client2.seen[0]
+
+
+def test_cli_eval_filereading(small_tasks, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from parsimon.cli import app
+
+    f = save_tasks(small_tasks[:4], tmp_path / "t.jsonl")
+    monkeypatch.setenv("PARSIMON_FILEREADING_DATA_ROOT", small_tasks[0].data_root)
+    r = CliRunner().invoke(app, ["cta", "eval", "--env", "filereading", "--policy", "cta-planner", "--prior", "true",
+                                 "--tasks", str(f), "--out", str(tmp_path / "o")])
+    assert r.exit_code == 0, r.output
+    d = json.loads((tmp_path / "o" / "metrics.json").read_text())
+    assert d["n_tasks"] == 4 and d["match_rate"] == 1.0 and set(d["per_rho"]) == {str(x) for x in RHOS}
+    r = CliRunner().invoke(app, ["cta", "eval", "--env", "filereading", "--policy", "nope", "--n", "4",
+                                 "--out", str(tmp_path / "o2")])
+    assert r.exit_code != 0
