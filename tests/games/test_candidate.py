@@ -39,6 +39,9 @@ def _broken(old: str, new: str) -> str:
     ("class RegretAccumulator: pass", "lacks `PolicyFromRegretAccumulator`"),
     (_broken("w = (iteration_number + 1) * reach_prob", "w = 1 / 0"), "ZeroDivisionError"),
     (_broken("return {a: pos[a] / total for a in acts}", "return {a: -1.0 for a in acts}"), "negative"),
+    (_broken("return {a: pos[a] / total for a in acts}", "return {a: float('nan') for a in acts}"), "non-finite"),
+    (_broken("return {a: pos[a] / total for a in acts}", "return {a: float('inf') for a in acts}"), "non-finite"),
+    (_broken("w * info_state_policy[a]", "float('inf')"), "non-finite"),
     (_broken("max(0.0, info_state_node.cumulative_regret.get(a, 0.0) + cfr_regrets[a])", "float('nan')"),
      "non-finite"),
     (_broken("return {\n            a: max(0.0", "return [\n            max(0.0").replace(

@@ -26,6 +26,7 @@ updated ``cumulative_regret``). Returned policies must be finite and non-negativ
 
 from __future__ import annotations
 
+import math
 import types
 from dataclasses import dataclass, field
 from typing import Any
@@ -173,9 +174,11 @@ class CandidateRule(UpdateRule):
             except Exception as exc:
                 raise CandidateError(f"{what} raised {type(exc).__name__}: {exc}") from exc
             v = self._values(new, acts, what)
+            tot = sum(v)
+            if not math.isfinite(tot):
+                raise CandidateError(f"{what} returned a non-finite value: {v}")
             if min(v) < 0:
                 raise CandidateError(f"{what} returned a negative probability: {v}")
-            tot = sum(v)
             vals.extend([x / tot for x in v] if tot > 0 else [1.0 / len(acts)] * len(acts))
         return self._collect(rows, tuple(sigma.shape), vals, what)
 
