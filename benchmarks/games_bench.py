@@ -179,17 +179,20 @@ TABLE_GAMES = [
 TABLE_ALGOS = ["cfr+", "dcfr", "pcfr+", "pdcfr+", "vad-cfr", "aod-cfr"]
 
 
-def table(iterations: int, large: bool, out: Path, backend: str = "numpy") -> None:
+def table(iterations: int, large: bool, out: Path, backend: str = "numpy", only_games=None, algos=None,
+          name: str = "games_cfr_table", eval_points: int = 100) -> None:
     from parsimon.games import compile_game, solve
 
     rows = []
     for label, gstr, split in TABLE_GAMES:
+        if only_games and label not in only_games:
+            continue
         if label == "Leduc 3p" and not large:
             continue
         cg = compile_game(gstr)
-        for algo in TABLE_ALGOS:
+        for algo in algos or TABLE_ALGOS:
             t0 = time.perf_counter()
-            res = solve(cg, algo, iterations, eval_every=max(1, iterations // 100), backend=backend)
+            res = solve(cg, algo, iterations, eval_every=max(1, iterations // eval_points), backend=backend)
             rows.append({"game": label, "set": split, "algo": algo, "iterations": iterations,
                          "final": res.final_exploitability, "curve": res.exploitability,
                          "seconds_per_iteration": res.seconds_per_iteration,
@@ -197,7 +200,7 @@ def table(iterations: int, large: bool, out: Path, backend: str = "numpy") -> No
             print(f"{label:14s} {algo:8s} {res.final_exploitability:.4g}  "
                   f"({res.seconds_per_iteration * 1e3:.2f} ms/it)", flush=True)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "games_cfr_table.json").write_text(json.dumps(
+    (out / f"{name}.json").write_text(json.dumps(
         {"meta": {"iterations": iterations, "metric": "exploitability (NashConv / players) of the average policy",
                   "backend": backend}, "rows": rows}, indent=1))
     import matplotlib
@@ -222,9 +225,9 @@ def table(iterations: int, large: bool, out: Path, backend: str = "numpy") -> No
     axes.flat[0].legend(fontsize=7)
     axes.flat[0].set_ylabel("exploitability")
     fig.tight_layout()
-    fig.savefig(out / "games_cfr_table.png", dpi=100)
+    fig.savefig(out / f"{name}.png", dpi=100)
     plt.close(fig)
-    print(f"wrote {out / 'games_cfr_table.json'} and .png")
+    print(f"wrote {out / name}.json and .png")
 
 
 def main(argv=None) -> int:
@@ -237,9 +240,15 @@ def main(argv=None) -> int:
     ap.add_argument("--table", action="store_true", help="exploitability table/curves instead of timings")
     ap.add_argument("--iterations", type=int, default=1000, help="iterations for --table")
     ap.add_argument("--large", action="store_true", help="--table: include 3-player Leduc")
+    ap.add_argument("--games", default="", help="--table: comma-separated labels, e.g. 'Leduc 3p'")
+    ap.add_argument("--algos", default="", help="--table: comma-separated algorithms")
+    ap.add_argument("--name", default="games_cfr_table", help="--table: output file stem")
+    ap.add_argument("--eval-points", type=int, default=100, help="--table: evaluations per curve")
     args = ap.parse_args(argv)
     if args.table:
-        table(args.iterations, args.large, Path(args.out), "torch" if args.gpu else "numpy")
+        table(args.iterations, args.large, Path(args.out), "torch" if args.gpu else "numpy",
+              [g.strip() for g in args.games.split(",") if g.strip()] or None,
+              [a.strip() for a in args.algos.split(",") if a.strip()] or None, args.name, args.eval_points)
         return 0
     if args.gpu:
         import torch
