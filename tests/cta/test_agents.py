@@ -75,6 +75,7 @@ def test_cta_agent_requires_prior():
 
 
 @pytest.mark.llm
+@pytest.mark.slow
 def test_real_local_model_smoke(tmp_path):
     pytest.importorskip("llama_cpp", reason="llama-cpp-python is part of the `llm` extra")
     from parsimon.llm import LocalServer
