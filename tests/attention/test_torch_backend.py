@@ -67,6 +67,16 @@ def test_adversarial_single_last_partial_block(kernel_path):
     _check(q, k, v, lay, False)
 
 
+def test_chunked_groups_match(monkeypatch):
+    import parsimon.attention.torch_backend as tb
+
+    monkeypatch.setattr(tb, "_CHUNK_ELEMS", 64 * 32 * 2)  # about one row per chunk
+    q, k, v = _inputs(1, 3, 3, 250, 16, seed=8)
+    lay = hybrid_block_mask(q, k, topk=0.1, topp=0.5, block_q=64, block_k=32, causal=True)
+    assert len(tb._plan(lay, 3, "cpu")) > 6
+    _check(q, k, v, lay, True)
+
+
 def test_cross_attention_different_lengths_and_value_dim():
     g = torch.Generator().manual_seed(2)
     q = torch.randn(1, 2, 100, 16, generator=g, requires_grad=True)

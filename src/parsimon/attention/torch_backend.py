@@ -19,6 +19,7 @@ __all__ = ["torch_block_sparse_attention"]
 
 _BUCKET_GROWTH = 1.0  # exact row lengths first; widened (×1.5 steps) only past _MAX_GROUPS groups
 _MAX_GROUPS = 24
+_CHUNK_ELEMS = 1 << 25  # scores (and masks) per processed chunk: 128 MB in fp32
 
 
 def _pad_tokens(x: torch.Tensor, nblocks: int, block: int) -> torch.Tensor:
@@ -65,9 +66,13 @@ def _plan(layout: BlockSparseLayout, hkv: int, device) -> list[_Group]:
         growth = growth * 1.5 if growth > 1.0 else 1.25
     ragged = layout.seq_k % bk != 0
     groups, start = [], 0
-    for width, n_rows in buckets:
-        rows = order[start:start + n_rows]
+    chunks = []
+    for width, n_rows in buckets:  # split big groups so one group's scores stay under _CHUNK_ELEMS
+        step = max(1, _CHUNK_ELEMS // (bq * width * bk))
+        for lo in range(0, n_rows, step):
+            chunks.append((width, order[start + lo:start + min(n_rows, lo + step)]))
         start += n_rows
+    for width, rows in chunks:
         idx = indices[rows, :width]  # [G, w]
         flat = (base[rows, None] + idx).reshape(-1)
         rc = counts[rows]
