@@ -86,6 +86,12 @@ def test_csr_csc_and_counts_consistent():
     assert bool((lay.kv_counts >= 1).all())
 
 
+def test_layout_to_device_roundtrip():
+    lay = random_layout(1, 2, 300, density=0.3, seed=2)
+    moved = lay.to("cpu")
+    assert torch.equal(moved.block_mask(), lay.block_mask()) and moved.seq_q == 300
+
+
 def test_topk_keeps_at_least_one_block_and_topp_extremes():
     q, k = torch.randn(1, 2, 256, 8), torch.randn(1, 2, 256, 8)
     lay = hybrid_block_mask(q, k, topk=0.0, topp=0.0, block_q=64, block_k=32)

@@ -153,6 +153,13 @@ class BlockSparseLayout:
     def device(self) -> torch.device:
         return self.kv_counts.device
 
+    def to(self, device) -> BlockSparseLayout:
+        """The same layout with its tensors on ``device``."""
+        mv = lambda t: t.to(device)  # noqa: E731
+        return BlockSparseLayout(mv(self.kv_counts), mv(self.kv_indices), mv(self.q_counts), mv(self.q_indices),
+                                 mv(self.retained_mass), self.block_q, self.block_k, self.seq_q, self.seq_k,
+                                 self.causal)
+
     def block_mask(self) -> torch.Tensor:
         """Bool ``[B, H, Nq_blocks, Nk_blocks]``: True where the block pair is computed."""
         b, h, nq = self.kv_counts.shape
