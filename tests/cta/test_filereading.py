@@ -249,7 +249,9 @@ def test_sandbox_limits_and_run_goes_on(small_tasks):
     t = small_tasks[0]
     bad = {"loop": "while True:\n    pass\n", "memory": "x = bytearray(2 * 1024 ** 3)\nprint(len(x))\n",
            "socket": "import socket\nsocket.create_connection(('127.0.0.1', 9))\n",
-           "raw_socket": "import socket\ns = socket.socket()\n", "sleep": "import time\ntime.sleep(60)\n"}
+           "raw_socket": "import socket\ns = socket.socket()\n", "sleep": "import time\ntime.sleep(60)\n",
+           "subprocess": "import subprocess\nprint(subprocess.run(['echo', 'hi'], capture_output=True).stdout)\n",
+           "system": "import os\nos.system('echo hi')\n"}
     for name, code in bad.items():
         env.reset(options={"task": t})
         _, _, _, _, info = env.step("CODE\n```python\n" + code + "```")

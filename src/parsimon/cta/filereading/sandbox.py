@@ -6,7 +6,10 @@ Each execution runs in a fresh child process with:
   ``RLIMIT_CPU`` and ``alarm`` inside the child);
 * a **memory limit** (``RLIMIT_AS`` = the child's address space at start + ``memory_mb``);
 * **no network**: a Python audit hook (which code cannot remove) refuses every ``socket.*`` event, so
-  creating, connecting or resolving a socket raises ``PermissionError``;
+  creating, connecting or resolving a socket raises ``PermissionError``; it also refuses starting other
+  programs or forking (``subprocess``, ``os.system``, ``os.exec*``, ``os.fork`` ...), which would not carry
+  the hook. This is an in-process guard against ordinary code, not a kernel boundary (native code loaded
+  with ``ctypes`` could bypass it); run untrusted agents in a container without network for that;
 * a private **scratch directory** as working directory, holding copies of the task's files, deleted
   afterwards; ``RLIMIT_FSIZE`` caps file writes.
 
@@ -36,6 +39,8 @@ from pathlib import Path
 __all__ = ["ExecResult", "Sandbox", "get_sandbox"]
 
 _PRELUDE_IMPORTS = ("pandas", "numpy")
+_NO_PROCESS_EVENTS = frozenset({"subprocess.Popen", "os.system", "os.exec", "os.posix_spawn", "os.spawn",
+                                "os.fork", "os.forkpty", "pty.spawn"})
 
 
 @dataclass
@@ -110,6 +115,8 @@ def _child_main(code: str, workdir: str, timeout: float, memory_mb: int, fsize_m
         def _no_network(event: str, args: tuple) -> None:
             if event.startswith("socket."):
                 raise PermissionError(f"network access is disabled in the sandbox ({event})")
+            if event in _NO_PROCESS_EVENTS:  # a new program would not carry the audit hook
+                raise PermissionError(f"starting processes is disabled in the sandbox ({event})")
 
         sys.addaudithook(_no_network)
         glb = {"__name__": "__main__", "__builtins__": __builtins__}
