@@ -74,6 +74,21 @@ def test_triton_fp16_casts():
     _compare(1, 2, 2, 200, 64, lay, torch.float16, 1e-2, seed=4)
 
 
+def test_triton_cross_attention_lengths():
+    g = torch.Generator().manual_seed(8)
+    q = torch.randn(1, 2, 100, 32, generator=g).to(DEV).requires_grad_(True)
+    k = torch.randn(1, 2, 170, 32, generator=g).to(DEV).requires_grad_(True)
+    v = torch.randn(1, 2, 170, 32, generator=g).to(DEV).requires_grad_(True)
+    lay = hybrid_block_mask(q, k, topk=0.3, topp=0.5, block_q=64, block_k=32)
+    o, lse = sparse_attention(q, k, v, lay, return_lse=True, backend="triton")
+    ro, rlse = dense_masked_attention(q, k, v, lay, return_lse=True)
+    assert rel_err(o, ro) < 1e-4 and rel_err(lse, rlse) < 1e-4
+    grads = torch.autograd.grad(o.sum(), (q, k, v))
+    rgrads = torch.autograd.grad(ro.sum(), (q, k, v))
+    for a, r in zip(grads, rgrads, strict=True):
+        assert rel_err(a, r) < 1e-4
+
+
 def test_triton_adversarial_layout():
     # rows keep only the partial last key block or everything; one key block chosen by no query block
     m = torch.zeros(1, 2, 3, 6, dtype=torch.bool)
