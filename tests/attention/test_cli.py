@@ -62,6 +62,19 @@ def test_distill_and_resume(tmp_path):
     assert json.loads((tmp_path / "config.json").read_text())["topk"] == 0.1
 
 
+def test_distill_calibrates_to_target_sparsity(tmp_path):
+    r = runner.invoke(app, ["distill", "--out", str(tmp_path), "--teacher-steps", "3", "--clips", "16", "--dim", "16",
+                            "--depth", "1", "--heads", "2", "--batch-size", "4", "--steps", "1", "--topk", "0.125",
+                            "--sparsity", "0.75", "--backend", "torch"])
+    assert r.exit_code == 0, r.output
+    cal = json.loads((tmp_path / "config.json").read_text())["calibrated"]
+    assert abs(cal["sparsity"] - 0.75) < 0.06
+    ev = json.loads((tmp_path / "eval.json").read_text())
+    assert abs(ev["sparsity"] - 0.75) < 0.15  # measured on the student after a step, on its own q/k
+    r = runner.invoke(app, ["distill", "--out", str(tmp_path), "--sparsity", "1.5"])
+    assert r.exit_code != 0 and "--sparsity" in r.output
+
+
 def test_bench_quick():
     r = runner.invoke(app, ["bench", "--n", "512", "--heads", "2", "--block-q", "64", "--block-k", "32",
                             "--topk", "0.1", "--topp", "0.2", "--repeats", "1", "--device", "cpu"])

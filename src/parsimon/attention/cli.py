@@ -92,6 +92,8 @@ def distill_cmd(
     objective: str = typer.Option("distill", "--objective", help="distill (velocity) or diffusion (plain)."),
     topk: float = typer.Option(0.0325, "--topk"),
     topp: float = typer.Option(0.06, "--topp"),
+    sparsity: float = typer.Option(None, "--sparsity", help="Target block sparsity in (0, 1): calibrate p (k for "
+                                   "--mode topk) on the teacher's attention instead of using --topp."),
     mode: str = typer.Option("hybrid", "--mode", help=f"One of {', '.join(_MODES)}."),
     block_q: int = typer.Option(16, "--block-q", min=1),
     block_k: int = typer.Option(8, "--block-k", min=1),
@@ -113,6 +115,8 @@ def distill_cmd(
     _frac("--topp", topp)
     if not lr > 0:
         raise typer.BadParameter(f"must be > 0, got {lr}", param_hint="--lr")
+    if sparsity is not None and not 0 < sparsity < 1:
+        raise typer.BadParameter(f"must be in (0, 1), got {sparsity}", param_hint="--sparsity")
     if teacher is not None and not teacher.is_file():
         raise typer.BadParameter(f"no such file: {teacher}", param_hint="--teacher")
     import torch
@@ -129,7 +133,12 @@ def distill_cmd(
         train,
         train_teacher,
     )
-    from parsimon.attention.training.experiment import ExperimentConfig, _eval_inputs, evaluate_student
+    from parsimon.attention.training.experiment import (
+        ExperimentConfig,
+        _eval_inputs,
+        calibrate,
+        evaluate_student,
+    )
     from parsimon.attention.training.flow import euler_sample
 
     torch.manual_seed(seed)
@@ -137,7 +146,8 @@ def distill_cmd(
     mcfg = DiTConfig(dim=dim, depth=depth, heads=heads)
     data = ClipDataset(clips, ClipConfig(frames=mcfg.frames, size=mcfg.size), seed=seed)
     config = {k: (str(v) if isinstance(v, Path) else v) for k, v in locals().items()
-              if k in ("teacher", "teacher_steps", "steps", "lr", "batch_size", "objective", "topk", "topp", "mode",
+              if k in ("teacher", "teacher_steps", "steps", "lr", "batch_size", "objective", "topk", "topp", "sparsity",
+                       "mode",
                        "block_q", "block_k", "clips", "dim", "depth", "heads", "seed", "backend")}
     (out / "config.json").write_text(json.dumps(config, indent=2))
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -152,6 +162,13 @@ def distill_cmd(
                                       checkpoint=tpath, resume=resume,
                                       on_step=lambda s, _l: progress.update(task, completed=s))
         tmodel = frozen_copy(tmodel)
+        ecfg = ExperimentConfig(model=mcfg, eval_clips=16, sample_n=4, sample_steps=10, seed=seed)
+        ev = _eval_inputs(ecfg)
+        if sparsity is not None:
+            cal = calibrate(tmodel, ev, mode=mode, target=sparsity, topk=topk, block_q=block_q, block_k=block_k)
+            topk, topp = cal["topk"], cal["topp"]
+            config.update(calibrated=cal)
+            (out / "config.json").write_text(json.dumps(config, indent=2))
         student = sparse_student(tmodel, topk=topk, topp=topp, block_q=block_q, block_k=block_k, mode=mode,
                                  backend=backend)
         task = progress.add_task(f"student ({objective})", total=steps)
@@ -160,8 +177,6 @@ def distill_cmd(
                     objective=objective, teacher=tmodel if objective == "distill" else None,
                     checkpoint=out / "student.pt", resume=resume,
                     on_step=lambda s, _l: progress.update(task, completed=s))
-    ecfg = ExperimentConfig(model=mcfg, eval_clips=16, sample_n=4, sample_steps=10, seed=seed)
-    ev = _eval_inputs(ecfg)
     with torch.no_grad():
         ts = euler_sample(tmodel, ev["noise"], ev["ys"], steps=ecfg.sample_steps)
     metrics = evaluate_student(student, tmodel, ev, teacher_samples=ts, sample_steps=ecfg.sample_steps)
