@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from .api import sparse_attention
-from .mask import BlockSparseLayout, hybrid_block_mask, random_layout
-from .reference import dense_masked_attention
-
+# Every export is imported lazily, so that `parsimon --help` (which imports parsimon.attention.cli) does not
+# load torch.
 __all__ = [
+    "ParsimonAttnProcessor",
+    "SparsityPolicy",
+    "distill",
+    "install_processor",
+    "patch_attention",
+    "sdpa",
     "BlockSparseLayout",
     "dense_masked_attention",
     "hybrid_block_mask",
@@ -14,8 +18,13 @@ __all__ = [
     "sparse_attention",
 ]
 
-# Names from the training/integration modules (attn-train's); a missing module never breaks this import.
+# The module each public name lives in; a missing optional module never breaks this import.
 _LAZY = {
+    "sparse_attention": "api",
+    "BlockSparseLayout": "mask",
+    "hybrid_block_mask": "mask",
+    "random_layout": "mask",
+    "dense_masked_attention": "reference",
     "sdpa": "integrations",
     "patch_attention": "integrations",
     "ParsimonAttnProcessor": "integrations",
