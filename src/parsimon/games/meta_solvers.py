@@ -260,15 +260,30 @@ def _stationary_sparse(r: np.ndarray, c: np.ndarray, v: np.ndarray, S: int) -> n
 def _duplicate_classes(mg: list[np.ndarray], p: int) -> tuple[np.ndarray, np.ndarray]:
     """Group ``p``'s strategies whose payoff slices are identical in every player's tensor.
 
-    Returns ``(representatives, class_of)``: the first index of each class and each strategy's class.
+    Returns ``(representatives, class_of)``: the first index of each class (in population order) and each
+    strategy's class. Candidates are found by a random projection of the slices and confirmed by exact
+    comparison, so only bit-identical slices are merged.
     """
     K = mg[0].shape[p]
-    slabs = np.concatenate([np.moveaxis(m, p, 0).reshape(K, -1) for m in mg], axis=1)
-    _, first, inverse = np.unique(slabs, axis=0, return_index=True, return_inverse=True)
-    order = np.argsort(first)  # keep representatives in population order
-    rank = np.empty_like(order)
-    rank[order] = np.arange(len(order))
-    return first[order], rank[np.asarray(inverse).reshape(-1)]
+    slabs = [np.moveaxis(m, p, 0).reshape(K, -1) for m in mg]
+    w = np.random.default_rng(12345).random(slabs[0].shape[1])
+    keys = sum(s @ w * (i + 1.0) for i, s in enumerate(slabs))
+    reps: list[int] = []
+    classes = np.empty(K, dtype=np.int64)
+    by_key: dict[float, list[int]] = {}
+    for j in range(K):
+        found = -1
+        for c in by_key.get(float(keys[j]), []):
+            r = reps[c]
+            if all(np.array_equal(s[j], s[r]) for s in slabs):
+                found = c
+                break
+        if found < 0:
+            found = len(reps)
+            reps.append(j)
+            by_key.setdefault(float(keys[j]), []).append(found)
+        classes[j] = found
+    return np.array(reps, dtype=np.int64), classes
 
 
 def hybrid_orm(meta_games, *, iterations: int, blend: float, temperature: float, diversity: float,
