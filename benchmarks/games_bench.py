@@ -61,7 +61,8 @@ def _cpp_table(cg, solver) -> np.ndarray:
     return out
 
 
-def bench_game(name, gstr, k_ours, k_cpp, k_py, *, python: bool, torch_cpu: bool, gpu: bool) -> dict:
+def bench_game(name, gstr, k_ours, k_cpp, k_py, *, python: bool, torch_cpu: bool, gpu: bool,
+               device: str = "cuda") -> dict:
     import pyspiel
     from open_spiel.python.algorithms import cfr as os_cfr
 
@@ -118,20 +119,21 @@ def bench_game(name, gstr, k_ours, k_cpp, k_py, *, python: bool, torch_cpu: bool
     if gpu:
         import torch
 
-        drv = CFRDriver(cg, "cfr+", backend="torch", device="cuda")
+        drv = CFRDriver(cg, "cfr+", backend="torch", device=device)
+        sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
 
         def step():
             drv.iteration()
-            torch.cuda.synchronize()
+            sync()
 
         row["ours_torch_cuda_s"] = _median_time(step, max(5, k_ours))
         row["gpu_speedup_vs_cpp"] = row["openspiel_cpp_s"] / row["ours_torch_cuda_s"]
         drv2 = CFRDriver(cg, "cfr+")
         drv2.run(6)
-        drv3 = CFRDriver(cg, "cfr+", backend="torch", device="cuda")
+        drv3 = CFRDriver(cg, "cfr+", backend="torch", device=device)
         drv3.run(6)
         row["cuda_vs_numpy_policy_diff"] = float(np.abs(drv2.average_policy() - drv3.average_policy()).max())
-        print(f"  torch CUDA {row['ours_torch_cuda_s'] * 1e3:.3f} ms/it -> {row['gpu_speedup_vs_cpp']:.1f}x "
+        print(f"  torch {device} {row['ours_torch_cuda_s'] * 1e3:.3f} ms/it -> {row['gpu_speedup_vs_cpp']:.1f}x "
               f"vs C++ (policy diff vs numpy {row['cuda_vs_numpy_policy_diff']:.1e})", flush=True)
     return row
 
@@ -234,6 +236,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--gpu", action="store_true", help="also time the torch engine on CUDA")
     ap.add_argument("--quick", action="store_true", help="small games only")
+    ap.add_argument("--device", default="cuda", help="torch device for --gpu (cpu only to check the code path)")
     ap.add_argument("--no-python", action="store_true", help="skip OpenSpiel's Python solver")
     ap.add_argument("--no-torch-cpu", action="store_true", help="skip the torch CPU backend")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results"))
@@ -250,7 +253,7 @@ def main(argv=None) -> int:
               [g.strip() for g in args.games.split(",") if g.strip()] or None,
               [a.strip() for a in args.algos.split(",") if a.strip()] or None, args.name, args.eval_points)
         return 0
-    if args.gpu:
+    if args.gpu and args.device.startswith("cuda"):
         import torch
 
         if not torch.cuda.is_available():
@@ -261,7 +264,7 @@ def main(argv=None) -> int:
         if args.quick and name not in QUICK:
             continue
         rows.append(bench_game(name, gstr, k1, k2, k3, python=not args.no_python,
-                               torch_cpu=not args.no_torch_cpu, gpu=args.gpu))
+                               torch_cpu=not args.no_torch_cpu, gpu=args.gpu, device=args.device))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     stem = "games_bench_gpu" if args.gpu else "games_bench"
@@ -271,7 +274,7 @@ def main(argv=None) -> int:
     if args.gpu:
         import torch
 
-        meta["gpu"] = torch.cuda.get_device_name(0)
+        meta["gpu"] = torch.cuda.get_device_name(0) if args.device.startswith("cuda") else args.device
     (out / f"{stem}.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
     plot(rows, out / f"{stem}.png", args.gpu)
     print(f"wrote {out / stem}.json and .png")
