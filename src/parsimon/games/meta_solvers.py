@@ -417,10 +417,11 @@ class ShorTrainSolver(MetaSolver):
 
     name = "shor"
 
-    def __init__(self, *, anneal_calls: int = 75, iteration_scale: float = 1.0):
+    def __init__(self, *, anneal_calls: int = 75, iteration_scale: float = 1.0, use_kernel: bool = True):
         self.calls = 0
         self.anneal_calls = anneal_calls
         self.iteration_scale = iteration_scale
+        self.use_kernel = use_kernel
 
     def params(self, n0: int) -> dict:
         progress = min(1.0, self.calls / self.anneal_calls)
@@ -438,7 +439,7 @@ class ShorTrainSolver(MetaSolver):
     def get_meta_strategy(self, meta_games):
         mg = _check(meta_games)
         self.calls += 1
-        return hybrid_orm(mg, **self.params(mg[0].shape[0]))
+        return hybrid_orm(mg, use_kernel=self.use_kernel, **self.params(mg[0].shape[0]))
 
     def state(self) -> dict:
         return {"calls": self.calls}
@@ -450,8 +451,9 @@ class ShorEvalSolver(MetaSolver):
 
     name = "shor-eval"
 
-    def __init__(self, *, iteration_scale: float = 1.0):
+    def __init__(self, *, iteration_scale: float = 1.0, use_kernel: bool = True):
         self.iteration_scale = iteration_scale
+        self.use_kernel = use_kernel
 
     def params(self, n0: int) -> dict:
         iters = int(np.clip(8000 + 50 * (n0 - 1), 8000, 15000))
@@ -461,7 +463,7 @@ class ShorEvalSolver(MetaSolver):
 
     def get_meta_strategy(self, meta_games):
         mg = _check(meta_games)
-        return hybrid_orm(mg, **self.params(mg[0].shape[0]))
+        return hybrid_orm(mg, use_kernel=self.use_kernel, **self.params(mg[0].shape[0]))
 
 
 SOLVERS = ("uniform", "nash", "prd", "rm", "alpharank", "shor", "shor-eval")

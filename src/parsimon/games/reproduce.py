@@ -39,7 +39,7 @@ TEST_GAMES = {
 ALGOS = ["cfr+", "dcfr", "pcfr+", "pdcfr+", "vad-cfr"]
 BASELINES = ["cfr+", "dcfr", "pcfr+", "pdcfr+"]
 # quick mode: the two large test games get fewer iterations (per-iteration cost on one core)
-QUICK_ITERS = {"Leduc 3p": 40, "Liar's Dice 6": 150}
+QUICK_ITERS = {"Leduc 3p": 20, "Liar's Dice 6": 60}
 # offline evolution: (quick, full) settings
 EVOLVE_GAMES = ["kuhn_poker(players=3)", "kuhn_poker", _GOOF.format(n=4)]
 EVOLVE_SETTINGS = ({"generations": 4, "iterations": 100}, {"generations": 8, "iterations": 300})
@@ -143,16 +143,16 @@ def _plot_cfr(ctx: ReproContext, section: Section, out: dict) -> None:
 def _psro_runs(full: bool) -> list[tuple[str, str, str, str, int, dict]]:
     """(game label, game, train, eval, iterations, solver kwargs)."""
     k2, k3 = "kuhn_poker", "kuhn_poker(players=3)"
-    inner = {} if full else {"iterations": 10_000}
+    inner = {} if full else {"iterations": 5_000}
     runs = [
         ("Kuhn 2p", k2, "uniform", "uniform", 100, {}),
         ("Kuhn 2p", k2, "nash", "nash", 100, {}),
         ("Kuhn 2p", k2, "shor", "shor-eval", 100, {}),
-        ("Kuhn 2p", k2, "prd", "prd", 100 if full else 40, inner),
-        ("Kuhn 2p", k2, "rm", "rm", 100 if full else 40, inner),
-        ("Kuhn 2p", k2, "alpharank", "alpharank", 60 if full else 25, {}),
-        ("Kuhn 3p", k3, "uniform", "uniform", 100 if full else 30, {}),
-        ("Kuhn 3p", k3, "shor", "shor-eval", 100 if full else 30, {}),
+        ("Kuhn 2p", k2, "prd", "prd", 100 if full else 30, inner),
+        ("Kuhn 2p", k2, "rm", "rm", 100 if full else 30, inner),
+        ("Kuhn 2p", k2, "alpharank", "alpharank", 60 if full else 20, {}),
+        ("Kuhn 3p", k3, "uniform", "uniform", 100, {}),
+        ("Kuhn 3p", k3, "shor", "shor-eval", 100, {}),
     ]
     if full:
         runs += [("Kuhn 3p", k3, "prd", "prd", 100, {}), ("Kuhn 3p", k3, "rm", "rm", 100, {}),
@@ -196,8 +196,8 @@ def _psro_part(ctx: ReproContext, section: Section) -> list[dict]:
     ))
     if not ctx.full:
         section.not_reproduced.append(
-            "PSRO in quick mode: Kuhn 3p runs 30 iterations (not 100); PRD/RM on Kuhn 3p and PSRO on Leduc "
-            "run only with --full; AlphaRank stops at 25 iterations (its Markov chain grows as K^n).")
+            "PSRO in quick mode: PRD/RM on Kuhn 3p and PSRO on Leduc run only with --full; AlphaRank stops at "
+            "20 iterations (its Markov chain over pure profiles grows as K^n).")
     _plot_psro(ctx, section, results)
     return results
 
