@@ -29,7 +29,12 @@ class Backend:
             raise ConfigError(f"backend must be 'numpy' or 'torch', got {name!r}")
         self.name = name
         if name == "torch":
-            import torch
+            try:
+                import torch
+            except ImportError as exc:
+                from parsimon.errors import DependencyNotInstalled
+
+                raise DependencyNotInstalled("torch", "torch", "the torch backend of the game engine") from exc
 
             self.torch = torch
             if device is None:

@@ -60,7 +60,12 @@ def load_game(game: Any):
 
     Simultaneous-move games are wrapped with ``pyspiel.convert_to_turn_based``.
     """
-    import pyspiel
+    try:
+        import pyspiel
+    except ImportError as exc:
+        from parsimon.errors import DependencyNotInstalled
+
+        raise DependencyNotInstalled("open_spiel", "games", "the game engine") from exc
 
     if isinstance(game, str):
         name = game.split("(", 1)[0].strip()
