@@ -73,3 +73,33 @@ def test_config_errors(tmp_path):
         evolve(_cfg(seed="nope"), out_dir=tmp_path)
     with pytest.raises(ConfigError, match="generations"):
         EvolveConfig(generations=-1)
+
+
+def test_ray_flag_needs_ray():
+    import importlib.util
+
+    from parsimon.errors import DependencyNotInstalled
+    from parsimon.games.evolve import Evaluator
+
+    if importlib.util.find_spec("ray") is not None:
+        pytest.skip("ray is installed here")
+    with pytest.raises(DependencyNotInstalled, match="ray"):
+        Evaluator(["kuhn_poker"], use_ray=True)
+
+
+def test_evolve_cli_offline(tmp_path):
+    from typer.testing import CliRunner
+
+    from parsimon.games.cli import app
+
+    args = ["evolve", "--seed", "cfr_plus", "--games", "kuhn_poker,kuhn_poker(players=3)", "--generations", "1",
+            "--offline", "-n", "20", "--out", str(tmp_path / "run")]
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 0, r.output
+    summary = json.loads(r.output[r.output.index("{"):])
+    assert summary["children"] == 2 and set(summary["seed_fitness"]) == {"kuhn_poker", "kuhn_poker(players=3)"}
+    again = CliRunner().invoke(app, args[:-2] + ["--generations", "2", "--out", str(tmp_path / "run"), "--resume"])
+    assert again.exit_code == 0, again.output
+    assert json.loads(again.output[again.output.index("{"):])["children"] == 4
+    bad = CliRunner().invoke(app, ["evolve", "--seed", "nope", "--offline", "--out", str(tmp_path / "x")])
+    assert bad.exit_code != 0

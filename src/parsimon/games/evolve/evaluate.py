@@ -72,9 +72,7 @@ class Evaluator:
             try:
                 import ray  # noqa: F401
             except ImportError as exc:
-                raise DependencyNotInstalled(
-                    "--ray needs Ray: pip install 'parsimon[ray]' (or run without --ray: a local process pool)"
-                ) from exc
+                raise DependencyNotInstalled("ray", "ray", "--ray (Ray evaluator pool; without it a local pool runs)") from exc
 
     def set_reference(self, fitness: dict[str, float]) -> None:
         """Cascade thresholds from a reference program's fitness (normally the seed)."""
