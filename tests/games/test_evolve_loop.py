@@ -25,7 +25,7 @@ def test_offline_run_keeps_or_improves_best(tmp_path):
     res = evolve(_cfg(), out_dir=tmp_path)
     means = [h["best_mean"] for h in res.history]
     assert means[0] == pytest.approx(res.seed_mean)
-    assert all(b >= a for a, b in zip(means, means[1:]))  # elitist: the best never gets worse
+    assert all(b >= a for a, b in zip(means, means[1:], strict=False))  # elitist: the best never gets worse
     assert res.best_mean >= res.seed_mean
     assert len(res.lineage) == 3 * 2
     assert {r["status"] for r in res.lineage} <= {"ok", "rejected", "error", "timeout", "memory", "mutation_failed"}

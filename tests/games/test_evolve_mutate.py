@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from tests.llm.mock_openai import MockOpenAI, Reply, completion
 
 from parsimon.games.candidate import SEED_CFR_PLUS
 from parsimon.games.evolve.mutate import (
@@ -16,7 +17,6 @@ from parsimon.games.evolve.mutate import (
     format_edits,
     parse_search_replace,
 )
-from tests.llm.mock_openai import MockOpenAI, Reply, completion
 
 REPLY = """I will switch to quadratic averaging, which weights late iterates more.
 

@@ -67,11 +67,11 @@ def test_prd_and_rm_match_openspiel(shape):
     mg = _random_game(shape, 7)
     a = ms.projected_replicator_dynamics(mg, iterations=1500, gamma=1e-3)
     b = os_prd.projected_replicator_dynamics(mg, prd_iterations=1500, prd_gamma=1e-3)
-    for x, y in zip(a, b):
+    for x, y in zip(a, b, strict=False):
         np.testing.assert_allclose(x, y, atol=1e-12)
     a = ms.regret_matching(mg, iterations=1500, gamma=1e-3)
     b = os_rm.regret_matching(mg, iterations=1500, gamma=1e-3)
-    for x, y in zip(a, b):
+    for x, y in zip(a, b, strict=False):
         np.testing.assert_allclose(x, y, atol=1e-12)
 
 
@@ -133,7 +133,7 @@ def test_hybrid_orm_matches_transcription_with_duplicates(avg):
     for merge in (True, False):
         for kernel in (True, False):
             out = ms.hybrid_orm(mg, merge_duplicates=merge, use_kernel=kernel, **kw)
-            for x, y in zip(out, ref):
+            for x, y in zip(out, ref, strict=False):
                 np.testing.assert_allclose(x, y, atol=1e-12)
 
 
@@ -148,7 +148,7 @@ def test_c_kernel_matches_numpy_loop(shape):
     for avg in (True, False):
         a = ms.hybrid_orm(mg, return_average=avg, **kw)
         b = ms.hybrid_orm(mg, return_average=avg, use_kernel=False, **kw)
-        for x, y in zip(a, b):
+        for x, y in zip(a, b, strict=False):
             np.testing.assert_allclose(x, y, atol=1e-12)
 
 

@@ -305,7 +305,7 @@ def hybrid_orm(meta_games, *, iterations: int, blend: float, temperature: float,
     n = len(mg)
     shape = mg[0].shape
     if merge_duplicates:
-        reps, classes = zip(*[_duplicate_classes(mg, p) for p in range(n)])
+        reps, classes = zip(*[_duplicate_classes(mg, p) for p in range(n)], strict=False)
     else:
         reps = tuple(np.arange(k) for k in shape)
         classes = reps

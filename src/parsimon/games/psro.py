@@ -30,11 +30,12 @@ import numpy as np
 from parsimon.errors import ConfigError
 
 from .backend import Tree
-from .best_response import best_response, exploitability as _exploitability
+from .best_response import best_response
+from .best_response import exploitability as _exploitability
 from .engine import CHANCE, TERMINAL, CompiledGame, compile_game
 from .meta_solvers import MetaSolver, get_solver
 
-__all__ = ["Population", "PSROResult", "psro", "sequence_reach", "aggregate", "MetaGame"]
+__all__ = ["PSROResult", "psro", "sequence_reach", "aggregate", "MetaGame"]
 
 
 def _levels(cg: CompiledGame):
@@ -166,7 +167,6 @@ def _contract(factors: list[np.ndarray], W: np.ndarray) -> np.ndarray:
     axis of length 1) enter an explicit outer product with ``W`` first.
     """
     n = len(factors)
-    Z = W.shape[0]
     order = sorted(range(n), key=lambda p: factors[p].shape[0])
     small, (ia, ib) = order[:-2], order[-2:]
     acc = W.T  # [m, Z]

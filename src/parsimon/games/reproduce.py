@@ -123,7 +123,7 @@ def _plot_cfr(ctx: ReproContext, section: Section, out: dict) -> None:
 
     labels = list(out)
     fig, axes = plt.subplots(2, 4, figsize=(14, 6.5))
-    for ax, label in zip(axes.ravel(), labels):
+    for ax, label in zip(axes.ravel(), labels, strict=False):
         for algo in ALGOS:
             c = out[label][algo]["curve"]
             ax.plot([p[0] for p in c], [max(p[1], 1e-17) for p in c], label=algo)
@@ -210,7 +210,7 @@ def _plot_psro(ctx: ReproContext, section: Section, results: list[dict]) -> None
 
     games = list(dict.fromkeys(r["game"] for r in results))
     fig, axes = plt.subplots(1, len(games), figsize=(5 * len(games), 3.6), squeeze=False)
-    for ax, g in zip(axes[0], games):
+    for ax, g in zip(axes[0], games, strict=False):
         for r in results:
             if r["game"] == g:
                 ax.plot([p[0] for p in r["curve"]], [max(p[1], 1e-17) for p in r["curve"]],

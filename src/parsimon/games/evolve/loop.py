@@ -163,7 +163,7 @@ def evolve(config: EvolveConfig, mutator: Any = None, *, out_dir: str | os.PathL
                         rec["llm_usage"] = mut.usage
                     pending.append((rec, mut.source))
             evals = ev.evaluate_many([s for _, s in pending]) if pending else []
-            for (rec, src), e in zip(pending, evals):
+            for (rec, src), e in zip(pending, evals, strict=False):
                 rec.update(status=e.status, fitness=e.fitness, seconds=round(e.seconds, 3),
                            source_hash=source_hash(src))
                 if e.error:
