@@ -252,6 +252,13 @@ class Tree:
         probs[self.dec_edges] = flat[self.dec_flat]
         return probs
 
+    def update_edge_probs(self, probs, policy, player: int):
+        """Refresh, in place, the probabilities of the edges out of ``player``'s decision nodes."""
+        e, _pe, rel = self.player_edges[player]
+        off = int(self.cg.player_ptr[player]) * self.A
+        probs[e] = policy.reshape(-1)[rel + off]
+        return probs
+
     def forward(self, factors):
         """Products of ``factors`` ([N] or [N, k]) along the path from the root (root = 1)."""
         B = self.B

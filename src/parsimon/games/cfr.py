@@ -43,16 +43,17 @@ class CFRDriver:
 
     def iteration(self) -> None:
         tree, rule, t = self.tree, self.rule, self.t
+        probs = tree.edge_probs(self.sigma)
         for p, sl in enumerate(self.player_rows):
             if sl.stop == sl.start:
                 continue
-            probs = tree.edge_probs(self.sigma)
             r, own, cf, _ = tree.player_regrets(probs, p, self.sigma)
             legal = tree.legal[sl]
             sig = self.sigma[sl]
             self.R[sl] = rule.accumulate_regret(self.R[sl], r, t, sl, legal)
             self.S[sl] = rule.accumulate_policy(self.S[sl], sig, r, own, cf, t, sl, legal)
             self.sigma[sl] = rule.policy_from_regret(self.R[sl], r, sig, t, sl, legal)
+            tree.update_edge_probs(probs, self.sigma, p)  # only this player's edges changed
         self.t += 1
 
     def run(self, iterations: int) -> None:
