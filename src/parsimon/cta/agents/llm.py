@@ -149,7 +149,9 @@ class LLMAgent(Policy):
                          self._user(self.prompts.first(task_view, shown))]
         self.replies = []
 
-    def act(self, observation: str, info: dict) -> str:
+    def _reply(self, observation: str, info: dict) -> str | None:
+        """Send the observation (after the first turn) and return the model's reply text, or None when the
+        endpoint failed (counted as an error and a parse failure; the turn is consumed)."""
         if info.get("t", 0) > 0:
             self.messages.append(self._user(observation))
         self.count("llm_calls")
@@ -164,12 +166,19 @@ class LLMAgent(Policy):
             text = f"(no reply: {exc})"
             self.messages.append({"role": "assistant", "content": text})
             self.replies.append(text)
-            return text
+            self._failed_reply = text
+            return None
         self.count("tokens_in", reply.usage.prompt_tokens)
         self.count("tokens_out", reply.usage.completion_tokens)
         text = reply.text
         self.replies.append(text)
         self.messages.append({"role": "assistant", "content": text})
+        return text
+
+    def act(self, observation: str, info: dict) -> str:
+        text = self._reply(observation, info)
+        if text is None:
+            return self._failed_reply
         parsed = parse_action(text, self.grammar)
         if parsed.action is None:
             self.count("parse_failures")

@@ -225,29 +225,12 @@ def make_llm_agent(*, with_prior: bool, thinking: bool, **kw: Any) -> Policy:
     ``parse_failures``."""
     from parsimon.cta.agents.llm import LLMAgent
     from parsimon.cta.filereading.env import parse_action as env_parse
-    from parsimon.errors import BudgetExceeded, LLMError
 
     class FileReadingLLMAgent(LLMAgent):
         def act(self, observation: str, info: dict) -> str:
-            if info.get("t", 0) > 0:
-                self.messages.append(self._user(observation))
-            self.count("llm_calls")
-            try:
-                reply = self.client.chat(self.messages, temperature=self.temperature, max_tokens=self.max_tokens,
-                                         seed=self.llm_seed, **self.extra_body)
-            except BudgetExceeded:
-                raise
-            except LLMError as exc:
-                self.count("llm_errors")
-                self.count("parse_failures")
-                text = f"(no reply: {exc})"
-                self.messages.append({"role": "assistant", "content": text})
-                return text
-            self.count("tokens_in", reply.usage.prompt_tokens)
-            self.count("tokens_out", reply.usage.completion_tokens)
-            text = reply.text
-            self.replies.append(text)
-            self.messages.append({"role": "assistant", "content": text})
+            text = self._reply(observation, info)
+            if text is None:
+                return self._failed_reply
             if env_parse(text) is None:
                 self.count("parse_failures")
             return text
