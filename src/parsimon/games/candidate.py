@@ -29,6 +29,7 @@ from __future__ import annotations
 import math
 import types
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -139,7 +140,7 @@ class CandidateRule(UpdateRule):
             except Exception as exc:
                 raise CandidateError(f"{what} raised {type(exc).__name__}: {exc}") from exc
             v = self._values(new, acts, what)
-            node.cumulative_regret = dict(zip(acts, v))
+            node.cumulative_regret = dict(zip(acts, v, strict=True))
             vals.extend(v)
         return self._collect(rows, tuple(r.shape), vals, what)
 
@@ -157,7 +158,7 @@ class CandidateRule(UpdateRule):
             except Exception as exc:
                 raise CandidateError(f"{what} raised {type(exc).__name__}: {exc}") from exc
             v = self._values(new, acts, what)
-            node.cumulative_policy = dict(zip(acts, v))
+            node.cumulative_policy = dict(zip(acts, v, strict=True))
             vals.extend(v)
         return self._collect(rows, tuple(S.shape), vals, what)
 
@@ -196,37 +197,6 @@ def run_candidate(candidate: Any, game: Any, iterations: int = 1000, *, eval_eve
     return solve(game, CandidateRule(candidate, name=name), iterations, eval_every=eval_every, progress=progress)
 
 
-SEED_CFR_PLUS = '''\
-"""CFR+ in the per-infoset interface (the seed program of the evolutionary search)."""
-
-
-class RegretAccumulator:
-    def update_accumulate_regret(self, info_state_node, iteration_number, cfr_regrets):
-        """Regret matching+: add the instantaneous regrets, floor the sum at zero."""
-        return {
-            a: max(0.0, info_state_node.cumulative_regret.get(a, 0.0) + cfr_regrets[a])
-            for a in info_state_node.legal_actions
-        }
-
-
-class PolicyFromRegretAccumulator:
-    def get_updated_current_policy(self, info_state_node, iteration_number, cfr_regrets, previous_policy):
-        """Regret matching on the (already updated) cumulative regrets; uniform when none is positive."""
-        acts = info_state_node.legal_actions
-        pos = {a: max(0.0, info_state_node.cumulative_regret.get(a, 0.0)) for a in acts}
-        total = sum(pos.values())
-        if total > 0:
-            return {a: pos[a] / total for a in acts}
-        return {a: 1.0 / len(acts) for a in acts}
-
-
-class PolicyAccumulator:
-    def update_accumulate_policy(self, info_state_node, iteration_number, info_state_policy, cfr_regrets,
-                                 reach_prob, counterfactual_reach_prob):
-        """Linear averaging: weight (t + 1) times the player's own reach."""
-        w = (iteration_number + 1) * reach_prob
-        return {
-            a: info_state_node.cumulative_policy.get(a, 0.0) + w * info_state_policy[a]
-            for a in info_state_node.legal_actions
-        }
-'''
+# The seed program of the evolutionary search (CFR+ in the per-infoset interface); one source file serves
+# both the adapter's tests and the evolution loop.
+SEED_CFR_PLUS = (Path(__file__).resolve().parent / "evolve" / "seeds" / "cfr_plus.py").read_text()
