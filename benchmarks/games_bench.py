@@ -214,7 +214,7 @@ def table(iterations: int, large: bool, out: Path, backend: str = "numpy", only_
     cols = 4
     nr = (len(labels) + cols - 1) // cols
     fig, axes = plt.subplots(nr, cols, figsize=(4 * cols, 3.2 * nr), squeeze=False)
-    for ax, lab in zip(axes.flat, labels):
+    for ax, lab in zip(axes.flat, labels, strict=False):
         for r in rows:
             if r["game"] == lab:
                 xs = [p[0] for p in r["curve"]]

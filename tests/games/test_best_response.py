@@ -122,5 +122,5 @@ def test_regret_pass_own_reach_paths_agree():
     for p in range(3):
         a = t.player_regrets(probs, p)
         b = t.player_regrets(probs, p, pol)
-        for x, y in zip(a[:3], b[:3]):
+        for x, y in zip(a[:3], b[:3], strict=False):
             np.testing.assert_allclose(x, y, rtol=0, atol=1e-15)

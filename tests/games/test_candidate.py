@@ -16,7 +16,7 @@ def test_seed_cfr_plus_equals_engine(game):
     a = solve(game, "cfr+", 60, eval_every=20)
     b = run_candidate(SEED_CFR_PLUS, game, 60, eval_every=20)
     np.testing.assert_allclose(b.average_policy.array, a.average_policy.array, rtol=0, atol=1e-12)
-    for (i, x), (j, y) in zip(a.exploitability, b.exploitability):
+    for (i, x), (j, y) in zip(a.exploitability, b.exploitability, strict=False):
         assert i == j and abs(x - y) < 1e-12
 
 

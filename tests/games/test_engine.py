@@ -7,7 +7,7 @@ import pyspiel
 import pytest
 
 from parsimon.errors import ConfigError
-from parsimon.games.engine import (CHANCE, TERMINAL, NotPerfectRecall, UnknownGame, compile_game)
+from parsimon.games.engine import CHANCE, TERMINAL, NotPerfectRecall, UnknownGame, compile_game
 
 
 def test_kuhn_layout():
@@ -49,7 +49,7 @@ def test_infoset_keys_match_openspiel_and_histories():
         if s.is_chance_node():
             outs = s.chance_outcomes()
             assert [int(cg.action[k]) for k in kids] == [a for a, _ in outs]
-            for k, (a, _) in zip(kids, outs):
+            for k, (a, _) in zip(kids, outs, strict=False):
                 walk(s.child(a), k)
             return
         p = s.current_player()

@@ -16,7 +16,7 @@ import numpy as np
 
 from parsimon.errors import ConfigError
 
-from .engine import CHANCE, TERMINAL, CompiledGame
+from .engine import TERMINAL, CompiledGame
 
 __all__ = ["Backend", "Tree", "get_backend"]
 
@@ -304,7 +304,7 @@ class Tree:
         B = self.B
         v = B.copy(terminal_values)
         two_d = len(v.shape) == 2
-        for lo, hi, plo, phi, p, prel in reversed(self.levels):
+        for lo, hi, plo, phi, _p, prel in reversed(self.levels):
             w = probs[lo:hi]
             if two_d:
                 w = w[:, None] * v[lo:hi]
