@@ -12,15 +12,22 @@ __all__ = ["PAPER", "reproduce"]
 
 PAPER = "Shared LLM layer: SmolLM2-135M-Instruct on loopback, one OpenAI-compatible client"
 
-# Questions with an unambiguous short answer; a 135M model gets some wrong, which the table shows.
+# Questions with an unambiguous short answer, and wrong answers that make a reply wrong even when it also
+# names the right one (a hedge such as "Earth, but really Mars" is not correct). A 135M model gets some
+# wrong, which the table shows.
 _QUESTIONS = [
-    ("What is the capital of France? Answer in one word.", "paris"),
-    ("What is 2 + 3? Answer with a number.", "5"),
-    ("What color is the sky on a clear day? Answer in one word.", "blue"),
-    ("How many legs does a spider have? Answer with a number.", "8"),
-    ("What is the opposite of hot? Answer in one word.", "cold"),
-    ("Which planet do we live on? Answer in one word.", "earth"),
+    ("What is the capital of France? Answer in one word.", "paris", ("london", "lyon", "berlin", "rome")),
+    ("What is 2 + 3? Answer with a number.", "5", ("= 6", "= 4", "is 6", "is 4")),
+    ("What color is the sky on a clear day? Answer in one word.", "blue", ("green", "red", "grey", "gray")),
+    ("How many legs does a spider have? Answer with a number.", "8", ("6 legs", "six legs", "10 legs")),
+    ("What is the opposite of hot? Answer in one word.", "cold", ("warm", "cool")),
+    ("Which planet do we live on? Answer in one word.", "earth", ("mars", "venus", "jupiter", "saturn")),
 ]
+
+
+def _correct(reply: str, expected: str, wrong: tuple[str, ...]) -> bool:
+    text = reply.lower()
+    return expected in text and not any(w in text for w in wrong)
 
 
 def reproduce(ctx: ReproContext) -> Section:
@@ -57,9 +64,9 @@ def reproduce(ctx: ReproContext) -> Section:
         client = ChatClient(base_url=srv.base_url, price_in_per_1k=0.01, price_out_per_1k=0.03, component="demo-llm")
         audit = get_audit_log()
         with run_scope(run=run_id, workflow="reproduce-llm"), ctx.progress("llm questions", total=len(questions)) as bar:
-            for q, expected in questions:
+            for q, expected, wrong in questions:
                 reply = client.chat([{"role": "user", "content": q}], max_tokens=24)
-                ok = expected in reply.text.lower()
+                ok = _correct(reply.text, expected, wrong)
                 n_correct += ok
                 audit.append(actor="demo-llm", action="ask", target=srv.alias, args={"question": q},
                              outcome=reply.text[:200])
