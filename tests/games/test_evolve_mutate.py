@@ -86,3 +86,35 @@ def test_llm_mutator_with_mock_server(tmp_path):
     assert mut.usage["completion_tokens"] == 120
     totals = {r["component"]: r for r in get_ledger().totals("component")}
     assert totals["games.evolve.llm"]["tokens_in"] == 900
+
+
+def test_loop_with_llm_counts_failed_mutations_and_their_tokens(tmp_path):
+    """A model that answers without edits, with a SEARCH that does not match, with usable edits and with an
+    HTTP error: the run goes on, each failure is recorded with its stage and the tokens it cost."""
+    from parsimon.games.evolve import EvolveConfig, evolve
+    from parsimon.governance import get_ledger
+    from parsimon.llm import ChatClient
+
+    no_block = "I would make the regrets better by thinking harder about them."
+    no_match = "<<<<<<< SEARCH\n    def not_in_the_program(self):\n=======\n    def f(self):\n>>>>>>> REPLACE\n"
+    script = [Reply(body=completion(no_block, 700, 40)), Reply(body=completion(no_match, 710, 50)),
+              Reply(body=completion(REPLY, 720, 120)), Reply(status=400, body={"error": "context too long"})]
+    cfg = EvolveConfig(games=["kuhn_poker"], generations=2, islands=2, iterations=30, time_s=60, memory_mb=512)
+    with MockOpenAI(script) as srv:
+        client = ChatClient(base_url=srv.base_url, model="mock-model", component="games.evolve.llm", max_retries=0)
+        res = evolve(cfg, LLMMutator(client, max_tokens=64), out_dir=tmp_path)
+        assert [r["json"]["max_tokens"] for r in srv.requests] == [64] * 4
+    lin = res.lineage
+    assert [r["status"] for r in lin[:2]] == ["mutation_failed"] * 2
+    assert [r["failed_stage"] for r in lin[:2]] == ["parse", "apply"]
+    assert [r["llm_usage"]["completion_tokens"] for r in lin[:3]] == [40, 50, 120]
+    assert lin[0]["reply_excerpt"] == no_block
+    # the third child is the seed with the two edits applied, evaluated in the sandbox
+    from parsimon.games.evolve.database import source_hash
+
+    child = apply_edits(cfg.seed_source(), parse_search_replace(REPLY))
+    assert lin[2]["status"] == "ok" and lin[2]["source_hash"] == source_hash(child)
+    assert lin[2]["fitness"]["kuhn_poker"] < 0
+    assert lin[3]["status"] == "mutation_failed" and lin[3]["failed_stage"] == "llm" and "llm_usage" not in lin[3]
+    llm = {r["component"]: r for r in get_ledger().totals("component")}["games.evolve.llm"]
+    assert (llm["tokens_in"], llm["tokens_out"], llm["events"]) == (700 + 710 + 720, 40 + 50 + 120, 3)

@@ -23,16 +23,23 @@ def evolve_cmd(
     cascade: float = typer.Option(10.0, "--cascade-factor", help="Stop a candidate whose exploitability on a cheap "
                                   "game exceeds this multiple of the seed's (0 disables)."),
     workers: int = typer.Option(1, "--workers", min=1, help="Parallel sandboxed evaluations."),
-    ray: bool = typer.Option(False, "--ray", help="Evaluate on Ray (needs `pip install parsimon[ray]`)."),
+    ray: bool = typer.Option(False, "--ray", help="Evaluate on Ray: a local instance with --workers CPUs, or "
+                             "the cluster named by $RAY_ADDRESS (needs `pip install parsimon\\[ray]`)."),
     offline: bool = typer.Option(False, "--offline", help="Deterministic offline mutator instead of the LLM."),
     base_url: str = typer.Option(None, "--base-url", help="OpenAI-compatible endpoint (default: PARSIMON_LLM_* settings)."),
     model: str = typer.Option(None, "--model", help="LLM model name."),
+    max_tokens: int = typer.Option(2048, "--max-tokens", min=1, help="Upper bound on tokens of one LLM reply."),
+    temperature: float = typer.Option(0.8, "--temperature", min=0.0, help="LLM sampling temperature."),
+    llm_timeout: float = typer.Option(300.0, "--llm-timeout", min=1.0,
+                                      help="Seconds for one LLM request (a slow local model needs minutes)."),
     rng_seed: int = typer.Option(0, "--rng-seed"),
     out: Path = typer.Option(Path("games_evolve"), "--out", help="Run folder (checkpoint, lineage, best program)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its checkpoint."),
 ) -> None:
     """Evolve a CFR program: sample parents by a random metric, mutate, evaluate in a sandbox, keep the valid."""
-    from parsimon.errors import ParsimonError
+    from collections import Counter
+
+    from parsimon.errors import ConfigError, ParsimonError
     from parsimon.games.cli import _split_games
     from parsimon.games.evolve import EvolveConfig, LLMMutator, OfflineMutator, evolve
 
@@ -51,13 +58,27 @@ def evolve_cmd(
                            memory_mb=memory_mb, cascade_factor=cascade or None, workers=workers, use_ray=ray,
                            rng_seed=rng_seed)
         cfg.seed_source()
-        mutator = OfflineMutator() if offline else LLMMutator(base_url=base_url, model=model)
-        res = evolve(cfg, mutator, out_dir=out, resume=resume, progress=True)
-    except ParsimonError as exc:
+        mutator = OfflineMutator() if offline else LLMMutator(
+            base_url=base_url, model=model, max_tokens=max_tokens, temperature=temperature, timeout=llm_timeout)
+    except ConfigError as exc:
         raise typer.BadParameter(str(exc)) from None
+    try:
+        res = evolve(cfg, mutator, out_dir=out, resume=resume, progress=True)
+    except ConfigError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    except ParsimonError as exc:  # e.g. a spent budget: the last generation's checkpoint is kept
+        typer.echo(f"error: {type(exc).__name__}: {exc}", err=True)
+        raise typer.Exit(1) from None
+    statuses = Counter(r["status"] for r in res.lineage)
+    stages = Counter(r.get("failed_stage", "?") for r in res.lineage if r["status"] == "mutation_failed")
+    usage = [r["llm_usage"] for r in res.lineage if r.get("llm_usage")]
     summary = {"seed_fitness": res.seed_fitness, "best_fitness": res.best_fitness,
                "seed_mean": res.seed_mean, "best_mean": res.best_mean, "children": len(res.lineage),
-               "valid_children": sum(r["status"] == "ok" for r in res.lineage), "out": str(out)}
+               "valid_children": statuses.get("ok", 0), "status_counts": dict(statuses),
+               "mutation_failures_by_stage": dict(stages),
+               "llm_tokens": {"calls": len(usage), "prompt": sum(u["prompt_tokens"] for u in usage),
+                              "completion": sum(u["completion_tokens"] for u in usage)},
+               "out": str(out)}
     typer.echo(json.dumps(summary, indent=1))
 
 

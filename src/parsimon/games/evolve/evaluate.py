@@ -1,4 +1,5 @@
-"""Evaluate candidate programs: sandboxed, cascaded (cheap games first), in a pool of workers or on Ray.
+"""Evaluate candidate programs: sandboxed, cascaded (cheap games first), in a pool of workers or on Ray
+(a local Ray instance with ``workers`` CPUs, or the cluster named by ``$RAY_ADDRESS``, e.g. ``auto``).
 
 Fitness on game ``g`` = ``-exploitability`` of the candidate's average policy after ``iterations``
 iterations. Games are ordered by size (number of information sets), so a broken or poor candidate is
@@ -10,6 +11,7 @@ action).
 
 from __future__ import annotations
 
+import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -68,6 +70,7 @@ class Evaluator:
         self.use_ray = use_ray
         self.ledger = ledger
         self.thresholds: dict[str, float] = {}
+        self._ray_remote = None  # the remote function, registered once
         if use_ray:
             try:
                 import ray  # noqa: F401
@@ -102,10 +105,15 @@ class Evaluator:
             import ray
 
             if not ray.is_initialized():
-                ray.init(num_cpus=self.workers, include_dashboard=False, ignore_reinit_error=True,
-                         log_to_driver=False)
-            remote = ray.remote(_sandbox_call)
-            raw = ray.get([remote.remote(*a) for a in args])
+                if os.environ.get("RAY_ADDRESS"):
+                    # an existing cluster: Ray refuses resource arguments when connecting to one
+                    ray.init(address=os.environ["RAY_ADDRESS"], ignore_reinit_error=True, log_to_driver=False)
+                else:  # a new local instance sized to the worker count (never a `ray start` one found on disk)
+                    ray.init(address="local", num_cpus=self.workers, include_dashboard=False,
+                             ignore_reinit_error=True, log_to_driver=False)
+            if self._ray_remote is None:
+                self._ray_remote = ray.remote(_sandbox_call)
+            raw = ray.get([self._ray_remote.remote(*a) for a in args])
         elif self.workers == 1 or len(sources) == 1:
             raw = [_sandbox_call(*a) for a in args]
         else:

@@ -5,7 +5,10 @@ island, migrate between islands, checkpoint every generation.
 Files in ``out_dir``: ``checkpoint.json`` (database, history, lineage, config; rewritten atomically after
 each generation, so a run can be resumed with ``resume=True`` and continues exactly as an uninterrupted
 run would: every random choice of generation ``g`` comes from ``default_rng([seed, g])``),
-``lineage.jsonl`` (one record per child: parent, metric, mutation, status, fitness) and ``best.py``.
+``lineage.jsonl`` (one record per child, in (generation, island) order: parent, metric, mutation, status,
+fitness, ``llm_usage``; a mutation that fails is ``status: mutation_failed`` with ``failed_stage`` ``parse``
+(no SEARCH/REPLACE block), ``apply`` (a SEARCH that does not match) or ``llm`` (the request failed), the
+tokens it cost and the start of the reply) and ``best.py``.
 """
 
 from __future__ import annotations
@@ -145,18 +148,25 @@ def evolve(config: EvolveConfig, mutator: Any = None, *, out_dir: str | os.PathL
     try:
         for gen in range(start + 1, config.generations + 1):
             rng = np.random.default_rng([config.rng_seed, gen])
-            pending = []  # (record, source)
+            recs, pending = [], []  # every child's record in (island, child) order; (record, source) to evaluate
             for island in range(config.islands):
                 for _ in range(config.children_per_island):
                     parent, metric = db.sample_parent(island, rng)
                     prev = [(p.source, {"mean": p.mean, **p.fitness})
                             for p in db.inspirations(island, metric, parent.id, config.inspirations)]
                     rec = {"generation": gen, "island": island, "parent": parent.id, "metric": metric}
+                    recs.append(rec)
                     try:
                         mut = mutator.mutate(parent.source, prev, rng)
                     except (EditError, LLMError) as exc:
+                        # BudgetExceeded is not caught: a spent budget stops the run (the checkpoint of the
+                        # last generation stays, so it can be resumed with a larger budget)
                         rec.update(status="mutation_failed", error=str(exc)[:500], description="")
-                        lineage.append(rec)
+                        rec["failed_stage"] = getattr(exc, "stage", "llm" if isinstance(exc, LLMError) else "edit")
+                        if getattr(exc, "usage", None):
+                            rec["llm_usage"] = exc.usage
+                        if getattr(exc, "reply", None) is not None:
+                            rec["reply_excerpt"] = exc.reply[:300]
                         continue
                     rec["description"] = mut.description
                     if mut.usage:
@@ -173,7 +183,7 @@ def evolve(config: EvolveConfig, mutator: Any = None, *, out_dir: str | os.PathL
                                   description=rec["description"], eval_seconds=e.seconds)
                     rec["id"] = prog.id
                     rec["mean"] = prog.mean
-                lineage.append(rec)
+            lineage.extend(recs)
             if gen % config.migrate_every == 0:
                 db.migrate()
             history.append(_snapshot(db, gen))

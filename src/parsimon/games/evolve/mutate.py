@@ -137,10 +137,18 @@ class LLMMutator:
         prompt = build_prompt(parent, previous, task_instruction=self.task_instruction, focus_sentence=focus)
         resp = self.client.chat([{"role": "user", "content": prompt}], temperature=self.temperature,
                                 max_tokens=self.max_tokens, seed=int(rng.integers(2**31)))
-        edits = parse_search_replace(resp.text)
-        src = apply_edits(parent, edits)
         usage = {"prompt_tokens": resp.usage.prompt_tokens, "completion_tokens": resp.usage.completion_tokens,
-                 "cost": resp.cost}
+                 "cost": resp.cost, "finish_reason": resp.finish_reason}
+        stage = "parse"
+        try:
+            edits = parse_search_replace(resp.text)
+            stage = "apply"
+            src = apply_edits(parent, edits)
+        except EditError as exc:
+            # the tokens were spent (and charged to the ledger): keep them, the stage that failed and the
+            # reply on the error, for the lineage
+            exc.usage, exc.reply, exc.stage = usage, resp.text, stage
+            raise
         return Mutation(src, f"llm: {len(edits)} edit(s); {focus}", edits, usage)
 
 
