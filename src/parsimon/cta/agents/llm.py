@@ -6,11 +6,14 @@ block. *Thinking* asks for reasoning and then a final ``Action: ...`` line (larg
 *non-thinking* asks for the action alone (the paper prepends an empty ``<think></think>``; with
 ``no_think_tag=True`` we also append Qwen3's ``/no_think`` switch to each user turn). A reply that
 does not parse is sent to the environment as is, which answers with an error and consumes the turn (as
-the paper handles it); it is counted in ``stats["parse_failures"]``.
+the paper handles it); it is counted in ``stats["parse_failures"]``. When the conversation outgrows the
+model's context window (the endpoint answers "maximum context length"), the oldest exchange is dropped and
+the request sent again (``stats["history_trimmed"]``); the system prompt and first turn always stay.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +23,10 @@ from parsimon.cta.base import Policy
 from parsimon.errors import BudgetExceeded, LLMError
 
 __all__ = ["LLMAgent", "PromptSet", "pandora_prompts", "qa_prompts"]
+
+# How OpenAI-compatible servers (llama-cpp-python, vLLM, OpenAI) say the prompt does not fit the context.
+_CONTEXT_FULL = re.compile(r"context_length_exceeded|maximum context length|context window|too many tokens",
+                           re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -156,8 +163,17 @@ class LLMAgent(Policy):
             self.messages.append(self._user(observation))
         self.count("llm_calls")
         try:
-            reply = self.client.chat(self.messages, temperature=self.temperature, max_tokens=self.max_tokens,
-                                     seed=self.llm_seed, **self.extra_body)
+            while True:
+                try:
+                    reply = self.client.chat(self.messages, temperature=self.temperature,
+                                             max_tokens=self.max_tokens, seed=self.llm_seed, **self.extra_body)
+                    break
+                except LLMError as exc:
+                    # The conversation outgrew the model's context window: drop the oldest exchange (the
+                    # system prompt and the first user turn, which state the task, are always kept) and
+                    # ask again; give up when nothing is left to drop.
+                    if not (_CONTEXT_FULL.search(str(exc)) and self._drop_oldest_exchange()):
+                        raise
         except BudgetExceeded:
             raise
         except LLMError as exc:
@@ -174,6 +190,15 @@ class LLMAgent(Policy):
         self.replies.append(text)
         self.messages.append({"role": "assistant", "content": text})
         return text
+
+    def _drop_oldest_exchange(self) -> bool:
+        """Remove the oldest assistant reply and the user turn after it (messages 2 and 3), keeping the
+        system prompt, the first user turn and the latest user turn; False when there is nothing to drop."""
+        if len(self.messages) < 5:
+            return False
+        del self.messages[2:4]
+        self.count("history_trimmed")
+        return True
 
     def act(self, observation: str, info: dict) -> str:
         text = self._reply(observation, info)

@@ -184,7 +184,7 @@ def _fr_system(thinking: bool) -> str:
         "- UNIT_TESTS: test_delimiter(\"<file>\"), test_quotechar(\"<file>\"), test_skiprows(\"<file>\") — any "
         "of the three; each returns the true value. Every test counts once in U.\n"
         "- CODE followed by a ```python``` block: it runs on the file; you see stdout and stderr. Every CODE "
-        "counts once in C.\n"
+        "counts once in C. It runs as a fresh script: import what you use (`import pandas as pd`).\n"
         "- ANSWER: <answer> — ends the episode.\n"
         "Reward: correct × d_unit^U × d_code^C. If d_code = d_unit^k, one CODE costs about k UNIT_TESTS. "
         "Test only when the expected saving outweighs the cost; print the result of your code.\n")

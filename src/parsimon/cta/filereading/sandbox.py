@@ -87,7 +87,7 @@ def _vm_size_bytes() -> int:
 def _child_main(code: str, workdir: str, timeout: float, memory_mb: int, fsize_mb: int) -> None:
     """Set the limits, block the network, run ``code``; never returns (``os._exit``)."""
     import resource
-    import traceback
+    import traceback  # noqa: F401 - loaded before the memory limit, for _print_agent_traceback
 
     try:
         os.setpgid(0, 0)
@@ -122,13 +122,15 @@ def _child_main(code: str, workdir: str, timeout: float, memory_mb: int, fsize_m
         glb = {"__name__": "__main__", "__builtins__": __builtins__}
         exec(compile(code, "<agent code>", "exec"), glb)  # noqa: S102 - sandboxed by design
         status = 0
-    except MemoryError:
-        traceback.print_exc()
+    except MemoryError as exc:
+        _print_agent_traceback(exc)
         status = 3
     except SystemExit as exc:
         status = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    except BaseException:  # noqa: BLE001 - report anything the agent's code raised
-        traceback.print_exc()
+        if status == 3:  # 3 is the memory-limit status; the code's own exit(3) is reported as 1
+            status = 1
+    except BaseException as exc:  # noqa: BLE001 - report anything the agent's code raised
+        _print_agent_traceback(exc)
         status = 1
     try:
         sys.stdout.flush()
@@ -136,6 +138,19 @@ def _child_main(code: str, workdir: str, timeout: float, memory_mb: int, fsize_m
     except Exception:  # noqa: BLE001
         pass
     os._exit(status)
+
+
+def _print_agent_traceback(exc: BaseException) -> None:
+    """The traceback from the agent's code on: the sandbox's own frame (a host path) is noise to the agent.
+    A syntax error in the agent's code has no agent frame; the error itself names the line."""
+    import traceback
+
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_frame.f_code.co_filename != "<agent code>":
+        tb = tb.tb_next
+    if tb is None and not isinstance(exc, SyntaxError):
+        tb = exc.__traceback__
+    traceback.print_exception(type(exc), exc, tb)
 
 
 def _wait(pid: int, timeout: float) -> tuple[int | None, str | None, bool]:
