@@ -24,3 +24,35 @@ def test_real_local_model_serves_and_stops(tmp_path):
         proc = srv.proc
     assert srv.proc is None and proc.returncode is not None  # the child was reaped
     assert not is_serving(srv.base_url)
+
+
+def test_serve_command_stops_its_model_server_on_sigterm():
+    """`parsimon llm serve` started in the background must take its llama.cpp child down on a plain kill."""
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    pytest.importorskip("llama_cpp", reason="llama-cpp-python is part of the `llm` extra")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    base = f"http://127.0.0.1:{port}/v1"
+    proc = subprocess.Popen([sys.executable, "-m", "parsimon.cli", "llm", "serve", "--port", str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    try:
+        deadline = time.monotonic() + 120
+        while not is_serving(base):
+            assert proc.poll() is None, proc.stdout.read()
+            assert time.monotonic() < deadline, "the server did not come up"
+            time.sleep(0.5)
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=60)
+        assert proc.returncode == 0, out
+        assert "stopped" in out
+        assert not is_serving(base)  # the llama.cpp child is gone too
+    finally:
+        if proc.poll() is None:
+            proc.kill()

@@ -21,10 +21,18 @@ def serve(
     model: str = typer.Option(None, help="Path of another GGUF file (default: SmolLM2-135M-Instruct)."),
 ) -> None:
     """Serve the local model behind an OpenAI-compatible API until interrupted (Ctrl-C)."""
+    import signal
     import time
 
     from parsimon.llm.server import LocalServer
 
+    def _interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    # Stop cleanly (the model server child included) on SIGTERM and SIGHUP, and on SIGINT even when a shell
+    # started this command in the background with SIGINT ignored.
+    for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+        signal.signal(sig, _interrupt)
     srv = LocalServer(port=port, n_threads=threads, n_ctx=ctx, model=model)
     srv.start()
     typer.echo(f"serving {srv.alias} at {srv.base_url} (Ctrl-C to stop)")
