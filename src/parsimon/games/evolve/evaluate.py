@@ -105,12 +105,17 @@ class Evaluator:
             import ray
 
             if not ray.is_initialized():
-                if os.environ.get("RAY_ADDRESS"):
-                    # an existing cluster: Ray refuses resource arguments when connecting to one
-                    ray.init(address=os.environ["RAY_ADDRESS"], ignore_reinit_error=True, log_to_driver=False)
-                else:  # a new local instance sized to the worker count (never a `ray start` one found on disk)
-                    ray.init(address="local", num_cpus=self.workers, include_dashboard=False,
-                             ignore_reinit_error=True, log_to_driver=False)
+                address = os.environ.get("RAY_ADDRESS")
+                try:
+                    if address:
+                        # an existing cluster: Ray refuses resource arguments when connecting to one
+                        ray.init(address=address, ignore_reinit_error=True, log_to_driver=False)
+                    else:  # a new local instance sized to the worker count (never a `ray start` one on disk)
+                        ray.init(address="local", num_cpus=self.workers, include_dashboard=False,
+                                 ignore_reinit_error=True, log_to_driver=False)
+                except (ConnectionError, ValueError, RuntimeError) as exc:
+                    where = f"the cluster at RAY_ADDRESS={address!r}" if address else "a local Ray instance"
+                    raise ConfigError(f"--ray: could not start or reach {where}: {exc}") from exc
             if self._ray_remote is None:
                 self._ray_remote = ray.remote(_sandbox_call)
             raw = ray.get([self._ray_remote.remote(*a) for a in args])
