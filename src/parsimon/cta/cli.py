@@ -10,6 +10,8 @@ from pathlib import Path
 
 import typer
 
+from parsimon.errors import ConfigError, DependencyNotInstalled
+
 __all__ = ["COMMANDS", "app"]
 
 app = typer.Typer(help="Calibrate-Then-Act: cost-aware exploration environments, optimal planners, LLM agents, "
@@ -30,7 +32,7 @@ def eval_cmd(
     base_url: str = typer.Option(None, "--base-url", help="LLM endpoint for llm-* policies (default: local)."),
     model: str = typer.Option(None, "--model", help="LLM model name for llm-* policies."),
     max_tokens: int = typer.Option(None, "--max-tokens", min=1, help="LLM completion budget per turn."),
-    ray: str = typer.Option(None, "--ray", help="Ray address (e.g. auto) to spread the tasks over a cluster."),
+    ray: str = typer.Option(None, "--ray", help="Spread the tasks over Ray: local (a local instance), auto (a running cluster) or ray://host:port."),
     data_root: Path = typer.Option(None, "--data-root", help="FILEREADING: folder holding task_csv_<id>/ for the "
                                    "paper's released task files."),
     resume: bool = typer.Option(False, "--resume", help="Keep the episodes already in OUT/trajectories.jsonl."),
@@ -73,8 +75,12 @@ def eval_cmd(
     console = Console(stderr=True)
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, transient=True) as progress:
-        m = evaluate(spec.name, policy, task_list, prior=prior if prior is not None else "default", seed=seed,
-                     out_dir=out, policy_kwargs=kwargs, ray=ray, progress=progress, resume=resume)
+        try:
+            m = evaluate(spec.name, policy, task_list, prior=prior if prior is not None else "default", seed=seed,
+                         out_dir=out, policy_kwargs=kwargs, ray=ray, progress=progress, resume=resume)
+        except (ConfigError, DependencyNotInstalled) as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from exc
     mr = "n/a" if m.match_rate is None else f"{m.match_rate:.3f}"
     typer.echo(f"{env}/{policy} prior={m.prior}: n={m.n_tasks} mean_reward={m.mean_reward:.4f} match_rate={mr}")
     for g, d in m.per_rho.items():

@@ -253,7 +253,14 @@ def evaluate(env: str | EnvSpec | CTAEnv, policy: str | Policy, tasks: Any, *, p
 
         ray_mod = require("ray", "ray", "distributed CTA evaluation")
         if not ray_mod.is_initialized():
-            ray_mod.init(address=ray, ignore_reinit_error=True)
+            try:
+                ray_mod.init(address=ray, ignore_reinit_error=True)
+            except (ConnectionError, RuntimeError, ValueError) as exc:
+                from parsimon.errors import ConfigError
+
+                raise ConfigError(f"could not start or reach a Ray cluster at ray={ray!r}: {exc}. Use 'local' for "
+                                  "a local instance, 'auto' to join a running cluster (`ray start --head`), or "
+                                  "an address such as ray://host:10001") from exc
         remote = ray_mod.remote(_ray_chunk)
         n_chunks = max(1, min(ray_chunks, total))
         bounds = np.linspace(0, total, n_chunks + 1).astype(int)
