@@ -30,6 +30,22 @@ _LN2 = 0.6931471805599453
 
 
 @triton.jit
+def _row_program(ROW_ORDER, H, GROUP, NQB, BLOCK_Q: tl.constexpr, BLOCK_M: tl.constexpr):
+    """Decode this program of a 1-D grid over (row, sub-tile). ROW_ORDER lists the rows (batch·head·query
+    block) longest list first, so the heavy rows of the union start early and the tail of the launch is short
+    rows. Returns (row, batch·head, batch, head, kv head, first query token of the sub-tile)."""
+    SUB: tl.constexpr = BLOCK_Q // BLOCK_M
+    pid = tl.program_id(0)
+    sub = pid % SUB
+    row = tl.load(ROW_ORDER + pid // SUB)
+    pid_bh = row // NQB
+    qblk = row % NQB
+    b = pid_bh // H
+    h = pid_bh % H
+    return row, pid_bh, b, h, h // GROUP, qblk * BLOCK_Q + sub * BLOCK_M
+
+
+@triton.jit
 def _fwd_kernel(
     Q, K, V, O, LSE, KV_CNT, KV_IDX, ROW_ORDER,  # noqa: E741
     sm_scale,
@@ -39,18 +55,7 @@ def _fwd_kernel(
     CAUSAL: tl.constexpr, BLOCK_Q: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
     BLOCK_D: tl.constexpr,
 ):
-    SUB: tl.constexpr = BLOCK_Q // BLOCK_M
-    # 1-D grid over (row, sub-tile); ROW_ORDER lists the rows (batch·head·query block) longest list first,
-    # so the heavy rows of the union start early and the tail of the launch is short rows
-    pid = tl.program_id(0)
-    sub = pid % SUB
-    row = tl.load(ROW_ORDER + pid // SUB)
-    pid_bh = row // NQB
-    qblk = row % NQB
-    b = pid_bh // H
-    h = pid_bh % H
-    kvh = h // GROUP
-    q_first = qblk * BLOCK_Q + sub * BLOCK_M
+    row, pid_bh, b, h, kvh, q_first = _row_program(ROW_ORDER, H, GROUP, NQB, BLOCK_Q, BLOCK_M)
     offs_m = q_first + tl.arange(0, BLOCK_M)
     offs_d = tl.arange(0, BLOCK_D)
     offs_n0 = tl.arange(0, BLOCK_N)
@@ -122,18 +127,7 @@ def _dq_kernel(
     BLOCK_D: tl.constexpr,
 ):
     # Q, DO and DQ share strides (contiguous [B, H, N, D]); K and V are contiguous [B, Hkv, N, D]
-    SUB: tl.constexpr = BLOCK_Q // BLOCK_M
-    # 1-D grid over (row, sub-tile); ROW_ORDER lists the rows (batch·head·query block) longest list first,
-    # so the heavy rows of the union start early and the tail of the launch is short rows
-    pid = tl.program_id(0)
-    sub = pid % SUB
-    row = tl.load(ROW_ORDER + pid // SUB)
-    pid_bh = row // NQB
-    qblk = row % NQB
-    b = pid_bh // H
-    h = pid_bh % H
-    kvh = h // GROUP
-    q_first = qblk * BLOCK_Q + sub * BLOCK_M
+    row, pid_bh, b, h, kvh, q_first = _row_program(ROW_ORDER, H, GROUP, NQB, BLOCK_Q, BLOCK_M)
     offs_m = q_first + tl.arange(0, BLOCK_M)
     offs_d = tl.arange(0, BLOCK_D)
     offs_n0 = tl.arange(0, BLOCK_N)
