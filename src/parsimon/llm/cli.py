@@ -34,9 +34,11 @@ def serve(
     for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
         signal.signal(sig, _interrupt)
     srv = LocalServer(port=port, n_threads=threads, n_ctx=ctx, model=model)
-    srv.start()
-    typer.echo(f"serving {srv.alias} at {srv.base_url} (Ctrl-C to stop)")
+    # The signal may arrive while start() is still waiting for the child to answer (it already serves then),
+    # so start-up is inside the try: the child is stopped and the exit is clean either way.
     try:
+        srv.start()
+        typer.echo(f"serving {srv.alias} at {srv.base_url} (Ctrl-C to stop)")
         while srv.proc is not None and srv.proc.poll() is None:
             time.sleep(0.5)
         typer.echo("the server exited", err=True)
@@ -44,6 +46,8 @@ def serve(
     except KeyboardInterrupt:
         pass
     finally:
+        for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):  # a second signal must not cut the stop short
+            signal.signal(sig, signal.SIG_IGN)
         srv.stop()
     typer.echo("stopped")
 
