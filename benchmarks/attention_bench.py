@@ -14,6 +14,9 @@ map is skewed as in real video models), with ``p`` calibrated by bisection to re
     python benchmarks/attention_bench.py              # CPU part
     python benchmarks/attention_bench.py --quick      # small sizes (N=1024)
     python benchmarks/attention_bench.py --gpu        # CPU part skipped, GPU part at the issue's shapes
+    TRITON_INTERPRET=1 python benchmarks/attention_bench.py --gpu --rehearse-on-cpu
+        # the GPU part's code end to end on the CPU at a tiny shape (kernels interpreted, fp32; cuDNN/FA2 are
+        # recorded as failed there): checks that the one GPU command will run before a GPU is at hand
 
 Writes ``benchmarks/results/attention_{cpu,gpu}.json`` and ``.png`` (``_quick`` suffix with ``--quick``).
 """
@@ -216,27 +219,37 @@ def run_cpu(args) -> dict:
 # ------------------------------------------------------------------------------------------------ GPU
 GPU_SHAPES = {"480p (Wan 1.3B)": (1, 12, 32760, 0.20), "720p (Wan 14B)": (1, 40, 75600, 0.16)}
 GPU_SHAPES_QUICK = {"quick 8k": (1, 8, 8192, 0.2)}
+REHEARSAL_SHAPES = {"rehearsal 700": (1, 2, 700, 0.3)}  # ragged N (not a multiple of 128 or 64)
 
 
 def run_gpu(args) -> dict:
-    if not torch.cuda.is_available():
-        raise SystemExit("--gpu needs a CUDA device")
+    rehearse = args.rehearse_on_cpu
+    if rehearse:
+        if os.environ.get("TRITON_INTERPRET") != "1":
+            raise SystemExit("--rehearse-on-cpu runs the Triton kernels in the interpreter: set TRITON_INTERPRET=1")
+        torch.set_num_threads(1)
+    elif not torch.cuda.is_available():
+        raise SystemExit("--gpu needs a CUDA device (or add --rehearse-on-cpu with TRITON_INTERPRET=1)")
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
     from parsimon.attention.flex_backend import compiled_flex_attention, flex_block_mask
     from parsimon.attention.kernels.triton_attention import triton_block_sparse_attention
 
-    dev, dtype, d = "cuda", torch.bfloat16, 128
-    name = torch.cuda.get_device_name()
-    print(f"GPU: {name}; bf16, d={d}; target sparsity {args.sparsity}")
+    if rehearse:  # the same code path; the interpreter computes in fp32 on CPU tensors
+        dev, dtype, d, tol, n_check = "cpu", torch.float32, 128, 1e-3, 300
+        name = "CPU rehearsal (TRITON_INTERPRET=1)"
+    else:
+        dev, dtype, d, tol, n_check = "cuda", torch.bfloat16, 128, 2e-2, None
+        name = torch.cuda.get_device_name()
+    print(f"GPU part on {name}; {dtype}, d={d}; target sparsity {args.sparsity}")
     checks = {
-        "d128": check_correctness(dev, dtype, 128, 2e-2, ["triton", "flex", "torch"], n=4096, h=4),
-        "d64_gqa": check_correctness(dev, dtype, 64, 2e-2, ["triton"], n=3000, h=4, hkv=2),
+        "d128": check_correctness(dev, dtype, 128, tol, ["triton", "flex", "torch"], n=n_check or 4096, h=4),
+        "d64_gqa": check_correctness(dev, dtype, 64, tol, ["triton"], n=n_check or 3000, h=4, hkv=2),
     }
     sdpa = torch.nn.functional.scaled_dot_product_attention
     flex = compiled_flex_attention()
     rows = {}
-    shapes = GPU_SHAPES_QUICK if args.quick else GPU_SHAPES
+    shapes = REHEARSAL_SHAPES if rehearse else GPU_SHAPES_QUICK if args.quick else GPU_SHAPES
 
     def bench_shape(b, h, n):
         q, k, v = structured_qkv(b, h, n, d, dtype=dtype, device=dev, seed=1)
@@ -305,8 +318,10 @@ def run_gpu(args) -> dict:
     for label, (b, h, n, _p_hint) in shapes.items():
         print(f"  {label}:")
         rows[label] = bench_shape(b, h, n)
-        torch.cuda.empty_cache()
-    return {"part": "gpu", "device": name, "dtype": "bfloat16", "correctness": checks, "shapes": rows,
+        if dev == "cuda":
+            torch.cuda.empty_cache()
+    return {"part": "gpu_rehearsal" if rehearse else "gpu", "device": name,
+            "dtype": str(dtype).removeprefix("torch."), "correctness": checks, "shapes": rows,
             "targets": {"fwd_incl_mask_vs_cudnn_720p": 15.0, "fwd_incl_mask_vs_cudnn_480p": 11.0,
                         "fwd_bwd_vs_cudnn_480p": 10.0, "vs_flex": 1.0}}
 
@@ -351,6 +366,8 @@ def main(argv=None) -> int:
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--sparsity", type=float, default=0.95)
     ap.add_argument("--all-bwd", action="store_true", help="also time fwd+bwd at 720p")
+    ap.add_argument("--rehearse-on-cpu", action="store_true",
+                    help="with --gpu and TRITON_INTERPRET=1: run the GPU part's code on the CPU at a tiny shape")
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
