@@ -53,8 +53,8 @@ def reproduce(
 ) -> None:
     """Run each paper's quick reproduction and write an HTML report (reports/<timestamp>/index.html)."""
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from parsimon.progress import standard_progress
     from parsimon.report.runner import SUBPACKAGES, run_reproduce
 
     if only:
@@ -62,10 +62,7 @@ def reproduce(
         if bad:
             raise typer.BadParameter(f"unknown subpackage(s) {bad}; choose from {SUBPACKAGES}", param_hint="--only")
     console = Console(stderr=True)
-    with Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=console, transient=True,
-    ) as progress:
+    with standard_progress(console=console) as progress:
         path = run_reproduce(only, full=full, out=out, seed=seed, progress=progress, console=console)
     typer.echo(f"report written to {path.resolve()}")
 

@@ -120,7 +120,6 @@ def distill_cmd(
     if teacher is not None and not teacher.is_file():
         raise typer.BadParameter(f"no such file: {teacher}", param_hint="--teacher")
     import torch
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from parsimon.attention.training import (
         ClipConfig,
@@ -140,6 +139,7 @@ def distill_cmd(
         evaluate_student,
     )
     from parsimon.attention.training.flow import euler_sample
+    from parsimon.progress import standard_progress
 
     torch.manual_seed(seed)
     out.mkdir(parents=True, exist_ok=True)
@@ -150,8 +150,7 @@ def distill_cmd(
                        "mode",
                        "block_q", "block_k", "clips", "dim", "depth", "heads", "seed", "backend")}
     (out / "config.json").write_text(json.dumps(config, indent=2))
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  transient=True) as progress:
+    with standard_progress() as progress:
         if teacher is not None:
             tmodel = load_model(teacher)
         else:

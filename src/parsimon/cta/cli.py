@@ -39,10 +39,10 @@ def eval_cmd(
 ) -> None:
     """Run POLICY on tasks of ENV and write OUT/metrics.json (mean_reward, match_rate, n_tasks, per_rho)."""
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from parsimon.cta.evaluate import evaluate
     from parsimon.cta.registry import get_env
+    from parsimon.progress import standard_progress
 
     try:
         spec = get_env(env)
@@ -73,8 +73,7 @@ def eval_cmd(
             raise typer.Exit(2)
         kwargs = {k: v for k, v in (("base_url", base_url), ("model", model), ("max_tokens", max_tokens)) if v}
     console = Console(stderr=True)
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=console, transient=True) as progress:
+    with standard_progress(console=console) as progress:
         try:
             m = evaluate(spec.name, policy, task_list, prior=prior if prior is not None else "default", seed=seed,
                          out_dir=out, policy_kwargs=kwargs, ray=ray, progress=progress, resume=resume)

@@ -27,6 +27,7 @@ SHOR train solver counts its calls for annealing) keep their state on the object
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from typing import Any
 
 import numpy as np
@@ -385,13 +386,14 @@ def _anneal(initial: float, final: float, progress: float) -> float:
     return float(min(max(v, lo), hi))
 
 
-class MetaSolver:
+class MetaSolver(ABC):
     """Base class: ``get_meta_strategy(meta_games) -> list of per-player mixed strategies``."""
 
     name = "base"
 
-    def get_meta_strategy(self, meta_games) -> list[np.ndarray]:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    def get_meta_strategy(self, meta_games) -> list[np.ndarray]:
+        """Per-player mixed strategies over the current populations."""
 
     def __call__(self, meta_games) -> list[np.ndarray]:
         return self.get_meta_strategy(meta_games)

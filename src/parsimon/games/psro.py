@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from parsimon.errors import ConfigError
+from parsimon.progress import TaskBar
 
 from .backend import Tree
 from .best_response import best_response
@@ -251,13 +252,7 @@ def psro(game: Any, train_solver: str | MetaSolver = "shor", eval_solver: str | 
     reuse = (isinstance(train, _FnSolver) and isinstance(evals, _FnSolver) and train.name == evals.name
              and train.kwargs == evals.kwargs)
     cached_psi = None
-    bar = None
-    if progress:
-        from rich.progress import Progress
-
-        bar = Progress(transient=True)
-        bar.start()
-        task = bar.add_task(f"PSRO {cg.game_string} {_solver_name(train)}/{_solver_name(evals)}", total=iterations)
+    bar = TaskBar(f"PSRO {cg.game_string} {_solver_name(train)}/{_solver_name(evals)}", iterations, enabled=progress)
     try:
         for k in range(1, iterations + 1):
             t0 = time.perf_counter()
@@ -286,11 +281,9 @@ def psro(game: Any, train_solver: str | MetaSolver = "shor", eval_solver: str | 
             metas.append(psi)
             if callback is not None:
                 callback(k, float(expl))
-            if bar is not None:
-                bar.update(task, advance=1, description=f"PSRO it {k}: exploitability {expl:.3g}")
+            bar.update(advance=1, description=f"PSRO it {k}: exploitability {expl:.3g}")
     finally:
-        if bar is not None:
-            bar.stop()
+        bar.close()
     return PSROResult(game=cg.game_string, train_solver=_solver_name(train), eval_solver=_solver_name(evals),
                       exploitability=curve, meta_strategies=metas, populations=pops, meta_game=mg.as_list(),
                       seconds=time.perf_counter() - t_start, seconds_breakdown=times)

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from parsimon.errors import ConfigError
+from parsimon.progress import TaskBar
 
 from .backend import Tree
 from .best_response import exploitability as _exploitability
@@ -76,13 +77,7 @@ def solve(game: Any, algo: Any = "cfr+", iterations: int = 1000, *, eval_every: 
     eval_tree = tree if backend == "numpy" else Tree(cg, "numpy")
     curve: list[tuple[int, float]] = []
     t_iter = t_eval = 0.0
-    bar = None
-    if progress:
-        from rich.progress import Progress
-
-        bar = Progress(transient=False)
-        bar.start()
-        task = bar.add_task(f"{drv.rule.name} on {cg.game_string[:40]}", total=iterations)
+    bar = TaskBar(f"{drv.rule.name} on {cg.game_string[:40]}", iterations, enabled=progress, transient=False)
     try:
         for k in range(1, iterations + 1):
             t0 = time.perf_counter()
@@ -97,13 +92,11 @@ def solve(game: Any, algo: Any = "cfr+", iterations: int = 1000, *, eval_every: 
                 curve.append((k, e))
                 if callback is not None:
                     callback(k, e)
-                if bar is not None:
-                    bar.update(task, completed=k, description=f"{drv.rule.name} expl {e:.3g}")
-            elif bar is not None and k % 10 == 0:
-                bar.update(task, completed=k)
+                bar.update(completed=k, description=f"{drv.rule.name} expl {e:.3g}")
+            elif k % 10 == 0:
+                bar.update(completed=k)
     finally:
-        if bar is not None:
-            bar.stop()
+        bar.close()
     _sync(tree)
     return SolveResult(
         game=cg.game_string, algo=drv.rule.name, iterations=iterations, exploitability=curve,

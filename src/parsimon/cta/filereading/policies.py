@@ -15,6 +15,7 @@ environment executes in the sandbox, and read the answer from its output (``RESU
 from __future__ import annotations
 
 import re
+from abc import abstractmethod
 from typing import Any
 
 from parsimon.cta.base import Policy
@@ -84,8 +85,9 @@ class _Scripted(Policy):
             return f"ANSWER: {self.answer}"
         return self._next(info)
 
-    def _next(self, info: dict) -> str:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    def _next(self, info: dict) -> str:
+        """The next command while no answer is known."""
 
 
 class PlannerPolicy(_Scripted):

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from parsimon.errors import ConfigError, LLMError
+from parsimon.progress import TaskBar
 
 from .database import ProgramDatabase, source_hash
 from .evaluate import Evaluator
@@ -138,13 +139,7 @@ def evolve(config: EvolveConfig, mutator: Any = None, *, out_dir: str | os.PathL
         _save(ck_path, out, config, db, 0, history, lineage, seed_fit)
     ev.set_reference(seed_fit)
 
-    bar = task = None
-    if progress:
-        from rich.progress import Progress
-
-        bar = Progress(transient=True)
-        bar.start()
-        task = bar.add_task("evolve", total=config.generations, completed=start)
+    bar = TaskBar("evolve", config.generations, enabled=progress, completed=start)
     try:
         for gen in range(start + 1, config.generations + 1):
             rng = np.random.default_rng([config.rng_seed, gen])
@@ -188,11 +183,9 @@ def evolve(config: EvolveConfig, mutator: Any = None, *, out_dir: str | os.PathL
                 db.migrate()
             history.append(_snapshot(db, gen))
             _save(ck_path, out, config, db, gen, history, lineage, seed_fit)
-            if bar is not None:
-                bar.update(task, advance=1, description=f"gen {gen}: best mean fitness {history[-1]['best_mean']:.4g}")
+            bar.update(advance=1, description=f"gen {gen}: best mean fitness {history[-1]['best_mean']:.4g}")
     finally:
-        if bar is not None:
-            bar.stop()
+        bar.close()
     best = db.best("mean")
     return EvolveResult(best.source, dict(best.fitness), dict(seed_fit), history, lineage, str(out))
 
