@@ -75,6 +75,27 @@ def test_prd_and_rm_match_openspiel(shape):
         np.testing.assert_allclose(x, y, atol=1e-12)
 
 
+@pytest.mark.parametrize("shape", [(5,), (4, 6), (3, 2, 4), (2, 3, 2, 2)])
+@pytest.mark.parametrize("solver", ["prd", "rm"])
+def test_prd_rm_c_kernel_with_merged_duplicates_matches_numpy(shape, solver):
+    """The C path merges duplicate strategies (weighted projection / sums); the numpy path runs the full game."""
+    from parsimon.games import _orm_kernel
+
+    if _orm_kernel.load() is None:
+        pytest.skip("no C compiler: the numpy loop is the only path")
+    base = _random_game(shape, 3)
+    # duplicate every player's first strategy twice and its last once
+    idx = [[0, 0, *range(k), k - 1] for k in shape]
+    mg = [m[np.ix_(*idx)] for m in base]
+    fn = ms.projected_replicator_dynamics if solver == "prd" else ms.regret_matching
+    for gamma in (1e-6, 0.05):  # 0.05: the exploration floor is active in the projection
+        a = fn(mg, iterations=3000, gamma=gamma)
+        b = fn(mg, iterations=3000, gamma=gamma, use_kernel=False)
+        for x, y in zip(a, b, strict=False):
+            assert x.shape == y.shape
+            np.testing.assert_allclose(x, y, atol=1e-11)
+
+
 @pytest.mark.parametrize("alpha", [0.3, 10.0])
 def test_alpharank_matches_openspiel(alpha):
     from open_spiel.python.egt import alpharank as os_ar

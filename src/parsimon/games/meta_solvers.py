@@ -101,12 +101,22 @@ def nash_2p_zero_sum(meta_games, *, tol: float = 1e-6) -> list[np.ndarray]:
 
 
 def projected_replicator_dynamics(meta_games, *, iterations: int = 100_000, dt: float = 1e-3,
-                                  gamma: float = 1e-6) -> list[np.ndarray]:
+                                  gamma: float = 1e-6, use_kernel: bool = True) -> list[np.ndarray]:
     """Projected replicator dynamics (Lanctot et al. 2017) with OpenSpiel's defaults and conventions:
     simultaneous updates ``x += dt * x * (u - x.u)``, Euclidean projection onto ``{x >= gamma, sum x = 1}``,
-    the average of all iterates (the uniform start included) is returned."""
+    the average of all iterates (the uniform start included) is returned.
+
+    ``use_kernel``: run in the compiled C kernel when a C compiler is available, on the meta-game with duplicate
+    strategies merged (they start equal and get equal updates; the projection is weighted by multiplicity, so
+    the dynamics are unchanged). Otherwise the numpy loop below; the two agree (tested)."""
     mg = _check(meta_games)
     n = len(mg)
+    lib = _kernel() if use_kernel else None
+    if lib is not None:
+        from . import _orm_kernel
+
+        classes, mult, T, total = _merged(mg)
+        return _expand(_orm_kernel.run_replicator(lib, T, mult, total, int(iterations), dt=dt, gamma=gamma), classes)
     strat = [np.full(k, 1.0 / k) for k in mg[0].shape]
     total = [s.copy() for s in strat]
     for _ in range(int(iterations)):
@@ -134,11 +144,20 @@ def _project_floor(y: np.ndarray, floor: float) -> np.ndarray:
     return np.maximum(z - theta, 0.0) + floor
 
 
-def regret_matching(meta_games, *, iterations: int = 100_000, gamma: float = 1e-6) -> list[np.ndarray]:
+def regret_matching(meta_games, *, iterations: int = 100_000, gamma: float = 1e-6,
+                    use_kernel: bool = True) -> list[np.ndarray]:
     """Regret matching with OpenSpiel's conventions: regrets start at ``1e-6``, simultaneous updates,
-    exploration ``gamma`` (mixed with uniform), average of all iterates (start included)."""
+    exploration ``gamma`` (mixed with uniform), average of all iterates (start included).
+
+    ``use_kernel``: as for :func:`projected_replicator_dynamics` (C loop on the merged meta-game)."""
     mg = _check(meta_games)
     n = len(mg)
+    lib = _kernel() if use_kernel else None
+    if lib is not None:
+        from . import _orm_kernel
+
+        classes, mult, T, total = _merged(mg)
+        return _expand(_orm_kernel.run_regret_matching(lib, T, mult, total, int(iterations), gamma=gamma), classes)
     strat = [np.full(k, 1.0 / k) for k in mg[0].shape]
     regrets = [np.full(k, 1e-6) for k in mg[0].shape]
     total = [s.copy() for s in strat]
@@ -287,6 +306,38 @@ def _duplicate_classes(mg: list[np.ndarray], p: int) -> tuple[np.ndarray, np.nda
     return np.array(reps, dtype=np.int64), classes
 
 
+def _merged(mg: list[np.ndarray], merge: bool = True):
+    """(classes, multiplicities, tensors, population sizes) of a meta-game whose duplicate strategies (identical
+    payoff slices for every player) are merged into one with a multiplicity. Player ``p``'s tensor has ``p``'s
+    axis first and the others after in increasing order (the C kernels contract it from the back)."""
+    n = len(mg)
+    shape = mg[0].shape
+    if merge:
+        reps, classes = zip(*[_duplicate_classes(mg, p) for p in range(n)], strict=False)
+    else:
+        reps = tuple(np.arange(k) for k in shape)
+        classes = reps
+    mult = [np.bincount(classes[p], minlength=len(reps[p])).astype(np.float64) for p in range(n)]
+    sub = np.ix_(*reps)
+    T = [np.ascontiguousarray(np.moveaxis(mg[p][sub], p, 0)) for p in range(n)]
+    return classes, mult, T, [float(k) for k in shape]
+
+
+def _kernel():
+    from . import _orm_kernel
+
+    return _orm_kernel.load()
+
+
+def _expand(summed: list[np.ndarray], classes) -> list[np.ndarray]:
+    """Per-member normalised distributions from per-class summed iterates."""
+    out = []
+    for p, x in enumerate(summed):
+        y = x[classes[p]]
+        out.append(y / y.sum())
+    return out
+
+
 def hybrid_orm(meta_games, *, iterations: int, blend: float, temperature: float, diversity: float,
                momentum: float, gain_normalization: bool = True, return_average: bool = True,
                merge_duplicates: bool = True, use_kernel: bool = True) -> list[np.ndarray]:
@@ -304,33 +355,17 @@ def hybrid_orm(meta_games, *, iterations: int, blend: float, temperature: float,
     """
     mg = _check(meta_games)
     n = len(mg)
-    shape = mg[0].shape
-    if merge_duplicates:
-        reps, classes = zip(*[_duplicate_classes(mg, p) for p in range(n)], strict=False)
-    else:
-        reps = tuple(np.arange(k) for k in shape)
-        classes = reps
-    mult = [np.bincount(classes[p], minlength=len(reps[p])).astype(np.float64) for p in range(n)]
-    sub = np.ix_(*reps)
-    # player p's tensor with p's axis first, the others after in increasing order, contracted from the back
-    T = [np.ascontiguousarray(np.moveaxis(mg[p][sub], p, 0)) for p in range(n)]
+    classes, mult, T, total = _merged(mg, merge_duplicates)
     others = [[q for q in range(n) if q != p] for p in range(n)]
-    kk = [len(r) for r in reps]
-    total = [float(k) for k in shape]
-    lib = None
-    if use_kernel:
+    kk = [len(m) for m in mult]
+    lib = _kernel() if use_kernel else None
+    if lib is not None:
         from . import _orm_kernel
 
-        lib = _orm_kernel.load()
-    if lib is not None:
         last, summed = _orm_kernel.run(lib, T, mult, total, int(iterations), blend=blend, temperature=temperature,
                                        diversity=diversity, momentum=momentum,
                                        gain_normalization=gain_normalization, return_average=return_average)
-        out = []
-        for p in range(n):
-            x = (summed[p] if return_average else last[p])[classes[p]]
-            out.append(x / x.sum())
-        return out
+        return _expand(summed if return_average else last, classes)
     sigma = [np.full(k, 1.0 / total[p]) for p, k in enumerate(kk)]  # per-member probability
     mass = [sigma[p] * mult[p] for p in range(n)]  # probability of the class
     R = [np.zeros(k) for k in kk]
