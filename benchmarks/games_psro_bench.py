@@ -1,5 +1,7 @@
 """PSRO benchmark: 100 iterations of SHOR-PSRO on 3-player Kuhn (target < 2 minutes), side by side with
-the numpy inner loop (no C kernel), plus per-meta-solver timings on 2-player Kuhn.
+the numpy inner loop (no C kernel); PRD with OpenSpiel's 100,000 inner steps on 3-player Kuhn, C kernel on the
+merged meta-game vs the numpy loop (10 PSRO iterations), and PRD / RM for 100 iterations there; per-meta-solver
+timings on 2-player Kuhn.
 
     python benchmarks/games_psro_bench.py [--quick]
 
@@ -52,10 +54,24 @@ def main() -> None:
                                              "breakdown": res_np.seconds_breakdown, "same_curve_as_kernel": bool(same)}
     k_cpu = sum(v for k, v in res.seconds_breakdown.items()) if n_np == 100 else None
     print(f"  numpy loop, {n_np} its: {wall_np:.1f} s wall, {cpu_np:.1f} s CPU (curves agree: {same})")
+    prd = {}
+    for kernel in (True, False):
+        r, w, c = _run("kuhn_poker(players=3)", "prd", "prd", 10, train_kwargs={"use_kernel": kernel},
+                       eval_kwargs={"use_kernel": kernel})
+        prd["kernel" if kernel else "numpy_loop"] = {"wall_s": w, "cpu_s": c, "curve": r.exploitability}
+        print(f"PRD (1e5 steps) Kuhn 3p, 10 its, {'C kernel' if kernel else 'numpy loop'}: {w:.1f} s wall, {c:.1f} s CPU")
+    prd["same_curve"] = bool(np.allclose([v for _, v in prd["kernel"]["curve"]],
+                                         [v for _, v in prd["numpy_loop"]["curve"]], rtol=1e-6, atol=1e-12))
+    prd["cpu_speedup"] = prd["numpy_loop"]["cpu_s"] / prd["kernel"]["cpu_s"]
+    print(f"  speed-up {prd['cpu_speedup']:.0f}x (CPU s), curves agree: {prd['same_curve']}")
+    for tr in ("prd", "rm"):
+        r, w, c = _run("kuhn_poker(players=3)", tr, tr, 100)
+        rows[f"kuhn3p_{tr}_100_kernel"] = {"wall_s": w, "cpu_s": c, "final": r.final(), "curve": r.exploitability}
+        print(f"{tr.upper()} Kuhn 3p, 100 its (C kernel): {w:.1f} s wall, {c:.1f} s CPU, final {r.final():.3g}")
     per_solver = {}
     for tr, ev, n, kw in [("uniform", "uniform", 100, {}), ("nash", "nash", 100, {}),
-                          ("shor", "shor-eval", 100, {}), ("rm", "rm", 30, {"iterations": 5000}),
-                          ("prd", "prd", 30, {"iterations": 5000}), ("alpharank", "alpharank", 20, {})]:
+                          ("shor", "shor-eval", 100, {}), ("rm", "rm", 100, {}),
+                          ("prd", "prd", 100, {}), ("alpharank", "alpharank", 20, {})]:
         r, w, c = _run("kuhn_poker", tr, ev, n, train_kwargs=kw if tr in ("rm", "prd") else {},
                        eval_kwargs=kw if ev in ("rm", "prd") else {})
         per_solver[f"{tr}/{ev}"] = {"iterations": n, "solver_kwargs": kw, "wall_s": w, "cpu_s": c,
@@ -64,7 +80,7 @@ def main() -> None:
     data = {"machine": platform.platform(), "python": platform.python_version(), "threads": 1,
             "note": "Shared 2-core machine under load from other jobs; compare CPU seconds. A version of PSRO on "
                     "OpenSpiel policy objects took about 24 minutes for the same Kuhn 3p run (issue text).",
-            "kuhn3p": rows, "kuhn2p_solvers": per_solver, "numpy_loop_iterations": n_np, "kernel_cpu": k_cpu}
+            "kuhn3p": rows, "kuhn3p_prd_kernel_vs_numpy": prd, "kuhn2p_solvers": per_solver, "numpy_loop_iterations": n_np, "kernel_cpu": k_cpu}
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "games_psro_bench.json").write_text(json.dumps(data, indent=1, default=float))
     import matplotlib
@@ -75,8 +91,11 @@ def main() -> None:
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
     c = res.exploitability
     axes[0].plot([p[0] for p in c], [p[1] for p in c], label=f"SHOR-PSRO ({wall:.0f} s wall)")
+    for tr in ("prd", "rm"):
+        d = rows[f"kuhn3p_{tr}_100_kernel"]
+        axes[0].plot([p[0] for p in d["curve"]], [p[1] for p in d["curve"]], label=f"{tr} ({d['wall_s']:.0f} s wall)")
     axes[0].set_yscale("log")
-    axes[0].set_title("Kuhn 3p, SHOR / SHOR-eval", fontsize=9)
+    axes[0].set_title("Kuhn 3p, 100 PSRO iterations", fontsize=9)
     axes[0].set_xlabel("PSRO iteration")
     axes[0].set_ylabel("exploitability")
     axes[0].legend(fontsize=7)
