@@ -33,7 +33,13 @@ from typing import Any
 import numpy as np
 
 from parsimon.cta.base import CTAEnv, Policy
-from parsimon.cta.registry import EnvSpec, register_env, register_policy, register_prior
+from parsimon.cta.registry import (
+    EnvSpec,
+    register_env,
+    register_llm_policies,
+    register_policy,
+    register_prior,
+)
 
 __all__ = [
     "GAMMAS",
@@ -524,8 +530,4 @@ def _llm_factory(with_prior: bool, thinking: bool):
     return make
 
 
-for _name, _wp, _th in (("llm-prompted", False, False), ("llm-cta", True, False),
-                        ("llm-prompted-thinking", False, True), ("llm-cta-thinking", True, True)):
-    register_policy("pandora", _name, _llm_factory(_wp, _th), uses_prior=_wp, needs_llm=True,
-                    description=f"LLM agent, {'CTA-PROMPTED (prior in prompt)' if _wp else 'PROMPTED (no prior)'}, "
-                                f"{'thinking' if _th else 'non-thinking'}")
+register_llm_policies("pandora", _llm_factory, prompted="PROMPTED (no prior)", cta="CTA-PROMPTED (prior in prompt)")

@@ -152,6 +152,20 @@ def register_policy(env: str, name: str, factory: Callable[..., Policy], *, desc
     spec.policies[name] = PolicyEntry(name, factory, description, uses_prior, needs_llm)
 
 
+def register_llm_policies(env: str, factory: Callable[[bool, bool], Callable[..., Policy]], *,
+                          prompted: str, cta: str) -> None:
+    """Register the four LLM agent variants of ``env``: llm-prompted, llm-cta and their ``-thinking`` forms.
+
+    ``factory(with_prior, thinking)`` returns the policy factory; ``prompted`` / ``cta`` describe the prompt
+    without and with the prior (shown by ``parsimon cta list``).
+    """
+    for name, with_prior, thinking in (("llm-prompted", False, False), ("llm-cta", True, False),
+                                       ("llm-prompted-thinking", False, True), ("llm-cta-thinking", True, True)):
+        register_policy(env, name, factory(with_prior, thinking), uses_prior=with_prior, needs_llm=True,
+                        description=f"LLM agent, {cta if with_prior else prompted}, "
+                                    f"{'thinking' if thinking else 'non-thinking'}")
+
+
 def list_policies(env: str) -> list[str]:
     return sorted(get_env(env).policies)
 

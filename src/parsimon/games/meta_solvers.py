@@ -34,6 +34,8 @@ import numpy as np
 
 from parsimon.errors import ConfigError
 
+from . import _orm_kernel
+
 __all__ = [
     "SOLVERS", "get_solver", "payoff_vectors", "uniform", "nash_2p_zero_sum", "projected_replicator_dynamics",
     "regret_matching", "alpharank", "hybrid_orm", "ShorTrainSolver", "ShorEvalSolver", "MetaSolver",
@@ -111,10 +113,8 @@ def projected_replicator_dynamics(meta_games, *, iterations: int = 100_000, dt: 
     the dynamics are unchanged). Otherwise the numpy loop below; the two agree (tested)."""
     mg = _check(meta_games)
     n = len(mg)
-    lib = _kernel() if use_kernel else None
+    lib = _orm_kernel.load() if use_kernel else None
     if lib is not None:
-        from . import _orm_kernel
-
         classes, mult, T, total = _merged(mg)
         return _expand(_orm_kernel.run_replicator(lib, T, mult, total, int(iterations), dt=dt, gamma=gamma), classes)
     strat = [np.full(k, 1.0 / k) for k in mg[0].shape]
@@ -152,10 +152,8 @@ def regret_matching(meta_games, *, iterations: int = 100_000, gamma: float = 1e-
     ``use_kernel``: as for :func:`projected_replicator_dynamics` (C loop on the merged meta-game)."""
     mg = _check(meta_games)
     n = len(mg)
-    lib = _kernel() if use_kernel else None
+    lib = _orm_kernel.load() if use_kernel else None
     if lib is not None:
-        from . import _orm_kernel
-
         classes, mult, T, total = _merged(mg)
         return _expand(_orm_kernel.run_regret_matching(lib, T, mult, total, int(iterations), gamma=gamma), classes)
     strat = [np.full(k, 1.0 / k) for k in mg[0].shape]
@@ -323,12 +321,6 @@ def _merged(mg: list[np.ndarray], merge: bool = True):
     return classes, mult, T, [float(k) for k in shape]
 
 
-def _kernel():
-    from . import _orm_kernel
-
-    return _orm_kernel.load()
-
-
 def _expand(summed: list[np.ndarray], classes) -> list[np.ndarray]:
     """Per-member normalised distributions from per-class summed iterates."""
     out = []
@@ -358,10 +350,8 @@ def hybrid_orm(meta_games, *, iterations: int, blend: float, temperature: float,
     classes, mult, T, total = _merged(mg, merge_duplicates)
     others = [[q for q in range(n) if q != p] for p in range(n)]
     kk = [len(m) for m in mult]
-    lib = _kernel() if use_kernel else None
+    lib = _orm_kernel.load() if use_kernel else None
     if lib is not None:
-        from . import _orm_kernel
-
         last, summed = _orm_kernel.run(lib, T, mult, total, int(iterations), blend=blend, temperature=temperature,
                                        diversity=diversity, momentum=momentum,
                                        gain_normalization=gain_normalization, return_average=return_average)

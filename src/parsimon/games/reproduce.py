@@ -193,7 +193,7 @@ def _psro_part(ctx: ReproContext, section: Section) -> list[dict]:
             if kw:
                 section.not_reproduced.append(
                     f"PSRO {label} {tr}/{ev}: {kw.get('iterations')} inner iterations instead of OpenSpiel's 100,000 "
-                    f"and {iters} PSRO iterations (quick mode).")
+                    f"and {iters} PSRO iterations.")
             bar.advance()
     section.tables.append(Table(
         title="PSRO: exploitability of the eval meta-strategy profile",

@@ -51,7 +51,13 @@ from parsimon.cta.filereading.prior import (
     true_prior,
     uniform_prior,
 )
-from parsimon.cta.registry import EnvSpec, register_env, register_policy, register_prior
+from parsimon.cta.registry import (
+    EnvSpec,
+    register_env,
+    register_llm_policies,
+    register_policy,
+    register_prior,
+)
 
 __all__ = [
     "ATTRS",
@@ -165,11 +171,8 @@ def _llm_factory(with_prior: bool, thinking: bool):
     return make
 
 
-for _name, _wp, _th in (("llm-prompted", False, False), ("llm-cta", True, False),
-                        ("llm-prompted-thinking", False, True), ("llm-cta-thinking", True, True)):
-    register_policy("filereading", _name, _llm_factory(_wp, _th), uses_prior=_wp, needs_llm=True,
-                    description=f"LLM agent, {'CTA-PROMPTED (format likelihoods in the prompt)' if _wp else 'PROMPTED'}, "
-                                f"{'thinking' if _th else 'non-thinking'}")
+register_llm_policies("filereading", _llm_factory, prompted="PROMPTED",
+                      cta="CTA-PROMPTED (format likelihoods in the prompt)")
 
 
 def filereading_part(ctx: Any) -> Any:

@@ -25,7 +25,13 @@ from parsimon.cta.calibration import expected_calibration_error, fit_calibrator
 from parsimon.cta.qa.answerer import SimulatedAnswerer, normalize_answer
 from parsimon.cta.qa.kb import KnowledgeBase, Question, generate_kb
 from parsimon.cta.qa.retriever import BM25
-from parsimon.cta.registry import EnvSpec, register_env, register_policy, register_prior
+from parsimon.cta.registry import (
+    EnvSpec,
+    register_env,
+    register_llm_policies,
+    register_policy,
+    register_prior,
+)
 
 __all__ = ["QABench", "QAEnv", "QATask", "bench_of", "generate_tasks", "get_bench", "load_tasks", "optimal_decision",
            "save_tasks"]
@@ -346,8 +352,5 @@ def _llm_factory(with_prior: bool, thinking: bool):
     return lambda **kw: _QALLMAgent(with_prior, thinking, **kw)
 
 
-for _name, _wp, _th in (("llm-prompted", False, False), ("llm-cta", True, False),
-                        ("llm-prompted-thinking", False, True), ("llm-cta-thinking", True, True)):
-    register_policy("qa", _name, _llm_factory(_wp, _th), uses_prior=_wp, needs_llm=True,
-                    description=f"LLM agent {'with' if _wp else 'without'} (k_da, p_ret) in the prompt"
-                                f"{', thinking' if _th else ''}")
+register_llm_policies("qa", _llm_factory, prompted="PROMPTED (no k_da, p_ret)",
+                      cta="CTA-PROMPTED ((k_da, p_ret) in the prompt)")
