@@ -11,20 +11,46 @@ import importlib
 from pathlib import Path
 
 import typer
+from typer.core import TyperGroup
 
 from parsimon import __version__
+from parsimon.errors import ParsimonError
 
 __all__ = ["app", "main"]
 
+
+def _fail(message: str) -> typer.Exit:
+    """Print ``error: message`` as one line on stderr; the caller raises the returned exit (status 2)."""
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(2)
+
+
+class _Group(TyperGroup):
+    """The root group: every command's ParsimonError (and an OS error on a path the user gave) becomes one
+    line on stderr, ``error: ...``, and exit status 2 — never a traceback."""
+
+    def invoke(self, ctx):  # noqa: D102 - click's hook
+        try:
+            return super().invoke(ctx)
+        except ParsimonError as exc:
+            raise _fail(str(exc)) from None
+        except (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError) as exc:
+            where = f": {exc.filename}" if getattr(exc, "filename", None) else ""
+            raise _fail(f"{exc.strerror or exc}{where}") from None
+
+
 app = typer.Typer(
+    cls=_Group,
     help="Parsimon: efficiency-first papers of February 2026 as a library. "
-    "Run `parsimon COMMAND --help` for each command.",
+    "Run `parsimon COMMAND --help` for each command. Environment variables: PARSIMON_HOME (state), "
+    "PARSIMON_LLM_BASE_URL / _MODEL / _API_KEY (the model endpoint), PARSIMON_PROGRESS_INTERVAL "
+    "(seconds between progress lines without a terminal); see the README's table.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
 
-_SUBPACKAGES = ["governance", "llm", "attention", "latents", "cta", "gui", "games"]
+_SUBPACKAGES = ["governance", "llm", "attention", "latents", "cta", "gui", "games", "gateway"]
 
 
 def _version_callback(value: bool) -> None:
@@ -65,6 +91,46 @@ def reproduce(
     with standard_progress(console=console) as progress:
         path = run_reproduce(only, full=full, out=out, seed=seed, progress=progress, console=console)
     typer.echo(f"report written to {path.resolve()}")
+
+
+runs_app = typer.Typer(help="The runs under a folder: status, metrics, spend and audit verification.",
+                       no_args_is_help=True)
+app.add_typer(runs_app, name="runs")
+
+
+@runs_app.command("list")
+def runs_list(
+    root: Path = typer.Argument(Path("runs"), help="Folder to search for run folders (recursively)."),
+    json_out: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+) -> None:
+    """List the runs under ROOT with status, headline metrics, spend (from the ledger) and audit status."""
+    from parsimon.runs import list_runs, render_runs
+
+    rows = list_runs(root)
+    if json_out:
+        import json
+
+        typer.echo(json.dumps(rows, indent=1, default=str))
+    else:
+        render_runs(rows)
+
+
+@runs_app.command("show")
+def runs_show(
+    run: str = typer.Argument(..., help="A run folder, or a run id found under --root."),
+    root: Path = typer.Option(Path("runs"), "--root", help="Where to look for a run given by id."),
+    json_out: bool = typer.Option(False, "--json", help="Print JSON instead of text."),
+) -> None:
+    """Show one run: config, status, metrics, spend by component and its audit records' status."""
+    from parsimon.runs import render_run, show_run
+
+    info = show_run(run, root=root)
+    if json_out:
+        import json
+
+        typer.echo(json.dumps(info, indent=1, default=str))
+    else:
+        render_run(info)
 
 
 def _register() -> None:
