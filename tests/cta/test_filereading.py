@@ -266,19 +266,20 @@ def test_sandbox_limits_and_run_goes_on(small_tasks):
     _, _, _, _, info = env.step("CODE\n```python\n" + solution_code(t.filename, t.fmt, t.instruction, t.query_type) + "```")
     assert info["code_ok"]
     res = sb.run("import os\nprint(os.getcwd())\nopen('scratch.txt','w').write('x')")
-    assert res.ok and "parsimon-sbx-" in res.stdout
+    assert res.ok and res.stdout.strip() in ("/scratch",) or "parsimon-sbx-" in res.stdout
+    assert res.isolation == sb.isolation
     sb.close()
 
 
-def test_sandbox_spawn_backend():
+def test_sandbox_backend_argument_removed_with_a_message():
     from parsimon.cta.filereading.sandbox import Sandbox
 
-    sb = Sandbox(timeout=1, memory_mb=200, backend="spawn")
-    assert sb.run("print(6 * 7)").stdout.strip() == "42"
-    r = sb.run("import socket\nsocket.socket()")
-    assert not r.ok and "network access is disabled" in r.stderr
-    with pytest.raises(ValueError, match="backend"):
-        Sandbox(backend="thread")
+    with pytest.raises(ValueError, match="backend` was removed"):
+        Sandbox(backend="spawn")
+    with Sandbox(timeout=5, memory_mb=200) as sb:
+        assert sb.run("print(6 * 7)").stdout.strip() == "42"
+        r = sb.run("import socket\nsocket.socket()")
+        assert not r.ok and "PermissionError" in r.stderr
 
 
 # ------------------------------------------------------------------------------------ policies / evaluate
