@@ -136,11 +136,16 @@ def _open_log(path: Path | None, jsonl: Path | None):
 def _parse_head(text: str | None):
     if text is None:
         return None
-    n, sep, digest = text.partition(":")
-    if not sep or not n.isdigit() or len(digest) != 64:
+    from parsimon.governance.chain import normalise_head
+
+    n, sep, digest = text.strip().partition(":")
+    try:
+        if not sep or not n.isdigit():
+            raise ValueError(text)
+        return normalise_head((int(n), digest))
+    except ValueError:
         raise typer.BadParameter(f"expected N:SHA256HEX (as printed by `parsimon audit head`), got {text!r}",
-                                 param_hint="--expect-head")
-    return int(n), digest
+                                 param_hint="--expect-head") from None
 
 
 @audit_app.command("verify")
