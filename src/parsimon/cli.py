@@ -25,9 +25,23 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(2)
 
 
+def _quiet_flags(command, _seen=None) -> None:
+    """Flags take no value: show none in ``--help`` (typer would print ``<bool>``, which invites
+    ``--json true``, an error)."""
+    for param in getattr(command, "params", []):
+        if getattr(param, "is_flag", False) and not getattr(param, "metavar", None):
+            param.metavar = ""
+    for sub in getattr(command, "commands", {}).values():
+        _quiet_flags(sub)
+
+
 class _Group(TyperGroup):
     """The root group: every command's ParsimonError (and an OS error on a path the user gave) becomes one
     line on stderr, ``error: ...``, and exit status 2 — never a traceback."""
+
+    def main(self, *args, **kwargs):  # noqa: D102 - click's hook
+        _quiet_flags(self)
+        return super().main(*args, **kwargs)
 
     def invoke(self, ctx):  # noqa: D102 - click's hook
         try:
