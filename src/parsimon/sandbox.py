@@ -176,16 +176,35 @@ def bubblewrap_available() -> bool:
 _BWRAP_OK: bool | None = None
 
 
-def _python_paths() -> list[str]:
-    """Folders the worker's Python needs to read: the installation, the venv, every sys.path folder."""
+def _module_root(name: str) -> str | None:
+    """The sys.path folder a module is imported from (for binding it into the sandbox)."""
+    import importlib.util
+
+    top = name.split(".")[0]
+    try:
+        spec = importlib.util.find_spec(top)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.origin or spec.origin in ("built-in", "frozen"):
+        return None
+    origin = Path(spec.origin)
+    return str(origin.parent.parent if spec.submodule_search_locations else origin.parent)
+
+
+def _python_paths(preload: tuple[str, ...] = ()) -> list[str]:
+    """Folders the worker's Python needs to read: the installation, the venv, the site-packages, and
+    the folders parsimon and the preloaded modules come from. Other ``sys.path`` entries (the script's
+    folder, the working directory) are not exposed."""
     home = os.path.realpath(os.path.expanduser("~"))
+    paths = sysconfig.get_paths()
     cands = [sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix,
-             sysconfig.get_paths().get("stdlib", ""), sysconfig.get_paths().get("platstdlib", ""),
-             os.path.dirname(os.path.realpath(sys.executable)), os.path.dirname(sys.executable),
-             str(_CHILD.parent.parent)]
-    cands += [p for p in sys.path if p]
-    with_site = list(site.getsitepackages()) if hasattr(site, "getsitepackages") else []
-    cands += with_site
+             paths.get("stdlib", ""), paths.get("platstdlib", ""), paths.get("purelib", ""),
+             paths.get("platlib", ""), os.path.dirname(os.path.realpath(sys.executable)),
+             os.path.dirname(sys.executable), str(_CHILD.parent.parent)]
+    if hasattr(site, "getsitepackages"):
+        cands += list(site.getsitepackages())
+    cands += [p for p in sys.path if p and ("site-packages" in p or "dist-packages" in p or p.endswith(".zip"))]
+    cands += [r for r in (_module_root(m) for m in preload) if r]
     out: list[str] = []
     for p in cands:
         if not p:
@@ -397,7 +416,8 @@ class Sandbox:
                 raise ConfigError(f"`env` keys must be non-empty strings, got {key!r}")
         self.warm = warm
         self.startup_s = float(startup_s)
-        self._read_paths = _python_paths() + [d for d in _SYSTEM_DIRS if os.path.exists(d)]
+        self._python_paths = _python_paths(self.preload)
+        self._read_paths = self._python_paths + [d for d in _SYSTEM_DIRS if os.path.exists(d)]
         self._lock = threading.Lock()
         self._next: _Worker | None = None
         self._closed = False
@@ -415,15 +435,16 @@ class Sandbox:
         for f in _ETC_FILES:
             if os.path.exists(f):
                 argv += ["--ro-bind", f, f]
-        for p in _python_paths():
+        for p in self._python_paths:
             argv += ["--ro-bind", p, p]
         store = _store_dir()
-        if store and any(store == p or store.startswith(p.rstrip("/") + "/") for p in _python_paths()):
+        if store and any(store == p or store.startswith(p.rstrip("/") + "/") for p in self._python_paths):
             argv += ["--tmpfs", store]  # never expose the governance store, even if it sits under a bound path
         size = self.limits.scratch_mb << 20
-        argv += ["--proc", "/proc", "--dev", "/dev", "--size", str(size), "--tmpfs", "/scratch",
-                 "--symlink", "/scratch", "/tmp", "--ro-bind", input_dir, "/input", "--chdir", "/scratch",
-                 "--remount-ro", "/"]
+        argv += ["--proc", "/proc", "--dev", "/dev", "--size", str(size), "--tmpfs", "/scratch"]
+        if not any(p == "/tmp" or p.startswith("/tmp/") for p in self._python_paths):
+            argv += ["--symlink", "/scratch", "/tmp"]  # code that writes to /tmp writes to the capped scratch
+        argv += ["--ro-bind", input_dir, "/input", "--chdir", "/scratch", "--remount-ro", "/"]
         return argv
 
     # -- workers
