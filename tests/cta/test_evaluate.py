@@ -192,3 +192,30 @@ def test_resume_ignores_a_torn_last_line(tmp_path):
     assert m.n_tasks == 4 and [e.index for e in m.episodes] == [0, 1, 2, 3]
     lines = (tmp_path / "trajectories.jsonl").read_text().splitlines()
     assert len(lines) == 4 and all(json.loads(x)["task_id"] for x in lines)
+
+
+@pytest.mark.slow
+def test_ray_local_instance_same_episodes_logged_once(tmp_path):
+    # the Ray path end to end (a local instance, about 15 s to start): identical episodes to the in-process
+    # run, a resume that keeps finished episodes, and every action logged once under the run's id
+    ray = pytest.importorskip("ray")
+    from parsimon.run import read_run
+
+    tasks = generate_tasks(12, seed=3)
+    local = evaluate("pandora", "oracle", tasks, audit=False, ledger=False)
+    out = tmp_path / "r"
+    try:
+        evaluate("pandora", "oracle", tasks[:12], out_dir=out, ray="local", ray_chunks=3, n=12)
+        lines = (out / "trajectories.jsonl").read_text().splitlines()
+        (out / "trajectories.jsonl").write_text("\n".join(lines[:5]) + "\n")  # as if stopped after 5
+        m = evaluate("pandora", "oracle", tasks[:12], out_dir=out, ray="local", ray_chunks=3, n=12, resume=True)
+    finally:
+        ray.shutdown()
+    assert [e.actions for e in m.episodes] == [e.actions for e in local.episodes]
+    run_id = read_run(out)["run_id"]
+    recs = get_audit_log().records(run=run_id)
+    kept = {json.loads(x)["index"] for x in lines[:5]}
+    # the first attempt logged all 12 episodes; the resume only the 7 it ran again
+    expected = sum(len(e.actions) for e in m.episodes) + sum(len(e.actions) for e in m.episodes
+                                                             if e.index not in kept)
+    assert len(recs) == expected
