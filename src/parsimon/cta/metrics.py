@@ -16,7 +16,7 @@ import numpy as np
 from parsimon.cta.base import Episode
 from parsimon.run import Result, config_to_dict, flatten_metrics
 
-__all__ = ["Metrics", "aggregate", "summarise"]
+__all__ = ["Metrics", "aggregate", "json_ready", "summarise"]
 
 
 @dataclass
@@ -52,7 +52,7 @@ class Metrics(Result):
 
     def to_dict(self) -> dict[str, Any]:
         """Every field but the episodes, JSON-ready (group keys as strings, NaN as None)."""
-        return _finite(config_to_dict({f.name: getattr(self, f.name) for f in fields(self) if f.name != "episodes"}))
+        return json_ready(config_to_dict({f.name: getattr(self, f.name) for f in fields(self) if f.name != "episodes"}))
 
     def flat(self) -> dict[str, Any]:
         """:meth:`to_dict` flattened with ``/`` (``per_rho/0.5/mean_reward``), as the run's ``metrics.json``."""
@@ -66,13 +66,16 @@ class Metrics(Result):
                 f"match_rate={mr}" + (f" {stats}" if stats else ""))
 
 
-def _finite(x: Any) -> Any:
+def json_ready(x: Any) -> Any:
+    """``x`` with NaN/inf as None, NumPy scalars as Python numbers, dict keys as strings, tuples as lists."""
     if isinstance(x, float) and not math.isfinite(x):
         return None
     if isinstance(x, dict):
-        return {str(k): _finite(v) for k, v in x.items()}
+        return {str(k): json_ready(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
-        return [_finite(v) for v in x]
+        return [json_ready(v) for v in x]
+    if isinstance(x, np.generic):
+        return json_ready(x.item())
     return x
 
 

@@ -91,9 +91,7 @@ def _pandora(ctx: ReproContext, section: Section, client: Any = None, why: str =
         m = _eval(ctx, "pandora", pol, tasks, prior, policy_kwargs={"client": PandoraReasonerClient()})
         res[f"reasoner:{pol}"] = m
         rows.append(_pandora_row(label, m, "–"))
-    llm_rows, llm_note = _llm_rows(ctx, "pandora", tasks[:10], client, why, (
-        ("SmolLM2-135M PROMPTED-NONTHINK (no prior)", "llm-prompted", None),
-        ("SmolLM2-135M CTA-PROMPTED-NONTHINK (prior)", "llm-cta", "true")), 8, _pandora_row)
+    llm_rows, llm_note = _llm_rows(ctx, "pandora", tasks, client, why, _pandora_row)
     rows.extend(llm_rows)
     section.tables.append(Table(
         "Pandora (paper Table 2): optimal-policy match % and mean reward",
@@ -145,9 +143,21 @@ def _start_llm(ctx: ReproContext) -> tuple[Any, str, Any]:
     return ChatClient(srv.base_url, max_retries=1, component="cta.llm"), "", srv
 
 
-def _llm_rows(ctx: ReproContext, env: str, tasks: list, client: Any, why: str, runs: tuple, max_tokens: int,
+# The local model's smoke-test rows per environment: (label of PROMPTED, label of CTA-PROMPTED, prior source
+# of llm-cta, tasks run, completion tokens per turn).
+LLM_RUNS = {"pandora": ("SmolLM2-135M PROMPTED-NONTHINK (no prior)", "SmolLM2-135M CTA-PROMPTED-NONTHINK (prior)",
+                        "true", 10, 8),
+            "qa": ("SmolLM2-135M PROMPTED-NONTHINK", "SmolLM2-135M CTA-PROMPTED-NONTHINK (k_da, p_ret)", "estimated",
+                   8, 16)}
+
+
+def _llm_rows(ctx: ReproContext, env: str, tasks: list, client: Any, why: str,
               row: Any) -> tuple[list[list[Any]], str]:
-    """The local model's rows (``row(label, metrics, "parse failures x%")``) and the table note about them."""
+    """The local model's rows (``row(label, metrics, "parse failures x%")``, see :data:`LLM_RUNS`) and the
+    table note about them."""
+    prompted, cta, cta_prior, n_tasks, max_tokens = LLM_RUNS[env]
+    runs = ((prompted, "llm-prompted", None), (cta, "llm-cta", cta_prior))
+    tasks = tasks[:n_tasks]
     if client is None:
         return [], f"Local LLM rows skipped: {why}."
     rows = []
@@ -184,9 +194,7 @@ def _qa(ctx: ReproContext, section: Section, client: Any = None, why: str = "") 
         ctx.log_metrics({f"qa/{pol}/{prior}": _headline(m)})
         p = PAPER_T3.get(key) if key else None
         rows.append(_qa_row(label, m, f"{key}: {p[0]:.1f} / {p[1]:.3f} / {p[2]:.3f}" if p else "–"))
-    llm_rows, llm_note = _llm_rows(ctx, "qa", tasks[:8], client, why, (
-        ("SmolLM2-135M PROMPTED-NONTHINK", "llm-prompted", None),
-        ("SmolLM2-135M CTA-PROMPTED-NONTHINK (k_da, p_ret)", "llm-cta", "estimated")), 16, _qa_row)
+    llm_rows, llm_note = _llm_rows(ctx, "qa", tasks, client, why, _qa_row)
     rows.extend(llm_rows)
     section.tables.append(Table(
         "QA with optional retrieval (paper Table 3): retrieve %, accuracy, reward, oracle-decision match %",

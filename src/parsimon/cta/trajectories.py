@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from parsimon.cta.base import Episode, StepRecord
+from parsimon.cta.metrics import json_ready
 from parsimon.errors import ConfigError
 
 __all__ = ["TRAJECTORIES_FILE", "append_trajectories", "episode_row", "read_trajectories"]
@@ -18,21 +16,9 @@ __all__ = ["TRAJECTORIES_FILE", "append_trajectories", "episode_row", "read_traj
 TRAJECTORIES_FILE = "trajectories.jsonl"
 
 
-def _clean(x: Any) -> Any:
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    if isinstance(x, dict):
-        return {str(k): _clean(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_clean(v) for v in x]
-    if isinstance(x, np.generic):
-        return x.item()
-    return x
-
-
 def episode_row(e: Episode) -> dict[str, Any]:
     """One episode as the JSON object of its ``trajectories.jsonl`` line."""
-    return _clean({"index": e.index, "task_id": e.task_id, "actions": e.actions, "reward": e.reward,
+    return json_ready({"index": e.index, "task_id": e.task_id, "actions": e.actions, "reward": e.reward,
                    "optimal": e.optimal, "matched": e.summary.get("matched"), "group": e.group,
                    "summary": e.summary, "stats": e.stats, "steps": [asdict(s) for s in e.steps]})
 
