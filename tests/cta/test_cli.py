@@ -133,3 +133,19 @@ def test_eval_prints_periodic_progress_without_a_terminal(tmp_path, monkeypatch)
     counts = [int(ln.split(": ")[1].split("/")[0]) for ln in lines]
     assert counts[0] == 0 and counts[-1] == 1200 and lines[-1].endswith("done")
     assert any(0 < c < 1200 for c in counts), lines  # at least one line while the work was going on
+
+
+def test_every_cta_command_rejects_a_bad_argument_without_a_traceback(tmp_path):
+    cases = [
+        ["eval", "--env", "pandora", "--policy", "oracle", "--n", "0"],
+        ["eval", "--env", "pandora", "--policy", "oracle", "--config", str(tmp_path / "missing.toml")],
+        ["eval", "--env", "qa", "--policy", "oracle", "--prior", "x", "--out", str(tmp_path / "q")],
+        ["generate", "--env", "mars", "--out", str(tmp_path / "t.jsonl")],
+        ["generate", "--env", "filereading", "--out", str(tmp_path / "t.jsonl")],
+        ["plan", "--priors", "A=-0.5,B=0.6", "--gamma", "0.5"],
+        ["plan", "--gamma", "0.5"],
+    ]
+    for args in cases:
+        r = runner.invoke(app, ["cta", *args])
+        assert r.exit_code == 2, (args, r.output, r.exception)
+        assert "Traceback" not in r.output and isinstance(r.exception, SystemExit), (args, r.output)
