@@ -314,17 +314,20 @@ def _filereading_generic(ctx: ReproContext, section: Section) -> None:
         import matplotlib.pyplot as plt
 
         fig, ax = plt.subplots(figsize=(4.8, 3.6))
-        for name, cost, rew in pareto:
-            ax.scatter(cost, rew)
-            ax.annotate(name, (cost, rew), fontsize=7)
-        ax.set_xlabel("mean exploration actions (U + C)")
-        ax.set_ylabel("mean reward")
-        ax.set_title("FILEREADING: reward vs cost")
-        fig.tight_layout()
-        path = ctx.path("cta_filereading_pareto.png")
-        fig.savefig(path, dpi=100)
-        plt.close(fig)
-        section.figures.append(Figure(path, "FILEREADING: mean reward against exploration cost per policy."))
+        _scatter(ax, pareto, "mean exploration actions (U + C)",
+                 "FILEREADING: reward vs cost")
+        section.figures.append(ctx.save_figure(fig, "cta_filereading_pareto.png",
+                                               "FILEREADING: mean reward against exploration cost per policy."))
+
+
+def _scatter(ax: Any, points: list[tuple[str, float, float]], xlabel: str, title: str) -> None:
+    """Labelled points (name, cost, reward) on ``ax``."""
+    for name, cost, rew in points:
+        ax.scatter(cost, rew)
+        ax.annotate(name, (cost, rew), fontsize=7)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("mean reward")
+    ax.set_title(title)
 
 
 def _figure(ctx: ReproContext, pandora: dict, qa: dict) -> Figure:
@@ -335,17 +338,11 @@ def _figure(ctx: ReproContext, pandora: dict, qa: dict) -> Figure:
 
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
     for ax, res, cost_key, title in ((axes[0], pandora, "verifies", "Pandora"), (axes[1], qa, "retrieved", "QA")):
-        for name, m in res.items():
-            ax.scatter(m.summary[cost_key], m.mean_reward)
-            ax.annotate(name.replace(":None", ""), (m.summary[cost_key], m.mean_reward), fontsize=7)
-        ax.set_xlabel("mean verifications" if cost_key == "verifies" else "retrieval rate")
-        ax.set_ylabel("mean reward")
-        ax.set_title(f"{title}: reward vs exploration cost")
-    fig.tight_layout()
-    path = ctx.path("cta_reward_vs_cost.png")
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return Figure(path, "Reward against exploration cost per policy (Pandora: verifications; QA: retrieval rate).")
+        _scatter(ax, [(name.replace(":None", ""), m.summary[cost_key], m.mean_reward) for name, m in res.items()],
+                 "mean verifications" if cost_key == "verifies" else "retrieval rate",
+                 f"{title}: reward vs exploration cost")
+    return ctx.save_figure(fig, "cta_reward_vs_cost.png", "Reward against exploration cost per policy (Pandora: "
+                           "verifications; QA: retrieval rate).")
 
 
 def reproduce(ctx: ReproContext) -> Section:

@@ -124,3 +124,13 @@ class ReproContext:
         """A path for an output file inside ``out_dir``."""
         self.out_dir.mkdir(parents=True, exist_ok=True)
         return self.out_dir / name
+
+    def save_figure(self, fig: Any, name: str, caption: str, *, dpi: int = 100) -> Figure:
+        """Lay out, save as ``out_dir/name`` and close a matplotlib figure; return it as a report :class:`Figure`."""
+        import matplotlib.pyplot as plt
+
+        path = self.path(name)
+        fig.tight_layout()
+        fig.savefig(path, dpi=dpi)
+        plt.close(fig)
+        return Figure(path, caption)
