@@ -118,6 +118,32 @@ def test_triton_gpu_half(dtype, d, causal, hkv):
 
 
 @pytest.mark.gpu
+def test_triton_offsets_past_2_31_elements():
+    """Batch 7 at the Wan 720p shape (B7 H40 N75600 d128): each tensor has 2.7e9 elements, so int32 products
+    of batch index and batch stride wrap around. The last batch element, computed in the big batch, must
+    equal the same element computed alone (small offsets), forward and backward."""
+    b, h, n, d = 7, 40, 75600, 128
+    assert b * h * n * d > 2**31
+    g = torch.Generator(device="cuda").manual_seed(0)
+    q, k, v = (torch.randn(b, h, n, d, device="cuda", dtype=torch.bfloat16, generator=g).requires_grad_()
+               for _ in range(3))
+    lay = random_layout(b, h, n, density=0.01, seed=0, device="cuda")
+    out, lse = sparse_attention(q, k, v, lay, return_lse=True, backend="triton")
+    do = torch.randn(out.shape, device="cuda", dtype=out.dtype, generator=g)
+    grads = torch.autograd.grad(out, (q, k, v), do)
+    last = slice(b - 1, b)
+    lay1 = BlockSparseLayout.from_block_mask(lay.block_mask()[last], block_q=lay.block_q, block_k=lay.block_k,
+                                             seq_q=n, seq_k=n)
+    q1, k1, v1 = (t.detach()[last].clone().requires_grad_() for t in (q, k, v))
+    out1, lse1 = sparse_attention(q1, k1, v1, lay1, return_lse=True, backend="triton")
+    grads1 = torch.autograd.grad(out1, (q1, k1, v1), do[last])
+    assert rel_err(out[last].float(), out1.float()) < 1e-3
+    assert rel_err(lse[last], lse1) < 1e-5
+    for name, a, r in zip("qkv", grads, grads1, strict=True):
+        assert rel_err(a[last].float(), r.float()) < 1e-3, name
+
+
+@pytest.mark.gpu
 def test_auto_uses_triton_on_cuda_half():
     from parsimon.attention.api import resolve_backend
 

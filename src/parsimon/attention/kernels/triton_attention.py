@@ -19,12 +19,15 @@ import torch
 import triton
 import triton.language as tl
 
+from parsimon.errors import ConfigError
+
 from ..mask import BlockSparseLayout
+from ..registry import TRITON_HEAD_DIMS
 
 __all__ = ["triton_block_sparse_attention", "INTERPRET", "HEAD_DIMS"]
 
 INTERPRET = os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
-HEAD_DIMS = (16, 32, 64, 128)
+HEAD_DIMS = TRITON_HEAD_DIMS
 _LOG2E = 1.4426950408889634
 _LN2 = 0.6931471805599453
 
@@ -33,15 +36,18 @@ _LN2 = 0.6931471805599453
 def _row_program(ROW_ORDER, H, GROUP, NQB, BLOCK_Q: tl.constexpr, BLOCK_M: tl.constexpr):
     """Decode this program of a 1-D grid over (row, sub-tile). ROW_ORDER lists the rows (batch·head·query
     block) longest list first, so the heavy rows of the union start early and the tail of the launch is short
-    rows. Returns (row, batch·head, batch, head, kv head, first query token of the sub-tile)."""
+    rows. Returns (row, batch·head, batch, head, kv head, first query token of the sub-tile).
+
+    Batch, head and kv head are int64: multiplied by the batch and head strides they address tensors of
+    more than 2^31 elements (batch 7 at the Wan 720p shape), where int32 products wrap around."""
     SUB: tl.constexpr = BLOCK_Q // BLOCK_M
     pid = tl.program_id(0)
     sub = pid % SUB
     row = tl.load(ROW_ORDER + pid // SUB)
     pid_bh = row // NQB
     qblk = row % NQB
-    b = pid_bh // H
-    h = pid_bh % H
+    b = (pid_bh // H).to(tl.int64)
+    h = (pid_bh % H).to(tl.int64)
     return row, pid_bh, b, h, h // GROUP, qblk * BLOCK_Q + sub * BLOCK_M
 
 
@@ -183,8 +189,8 @@ def _dkdv_kernel(
     col0 = tl.load(COL_ORDER + tl.program_id(0))
     kblk = col0 % NKB
     pid = col0 // NKB
-    b = pid // HKV
-    kvh = pid % HKV
+    b = (pid // HKV).to(tl.int64)  # int64 offsets: see _row_program
+    kvh = (pid % HKV).to(tl.int64)
     offs_n = kblk * BLOCK_N + tl.arange(0, BLOCK_N)
     offs_d = tl.arange(0, BLOCK_D)
     offs_m0 = tl.arange(0, BLOCK_M)
@@ -268,7 +274,7 @@ def _launch_kw(block_q):
         return {}
     bm = INTERPRET_BLOCK_M or block_q
     if block_q % bm:
-        raise ValueError(f"INTERPRET_BLOCK_M={bm} must divide block_q={block_q}")
+        raise ConfigError(f"INTERPRET_BLOCK_M={bm} must divide block_q={block_q}")
     return {"BLOCK_M": bm}
 
 
@@ -284,18 +290,18 @@ def _row_order(layout: BlockSparseLayout) -> torch.Tensor:
 # ---------------------------------------------------------------------------------------------- autograd
 def _check(q, k, v, layout):
     if not (q.is_cuda or INTERPRET):
-        raise ValueError("backend: 'triton' needs CUDA tensors (or TRITON_INTERPRET=1 set before "
+        raise ConfigError("backend: 'triton' needs CUDA tensors (or TRITON_INTERPRET=1 set before "
                          "parsimon.attention.kernels is imported); use backend='torch' on CPU")
     d = q.shape[-1]
     if d not in HEAD_DIMS:
-        raise ValueError(f"q: head dim {d} is not supported by backend 'triton'; accepted: {HEAD_DIMS}")
+        raise ConfigError(f"q: head dim {d} is not supported by backend 'triton'; accepted: {HEAD_DIMS}")
     if v.shape[-1] != d:
-        raise ValueError(f"v: backend 'triton' needs the value head dim to equal q's ({d}), got {v.shape[-1]}")
+        raise ConfigError(f"v: backend 'triton' needs the value head dim to equal q's ({d}), got {v.shape[-1]}")
     if q.dtype not in (torch.float16, torch.bfloat16, torch.float32):
-        raise ValueError(f"q: backend 'triton' accepts float16, bfloat16 or float32, got {q.dtype}")
+        raise ConfigError(f"q: backend 'triton' accepts float16, bfloat16 or float32, got {q.dtype}")
     for name, bsz in (("block_q", layout.block_q), ("block_k", layout.block_k)):
         if bsz < 16 or bsz & (bsz - 1):
-            raise ValueError(f"layout.{name}: backend 'triton' needs a power of two ≥ 16, got {bsz}")
+            raise ConfigError(f"layout.{name}: backend 'triton' needs a power of two ≥ 16, got {bsz}")
 
 
 class _TritonSparseAttn(torch.autograd.Function):

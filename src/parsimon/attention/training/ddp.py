@@ -16,6 +16,8 @@ from pathlib import Path
 
 import torch
 
+from ..registry import BACKENDS, MODES, OBJECTIVES
+
 __all__ = ["main"]
 
 
@@ -23,24 +25,24 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="parsimon.attention.training.ddp", description=__doc__.split("\n\n")[0])
     p.add_argument("--out", required=True, help="student checkpoint path")
     p.add_argument("--teacher", default=None, help="dense teacher checkpoint (trained if absent)")
-    p.add_argument("--objective", default="distill", choices=["distill", "diffusion"])
-    p.add_argument("--steps", type=int, default=100)
-    p.add_argument("--teacher-steps", type=int, default=300)
-    p.add_argument("--lr", type=float, default=5e-4)
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--clips", type=int, default=256)
-    p.add_argument("--topk", type=float, default=0.03)
-    p.add_argument("--topp", type=float, default=0.2)
-    p.add_argument("--mode", default="hybrid", choices=["hybrid", "topk", "topp"])
-    p.add_argument("--block-q", type=int, default=16)
-    p.add_argument("--block-k", type=int, default=8)
-    p.add_argument("--dim", type=int, default=48)
-    p.add_argument("--depth", type=int, default=2)
-    p.add_argument("--heads", type=int, default=4)
-    p.add_argument("--backend", default="auto")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--ckpt-every", type=int, default=0)
-    p.add_argument("--resume", action="store_true")
+    p.add_argument("--objective", default="distill", choices=OBJECTIVES.names(), help="student loss")
+    p.add_argument("--steps", type=int, default=100, help="student steps in total")
+    p.add_argument("--teacher-steps", type=int, default=300, help="teacher steps when no --teacher is given")
+    p.add_argument("--lr", type=float, default=5e-4, help="student learning rate")
+    p.add_argument("--batch-size", type=int, default=8, help="global batch (split across ranks)")
+    p.add_argument("--clips", type=int, default=256, help="generated training clips")
+    p.add_argument("--topk", type=float, default=0.03, help="Top-k floor as a fraction of key blocks")
+    p.add_argument("--topp", type=float, default=0.2, help="Top-p mass threshold")
+    p.add_argument("--mode", default="hybrid", choices=MODES.names(), help="mask rule")
+    p.add_argument("--block-q", type=int, default=16, help="query block size in tokens")
+    p.add_argument("--block-k", type=int, default=8, help="key block size in tokens")
+    p.add_argument("--dim", type=int, default=48, help="model width")
+    p.add_argument("--depth", type=int, default=2, help="transformer blocks")
+    p.add_argument("--heads", type=int, default=4, help="attention heads")
+    p.add_argument("--backend", default="auto", choices=BACKENDS.names(), help="sparse attention backend")
+    p.add_argument("--seed", type=int, default=0, help="random seed")
+    p.add_argument("--ckpt-every", type=int, default=0, help="checkpoint every k steps (0: at the end)")
+    p.add_argument("--resume", action="store_true", help="continue from --out")
     return p
 
 
