@@ -69,8 +69,8 @@ def test_database_sampling_islands_and_capacity():
 
 
 def test_config_errors(tmp_path):
-    with pytest.raises(ConfigError, match="unknown seed"):
-        evolve(_cfg(seed="nope"), out_dir=tmp_path)
+    with pytest.raises(ConfigError, match="`program` must be one of"):
+        evolve(_cfg(program="nope"), out_dir=tmp_path)
     with pytest.raises(ConfigError, match="generations"):
         EvolveConfig(generations=-1)
 

@@ -38,7 +38,7 @@ def test_eval_schedule():
 
 
 def test_bad_arguments():
-    with pytest.raises(ValueError, match="unknown algorithm 'cfrx'.*cfr\\+"):
+    with pytest.raises(ValueError, match=r"`algo` must be one of \[.*'cfr\+'.*\], got 'cfrx'"):
         G.solve("kuhn_poker", "cfrx", 10)
     with pytest.raises(ValueError, match="iterations"):
         G.solve("kuhn_poker", "cfr", 0)

@@ -15,18 +15,24 @@ from typing import Any
 import numpy as np
 
 from parsimon.errors import ConfigError
+from parsimon.registry import Registry
 
 from .engine import TERMINAL, CompiledGame
 
-__all__ = ["Backend", "Tree", "get_backend"]
+__all__ = ["BACKENDS", "Backend", "Tree", "as_tree", "get_backend"]
+
+#: The array libraries of the engine (the factory builds a :class:`Backend`: ``BACKENDS.get(name)(device)``).
+BACKENDS: Registry = Registry("backend")
+BACKENDS.register("numpy", lambda device=None: Backend("numpy", device), describe="numpy arrays on the CPU")
+BACKENDS.register("torch", lambda device=None: Backend("torch", device),
+                  describe="torch tensors (CUDA when available, or --device)")
 
 
 class Backend:
     """numpy (``name='numpy'``) or torch (``name='torch'``, any device) in float64."""
 
     def __init__(self, name: str = "numpy", device: str | None = None):
-        if name not in ("numpy", "torch"):
-            raise ConfigError(f"backend must be 'numpy' or 'torch', got {name!r}")
+        BACKENDS.check(name)
         self.name = name
         if name == "torch":
             try:
@@ -172,9 +178,27 @@ class Backend:
 
 
 def get_backend(backend: Any = "numpy", device: str | None = None) -> Backend:
+    """A :class:`Backend` by name (see :data:`BACKENDS`), or ``backend`` itself if it is one."""
     if isinstance(backend, Backend):
         return backend
-    return Backend(backend, device)
+    return BACKENDS.get(backend)(device)
+
+
+def as_tree(game: Any, backend: Any = None, device: str | None = None) -> Tree:
+    """``game`` (an OpenSpiel string or game, a :class:`CompiledGame` or a :class:`Tree`) on a backend.
+
+    A Tree is used as it is unless another backend (or device) is asked for; then its compiled game is put
+    on that backend. ``backend=None`` means numpy, or the Tree's own.
+    """
+    from .engine import compile_game
+
+    if isinstance(game, Tree):
+        if backend is None or (isinstance(backend, Backend) and backend is game.B):
+            return game
+        if isinstance(backend, str) and backend == game.B.name and device in (None, str(game.B.device)):
+            return game
+        return Tree(game.cg, backend, device)
+    return Tree(compile_game(game), backend or "numpy", device)
 
 
 class Tree:
