@@ -126,6 +126,13 @@ def test_evolve_cli_resumes_an_interrupted_run_exactly(tmp_path, monkeypatch):
 
     assert lineage(cut) == lineage(tmp_path / "full")
     assert json.loads((cut / "config.json").read_text())["seed"] == 3
+    # the evaluations' ledger charges carry the run id, next to the run's own wall time
+    from parsimon.governance import get_ledger
+
+    run_id = json.loads((cut / "config.json").read_text())["run_id"]
+    spent = {r["component"]: r for r in get_ledger().totals("component", run=run_id)}
+    assert spent["games.evolve.eval"]["actions"] == 1 + 4  # the starting program, then 2 + 2 children
+    assert spent["games evolve"]["wall_s"] > 0
     bad = CliRunner().invoke(app, [*args[:-1], "--generations", "3", "--out", str(cut), "--resume"])
     assert bad.exit_code == 2 and "generations: 2 -> 3" in bad.output
     text = CliRunner().invoke(app, [*args[:-1], "--generations", "1", "--out", str(tmp_path / "t")])

@@ -7,11 +7,13 @@ command prints text, or JSON with ``--json``.
 
 from __future__ import annotations
 
+import functools
+import inspect
 from pathlib import Path
 
 import typer
 
-from parsimon.attention.configs import DistillConfig, ExperimentConfig
+from parsimon.attention.configs import DISTILL_HELP, DistillConfig, ExperimentConfig
 from parsimon.attention.registry import (
     BACKENDS,
     DEVICES,
@@ -58,14 +60,6 @@ _D = DistillConfig()
 _E = ExperimentConfig()
 
 
-def _seq_len():
-    return typer.Option(SEQ_LEN, "--seq-len", min=1, help="Sequence length N in tokens (queries and keys).")
-
-
-def _old_n():
-    return typer.Option(None, "--n", hidden=True, help="Renamed --seq-len.")
-
-
 def _renamed_n(value: int | None) -> None:
     if value is not None:
         raise ConfigError("`--n` was renamed `--seq-len` (attention's sequence length); e.g. --seq-len "
@@ -77,26 +71,53 @@ def _frac(name: str, value: float) -> None:
         raise ConfigError(f"`{name}` must be a fraction in [0, 1], got {value}")
 
 
+#: The options mask-stats and bench share, declared once so that their defaults cannot drift apart:
+#: name -> (annotation, default, flag, extra keywords, help).
+SHAPE_OPTIONS = {
+    "seq_len": (int, SEQ_LEN, "--seq-len", {"min": 1}, "Sequence length N in tokens (queries and keys)."),
+    "heads": (int, HEADS, "--heads", {"min": 1}, "Attention heads."),
+    "dim": (int, DIM, "--dim", {"min": 1}, "Head dimension (even for skewed rows)."),
+    "topk": (float, TOPK, "--topk", {}, "Top-k: fraction of key blocks every row keeps at least."),
+    "topp": (float, TOPP, "--topp", {}, "Top-p: pooled attention mass every row keeps at least."),
+    "block_q": (int, PAPER_BLOCK_Q, "--block-q", {"min": 1}, "Query block size in tokens."),
+    "block_k": (int, PAPER_BLOCK_K, "--block-k", {"min": 1}, "Key block size in tokens."),
+    "mode": (ModeName, "hybrid", "--mode", {}, "Mask rule: Top-k ∪ Top-p, or one of them."),
+    "as_json": (bool, False, "--json", {}, "Print the result as JSON instead of text."),
+    "n": (int, None, "--n", {"hidden": True}, "Renamed --seq-len."),
+}
+
+
+def _shape_options(fn):
+    """Give ``fn`` the :data:`SHAPE_OPTIONS` (after its own options); it receives them as one dict ``shape``
+    (checked: fractions in [0, 1], the renamed ``--n`` refused)."""
+    own = [p for p in inspect.signature(fn).parameters.values() if p.name != "shape"]
+    shared = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=ann,
+                                default=typer.Option(default, flag, help=text, **kw))
+              for name, (ann, default, flag, kw, text) in SHAPE_OPTIONS.items()]
+
+    @functools.wraps(fn)
+    def command(**values):
+        shape = {name: values.pop(name) for name in SHAPE_OPTIONS}
+        _renamed_n(shape.pop("n"))
+        _frac("--topk", shape["topk"])
+        _frac("--topp", shape["topp"])
+        return fn(shape=shape, **values)
+
+    command.__signature__ = inspect.Signature(own + shared)
+    del command.__wrapped__  # typer must read the signature above, not fn's
+    return command
+
+
 @app.command("mask-stats")
+@_shape_options
 def mask_stats(
-    seq_len: int = _seq_len(),
-    heads: int = typer.Option(HEADS, "--heads", min=1, help="Attention heads."),
-    dim: int = typer.Option(DIM, "--dim", min=1, help="Head dimension (even for --rows skewed)."),
-    topk: float = typer.Option(TOPK, "--topk", help="Top-k: fraction of key blocks every row keeps at least."),
-    topp: float = typer.Option(TOPP, "--topp", help="Top-p: pooled attention mass every row keeps at least."),
-    block_q: int = typer.Option(PAPER_BLOCK_Q, "--block-q", min=1, help="Query block size in tokens."),
-    block_k: int = typer.Option(PAPER_BLOCK_K, "--block-k", min=1, help="Key block size in tokens."),
-    mode: ModeName = typer.Option("hybrid", "--mode", help="Mask rule: Top-k ∪ Top-p, or one of them."),
+    shape: dict,
     rows: RowsName = typer.Option("skewed", "--rows", help="Generated q/k/v whose pooled rows are of this kind."),
     seed: int = seed_option(),
-    as_json: bool = json_option(),
-    n: int = _old_n(),
 ) -> None:
     """Build the hybrid block mask on generated q/k and report sparsity, kept blocks, retained mass and
     (for N ≤ 8192) the relative L1 error against dense attention."""
-    _renamed_n(n)
-    _frac("--topk", topk)
-    _frac("--topp", topp)
+    n, heads, dim = shape["seq_len"], shape["heads"], shape["dim"]
     if rows == "skewed" and dim % 2:
         raise ConfigError(f"`--dim` must be even for --rows skewed (sine/cosine pairs), got {dim}")
     import torch
@@ -104,43 +125,36 @@ def mask_stats(
     from parsimon.attention import hybrid_block_mask, sparse_attention
     from parsimon.attention.training.operator_study import make_rows, relative_l1
 
-    q, k, v = make_rows(rows, h=heads, n=seq_len, d=dim, block_k=block_k, seed=seed)
-    lay = hybrid_block_mask(q, k, topk=topk, topp=topp, block_q=block_q, block_k=block_k, mode=mode)
+    q, k, v = make_rows(rows, h=heads, n=n, d=dim, block_k=shape["block_k"], seed=seed)
+    lay = hybrid_block_mask(q, k, **_mask_kw(shape))
     counts = lay.kv_counts.float()
-    out = {"seq_len": seq_len, "heads": heads, "dim": dim, "mode": mode, "rows": rows, "topk": topk, "topp": topp,
-           "blocks": [lay.num_q_blocks, lay.num_k_blocks], "sparsity": lay.sparsity,
+    out = {"seq_len": n, "heads": heads, "dim": dim, "mode": shape["mode"], "rows": rows, "topk": shape["topk"],
+           "topp": shape["topp"], "blocks": [lay.num_q_blocks, lay.num_k_blocks], "sparsity": lay.sparsity,
            "kept_per_row": {"mean": float(counts.mean()), "min": int(counts.min()), "max": int(counts.max())},
            "retained_mass": {"mean": float(lay.retained_mass.mean()), "min": float(lay.retained_mass.min())}}
-    if seq_len <= 8192:
+    if n <= 8192:
         with torch.no_grad():
             dense = torch.nn.functional.scaled_dot_product_attention(q, k, v)
             out["rel_l1_vs_dense"] = relative_l1(sparse_attention(q, k, v, lay), dense)
-    emit(out, as_json)
+    emit(out, shape["as_json"])
+
+
+def _mask_kw(shape: dict) -> dict:
+    return {k: shape[k] for k in ("topk", "topp", "block_q", "block_k", "mode")}
 
 
 @app.command("bench")
+@_shape_options
 def bench(
-    seq_len: int = _seq_len(),
-    heads: int = typer.Option(HEADS, "--heads", min=1, help="Attention heads."),
-    dim: int = typer.Option(DIM, "--dim", min=1, help="Head dimension (even: the inputs are skewed rows)."),
-    topk: float = typer.Option(TOPK, "--topk", help="Top-k: fraction of key blocks every row keeps at least."),
-    topp: float = typer.Option(TOPP, "--topp", help="Top-p: pooled attention mass every row keeps at least."),
-    block_q: int = typer.Option(PAPER_BLOCK_Q, "--block-q", min=1, help="Query block size in tokens."),
-    block_k: int = typer.Option(PAPER_BLOCK_K, "--block-k", min=1, help="Key block size in tokens."),
-    mode: ModeName = typer.Option("hybrid", "--mode", help="Mask rule: Top-k ∪ Top-p, or one of them."),
+    shape: dict,
     repeats: int = typer.Option(3, "--repeats", min=1, help="Timed runs per function (the median is shown)."),
     backend: BackendName = typer.Option("auto", "--backend", help="Sparse attention backend."),
     device: DeviceName = typer.Option("auto", "--device", help="Where to run."),
-    as_json: bool = json_option(),
-    n: int = _old_n(),
 ) -> None:
-    """Quick timing: dense SDPA vs sparse attention (mask construction included), median of --repeats.
-
-    The full benchmark (peers, fwd+bwd, correctness check, JSON and plot) is benchmarks/attention_bench.py.
-    """
-    _renamed_n(n)
-    _frac("--topk", topk)
-    _frac("--topp", topp)
+    """Quick timing: dense SDPA vs sparse attention (mask construction included), median of --repeats, on
+    skewed rows. The full benchmark (peers, fwd+bwd, correctness check, JSON and plot) is
+    benchmarks/attention_bench.py."""
+    n, heads, dim = shape["seq_len"], shape["heads"], shape["dim"]
     if dim % 2:
         raise ConfigError(f"`--dim` must be even (the inputs are skewed rows: sine/cosine pairs), got {dim}")
     import statistics
@@ -155,8 +169,8 @@ def bench(
     if dev == "cuda" and not torch.cuda.is_available():
         raise ConfigError("`--device` cuda: no CUDA device available")
     dtype = torch.bfloat16 if dev == "cuda" else torch.float32
-    q, k, v = (t.to(dev, dtype) for t in make_rows("skewed", h=heads, n=seq_len, d=dim, block_k=block_k))
-    kw = dict(topk=topk, topp=topp, block_q=block_q, block_k=block_k, mode=mode)
+    q, k, v = (t.to(dev, dtype) for t in make_rows("skewed", h=heads, n=n, d=dim, block_k=shape["block_k"]))
+    kw = _mask_kw(shape)
 
     def timed(fn):
         fn()
@@ -175,9 +189,15 @@ def bench(
         lay = hybrid_block_mask(q, k, **kw)
         t_dense = timed(lambda: torch.nn.functional.scaled_dot_product_attention(q, k, v))
         t_sparse = timed(lambda: sparse_attention(q, k, v, hybrid_block_mask(q, k, **kw), backend=backend))
-    emit({"device": dev, "dtype": str(dtype), "shape": [1, heads, seq_len, dim], "backend": backend,
+    emit({"device": dev, "dtype": str(dtype), "shape": [1, heads, n, dim], "backend": backend,
           "sparsity": lay.sparsity, "dense_ms": t_dense * 1e3, "sparse_incl_mask_ms": t_sparse * 1e3,
-          "speedup": t_dense / t_sparse}, as_json)
+          "speedup": t_dense / t_sparse}, shape["as_json"])
+
+
+def _dh(name: str) -> str:
+    """The distill option's help: the config field's text and its default."""
+    default = getattr(_D, name)
+    return DISTILL_HELP[name] + (f" Default {default}." if default is not None else "")
 
 
 @app.command("distill")
@@ -186,33 +206,25 @@ def distill_cmd(
     resume: bool = resume_option(),
     config: Path = config_option(),
     seed: int = seed_option(None),
-    teacher: Path = typer.Option(None, "--teacher", help="Dense teacher checkpoint (default: train one into "
-                                 "the run folder as teacher.pt)."),
-    teacher_steps: int = typer.Option(None, "--teacher-steps", min=0,
-                                      help=f"Teacher training steps (default {_D.teacher_steps})."),
-    steps: int = typer.Option(None, "--steps", min=0, help=f"Student steps in total (default {_D.steps})."),
-    lr: float = typer.Option(None, "--lr", help=f"Student learning rate (AdamW; default {_D.lr})."),
-    batch_size: int = typer.Option(None, "--batch-size", min=1, help=f"Clips per step (default {_D.batch_size})."),
-    objective: ObjectiveName = typer.Option(None, "--objective", help="Student loss: velocity distillation "
-                                            f"or plain diffusion (default {_D.objective})."),
-    topk: float = typer.Option(None, "--topk", help="Top-k floor as a fraction of key blocks (default "
-                               f"{_D.topk}: 2 of the tiny model's 64 key blocks; the paper's 3% would round to 1)."),
-    topp: float = typer.Option(None, "--topp", help=f"Top-p mass threshold (default {_D.topp}; ignored with "
-                               "--sparsity)."),
-    sparsity: float = typer.Option(None, "--sparsity", help="Target block sparsity in (0, 1): calibrate p (k for "
-                                   "--mode topk) on the teacher's attention instead of using --topp."),
-    mode: ModeName = typer.Option(None, "--mode", help=f"Mask rule (default {_D.mode})."),
-    block_q: int = typer.Option(None, "--block-q", min=1,
-                                help=f"Query block size in tokens (default {_D.block_q}, for 512 tokens)."),
-    block_k: int = typer.Option(None, "--block-k", min=1,
-                                help=f"Key block size in tokens (default {_D.block_k}, for 512 tokens)."),
-    clips: int = typer.Option(None, "--clips", min=1, help=f"Generated training clips (default {_D.clips})."),
-    dim: int = typer.Option(None, "--dim", min=2, help=f"Model width of the tiny DiT (default {_D.dim})."),
-    depth: int = typer.Option(None, "--depth", min=1, help=f"Transformer blocks (default {_D.depth})."),
-    heads: int = typer.Option(None, "--heads", min=1, help=f"Attention heads (default {_D.heads})."),
-    ckpt_every: int = typer.Option(None, "--ckpt-every", min=0,
-                                   help=f"Checkpoint every k steps, 0: at the end only (default {_D.ckpt_every})."),
-    backend: BackendName = typer.Option(None, "--backend", help=f"Sparse attention backend (default {_D.backend})."),
+    teacher: Path = typer.Option(None, "--teacher", help=_dh("teacher")),
+    teacher_steps: int = typer.Option(None, "--teacher-steps", min=0, help=_dh("teacher_steps")),
+    teacher_lr: float = typer.Option(None, "--teacher-lr", help=_dh("teacher_lr")),
+    steps: int = typer.Option(None, "--steps", min=0, help=_dh("steps")),
+    lr: float = typer.Option(None, "--lr", help=_dh("lr")),
+    batch_size: int = typer.Option(None, "--batch-size", min=1, help=_dh("batch_size")),
+    objective: ObjectiveName = typer.Option(None, "--objective", help=_dh("objective")),
+    topk: float = typer.Option(None, "--topk", help=_dh("topk")),
+    topp: float = typer.Option(None, "--topp", help=_dh("topp")),
+    sparsity: float = typer.Option(None, "--sparsity", help=_dh("sparsity")),
+    mode: ModeName = typer.Option(None, "--mode", help=_dh("mode")),
+    block_q: int = typer.Option(None, "--block-q", min=1, help=_dh("block_q")),
+    block_k: int = typer.Option(None, "--block-k", min=1, help=_dh("block_k")),
+    clips: int = typer.Option(None, "--clips", min=1, help=_dh("clips")),
+    dim: int = typer.Option(None, "--dim", min=2, help=_dh("dim")),
+    depth: int = typer.Option(None, "--depth", min=1, help=_dh("depth")),
+    heads: int = typer.Option(None, "--heads", min=1, help=_dh("heads")),
+    ckpt_every: int = typer.Option(None, "--ckpt-every", min=0, help=_dh("ckpt_every")),
+    backend: BackendName = typer.Option(None, "--backend", help=_dh("backend")),
     as_json: bool = json_option(),
 ) -> None:
     """Train (or load) a dense tiny video DiT, then fine-tune its sparse copy by velocity distillation.

@@ -10,7 +10,7 @@ from parsimon.errors import ConfigError
 
 from .registry import BACKENDS, MODES, OBJECTIVES
 
-__all__ = ["DiTConfig", "DistillConfig", "ExperimentConfig"]
+__all__ = ["DISTILL_HELP", "DiTConfig", "DistillConfig", "ExperimentConfig"]
 
 
 @dataclass(frozen=True)
@@ -146,3 +146,32 @@ class DistillConfig:
                 raise ConfigError(f"`{name}` (--{name.replace('_', '-')}) must be an integer >= {low}, got {v!r}")
         if self.teacher is not None and not Path(self.teacher).is_file():
             raise ConfigError(f"`teacher` (--teacher) {self.teacher}: no such file")
+
+
+#: One help text per :class:`DistillConfig` field, for every command line that sets it (``parsimon attention
+#: distill``, ``torchrun -m parsimon.attention.training.ddp``).
+DISTILL_HELP = {
+    "teacher": "Dense teacher checkpoint (default: train one).",
+    "teacher_steps": "Teacher training steps.",
+    "teacher_lr": "Teacher learning rate (AdamW).",
+    "steps": "Student steps in total (a resumed run counts the steps already done).",
+    "lr": "Student learning rate (AdamW).",
+    "batch_size": "Clips per step (the global batch: ranks split it).",
+    "objective": "Student loss: velocity distillation or plain diffusion (the paper's -VD ablation).",
+    "topk": "Top-k floor as a fraction of key blocks (0.0325 = 2 of the tiny model's 64 key blocks; the paper's "
+            "3% would round to 1).",
+    "topp": "Top-p mass threshold (ignored with --sparsity).",
+    "sparsity": "Target block sparsity in (0, 1): calibrate p (k for --mode topk) on the teacher's attention "
+                "instead of using --topp.",
+    "mode": "Mask rule.",
+    "block_q": "Query block size in tokens (16 suits the tiny model's 512 tokens).",
+    "block_k": "Key block size in tokens.",
+    "clips": "Generated training clips.",
+    "dim": "Model width of the tiny video DiT.",
+    "depth": "Transformer blocks.",
+    "heads": "Attention heads.",
+    "ckpt_every": "Checkpoint every k steps (0: at the end only).",
+    "backend": "Sparse attention backend.",
+    "seed": "Random seed.",
+}
+

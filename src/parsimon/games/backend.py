@@ -99,37 +99,35 @@ class Backend:
         out = self.torch.zeros(n, dtype=vals.dtype, device=self.device)
         return out.index_add_(0, idx, vals)
 
-    def sum(self, x, axis=None, keepdims=False):
+    def _reduce(self, x, numpy_name: str, torch_name: str, axis, keepdims: bool):
         if self.name == "numpy":
-            return x.sum(axis=axis, keepdims=keepdims)
+            return getattr(x, numpy_name)(axis=axis, keepdims=keepdims)
         if axis is None:
-            return x.sum()
-        return x.sum(dim=axis, keepdim=keepdims)
+            return getattr(x, numpy_name)()
+        return getattr(x, torch_name)(dim=axis, keepdim=keepdims)
+
+    def sum(self, x, axis=None, keepdims=False):
+        return self._reduce(x, "sum", "sum", axis, keepdims)
 
     def max(self, x, axis=None, keepdims=False):
+        return self._reduce(x, "max", "amax", axis, keepdims)
+
+    def _extreme(self, x, y, larger: bool):
+        """Element-wise maximum (``larger``) or minimum; on torch a Python number becomes a clamp bound."""
         if self.name == "numpy":
-            return x.max(axis=axis, keepdims=keepdims)
-        if axis is None:
-            return x.max()
-        return x.amax(dim=axis, keepdim=keepdims)
+            return (np.maximum if larger else np.minimum)(x, y)
+        t = self.torch
+        if not isinstance(x, t.Tensor):
+            x, y = y, x
+        if not isinstance(y, t.Tensor):
+            return t.clamp(x, min=y) if larger else t.clamp(x, max=y)
+        return (t.maximum if larger else t.minimum)(x, y)
 
     def maximum(self, x, y):
-        if self.name == "numpy":
-            return np.maximum(x, y)
-        if not isinstance(y, self.torch.Tensor):
-            return self.torch.clamp(x, min=y)
-        if not isinstance(x, self.torch.Tensor):
-            return self.torch.clamp(y, min=x)
-        return self.torch.maximum(x, y)
+        return self._extreme(x, y, True)
 
     def minimum(self, x, y):
-        if self.name == "numpy":
-            return np.minimum(x, y)
-        if not isinstance(y, self.torch.Tensor):
-            return self.torch.clamp(x, max=y)
-        if not isinstance(x, self.torch.Tensor):
-            return self.torch.clamp(y, max=x)
-        return self.torch.minimum(x, y)
+        return self._extreme(x, y, False)
 
     def where(self, c, x, y):
         if self.name == "numpy":

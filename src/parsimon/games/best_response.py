@@ -15,10 +15,22 @@ from typing import Any
 import numpy as np
 
 from parsimon.errors import ConfigError
+from parsimon.run import Result
 
 from .backend import Tree, as_tree
 
-__all__ = ["best_response", "br_values", "nash_conv", "exploitability", "policy_value", "as_tree"]
+__all__ = ["CurveResult", "best_response", "br_values", "nash_conv", "exploitability", "policy_value", "as_tree"]
+
+
+class CurveResult(Result):
+    """A result whose ``exploitability`` is a curve ``[(iteration, value), ...]``; the headline is its last value."""
+
+    FINAL = "final_exploitability"
+
+    @property
+    def final_exploitability(self) -> float:
+        """The exploitability at the last point of the curve (NaN when there is none)."""
+        return self.exploitability[-1][1] if self.exploitability else float("nan")
 
 
 def _policy_array(tree: Tree, policy) -> Any:

@@ -37,6 +37,7 @@ __all__ = [
     "estimate_histories",
     "load_game",
     "MAX_NODES",
+    "positive_int",
     "NotPerfectRecall",
     "UnknownGame",
     "ENGINE_VERSION",
@@ -193,6 +194,13 @@ MAX_NODES = 3_000_000
 SIZE_PROBES = 256
 
 
+def positive_int(name: str, value: Any) -> int:
+    """``value`` if it is an int >= 1 (not a bool), else a ConfigError naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"`{name}` must be a positive integer, got {value!r}")
+    return value
+
+
 def estimate_histories(game: Any, *, probes: int = SIZE_PROBES, seed: int = 0) -> float:
     """Knuth's estimate of the number of histories of ``game`` (a sequential ``pyspiel.Game``): the mean over
     ``probes`` random root-to-terminal paths of ``1 + b_1 + b_1 b_2 + ...`` (``b_i`` the branching factors
@@ -239,8 +247,7 @@ def compile_game(game: Any, *, cache: bool = True, progress: bool = False,
     compiled = _as_compiled(game)
     if compiled is not None:
         return compiled
-    if isinstance(max_nodes, bool) or not isinstance(max_nodes, int) or max_nodes < 1:
-        raise ConfigError(f"`max_nodes` must be a positive integer, got {max_nodes!r}")
+    positive_int("max_nodes", max_nodes)
     g = load_game(game)
     gs = str(g)
     path = _cache_path(gs)

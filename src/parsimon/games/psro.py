@@ -29,12 +29,11 @@ import numpy as np
 
 from parsimon.errors import ConfigError
 from parsimon.progress import TaskBar
-from parsimon.run import Result
 
 from .backend import as_tree
-from .best_response import best_response
+from .best_response import CurveResult, best_response
 from .best_response import exploitability as _exploitability
-from .engine import CHANCE, MAX_NODES, TERMINAL, CompiledGame
+from .engine import CHANCE, MAX_NODES, TERMINAL, CompiledGame, positive_int
 from .meta_solvers import SOLVERS, MetaSolver, get_solver
 
 __all__ = ["PSROConfig", "PSROResult", "psro", "sequence_reach", "aggregate", "MetaGame"]
@@ -54,8 +53,8 @@ class PSROConfig:
     def __post_init__(self) -> None:
         SOLVERS.check(self.train_solver)
         SOLVERS.check(self.eval_solver)
-        if isinstance(self.iterations, bool) or not isinstance(self.iterations, int) or self.iterations < 1:
-            raise ConfigError(f"`iterations` must be a positive integer, got {self.iterations!r}")
+        positive_int("iterations", self.iterations)
+        positive_int("max_nodes", self.max_nodes)
         if not self.solver_scale > 0:
             raise ConfigError(f"`solver_scale` must be > 0, got {self.solver_scale!r}")
 
@@ -212,10 +211,8 @@ def _contract(factors: list[np.ndarray], W: np.ndarray) -> np.ndarray:
 
 
 @dataclass
-class PSROResult(Result):
+class PSROResult(CurveResult):
     """A PSRO run: the exploitability curve of the eval meta-strategy profile, populations, meta-game."""
-
-    FINAL = "final_exploitability"
 
     game: str
     train_solver: str
@@ -226,11 +223,6 @@ class PSROResult(Result):
     meta_game: list[np.ndarray] = field(repr=False)
     seconds: float = 0.0
     seconds_breakdown: dict = field(default_factory=dict)
-
-    @property
-    def final_exploitability(self) -> float:
-        """Exploitability after the last iteration."""
-        return self.exploitability[-1][1] if self.exploitability else float("nan")
 
     def to_dict(self) -> dict:
         """Curve, final meta-strategy, population sizes and timings (the arrays are left out)."""
@@ -273,8 +265,7 @@ def psro(game: Any, train_solver: str | MetaSolver = "shor", eval_solver: str | 
     :class:`PSROResult` whose ``exploitability`` is a list of ``(iteration, value)`` for iterations
     ``1..iterations``.
     """
-    if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1:
-        raise ConfigError(f"`iterations` must be a positive integer, got {iterations!r}")
+    positive_int("iterations", iterations)
     tree = as_tree(game, "numpy")
     cg = tree.cg
     idx = _Index(cg)

@@ -9,12 +9,12 @@ from typing import Any
 
 from parsimon.errors import ConfigError
 from parsimon.progress import TaskBar
-from parsimon.run import Result
 
 from .backend import BACKENDS, Tree, as_tree
+from .best_response import CurveResult
 from .best_response import exploitability as _exploitability
 from .cfr import CFRDriver
-from .engine import MAX_NODES
+from .engine import MAX_NODES, positive_int
 from .policy import TabularPolicy
 from .rules import ALGORITHMS
 
@@ -36,19 +36,15 @@ class SolveConfig:
     def __post_init__(self) -> None:
         ALGORITHMS.check(self.algo)
         BACKENDS.check(self.backend)
-        for name in ("iterations", "max_nodes"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ConfigError(f"`{name}` must be a positive integer, got {v!r}")
-        if self.eval_every is not None and (not isinstance(self.eval_every, int) or self.eval_every < 1):
-            raise ConfigError(f"`eval_every` must be a positive integer or None, got {self.eval_every!r}")
+        positive_int("iterations", self.iterations)
+        positive_int("max_nodes", self.max_nodes)
+        if self.eval_every is not None:
+            positive_int("eval_every", self.eval_every)
 
 
 @dataclass
-class SolveResult(Result):
+class SolveResult(CurveResult):
     """A CFR run: the exploitability curve of the average policy, both policies, timings."""
-
-    FINAL = "final_exploitability"
 
     game: str
     algo: str
@@ -61,11 +57,6 @@ class SolveResult(Result):
     compile_seconds: float = 0.0
     backend: str = "numpy"
     info: dict = field(default_factory=dict)
-
-    @property
-    def final_exploitability(self) -> float:
-        """Exploitability of the average policy at the last evaluation."""
-        return self.exploitability[-1][1] if self.exploitability else float("nan")
 
     def to_dict(self) -> dict:
         """The curve and timings as JSON-ready values (the policies are left out: see ``average_policy``)."""
@@ -108,8 +99,7 @@ def solve(game: Any, algo: Any = "cfr+", iterations: int = 1000, *, eval_every: 
 
     ``seconds_per_iteration`` counts the CFR iterations only (not the evaluations).
     """
-    if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1:
-        raise ConfigError(f"`iterations` must be a positive integer, got {iterations!r}")
+    positive_int("iterations", iterations)
     points = set(eval_schedule(iterations, eval_every))
     tree = as_tree(game, backend, device)
     cg = tree.cg

@@ -33,10 +33,12 @@ _LN2 = 0.6931471805599453
 
 
 @triton.jit
-def _row_program(ROW_ORDER, H, GROUP, NQB, BLOCK_Q: tl.constexpr, BLOCK_M: tl.constexpr):
+def _row_program(ROW_ORDER, K, V, KV_CNT, KV_IDX, s_kb, s_kh, s_vb, s_vh, s_idx, H, GROUP, N_Q, NQB,
+                 BLOCK_Q: tl.constexpr, BLOCK_M: tl.constexpr):
     """Decode this program of a 1-D grid over (row, sub-tile). ROW_ORDER lists the rows (batch·head·query
     block) longest list first, so the heavy rows of the union start early and the tail of the launch is short
-    rows. Returns (row, batch·head, batch, head, kv head, first query token of the sub-tile).
+    rows. Returns (batch·head, batch, head, the sub-tile's query tokens, their validity, its first query
+    token, the kv head's K and V bases, the row's kept-block count and the pointer to its list).
 
     Batch, head and kv head are int64: multiplied by the batch and head strides they address tensors of
     more than 2^31 elements (batch 7 at the Wan 720p shape), where int32 products wrap around."""
@@ -48,7 +50,11 @@ def _row_program(ROW_ORDER, H, GROUP, NQB, BLOCK_Q: tl.constexpr, BLOCK_M: tl.co
     qblk = row % NQB
     b = (pid_bh // H).to(tl.int64)
     h = (pid_bh % H).to(tl.int64)
-    return row, pid_bh, b, h, h // GROUP, qblk * BLOCK_Q + sub * BLOCK_M
+    kvh = h // GROUP
+    q_first = qblk * BLOCK_Q + sub * BLOCK_M
+    offs_m = q_first + tl.arange(0, BLOCK_M)
+    return (pid_bh, b, h, offs_m, offs_m < N_Q, q_first, K + b * s_kb + kvh * s_kh, V + b * s_vb + kvh * s_vh,
+            tl.load(KV_CNT + row), KV_IDX + row.to(tl.int64) * s_idx)
 
 
 @triton.jit
@@ -61,16 +67,11 @@ def _fwd_kernel(
     CAUSAL: tl.constexpr, BLOCK_Q: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
     BLOCK_D: tl.constexpr,
 ):
-    row, pid_bh, b, h, kvh, q_first = _row_program(ROW_ORDER, H, GROUP, NQB, BLOCK_Q, BLOCK_M)
-    offs_m = q_first + tl.arange(0, BLOCK_M)
+    pid_bh, b, h, offs_m, m_ok, q_first, k_base, v_base, cnt, idx_ptr = _row_program(
+        ROW_ORDER, K, V, KV_CNT, KV_IDX, s_kb, s_kh, s_vb, s_vh, s_idx, H, GROUP, N_Q, NQB, BLOCK_Q, BLOCK_M)
     offs_d = tl.arange(0, BLOCK_D)
     offs_n0 = tl.arange(0, BLOCK_N)
-    m_ok = offs_m < N_Q
     q = tl.load(Q + b * s_qb + h * s_qh + offs_m[:, None] * s_qn + offs_d[None, :], mask=m_ok[:, None], other=0.0)
-    k_base = K + b * s_kb + kvh * s_kh
-    v_base = V + b * s_vb + kvh * s_vh
-    cnt = tl.load(KV_CNT + row)
-    idx_ptr = KV_IDX + row.to(tl.int64) * s_idx
     qk_scale = sm_scale * 1.4426950408889634
     m_i = tl.full([BLOCK_M], float("-inf"), tl.float32)
     l_i = tl.zeros([BLOCK_M], dtype=tl.float32)
@@ -133,20 +134,15 @@ def _dq_kernel(
     BLOCK_D: tl.constexpr,
 ):
     # Q, DO and DQ share strides (contiguous [B, H, N, D]); K and V are contiguous [B, Hkv, N, D]
-    row, pid_bh, b, h, kvh, q_first = _row_program(ROW_ORDER, H, GROUP, NQB, BLOCK_Q, BLOCK_M)
-    offs_m = q_first + tl.arange(0, BLOCK_M)
+    pid_bh, b, h, offs_m, m_ok, q_first, k_base, v_base, cnt, idx_ptr = _row_program(
+        ROW_ORDER, K, V, KV_CNT, KV_IDX, s_kb, s_kh, s_vb, s_vh, s_idx, H, GROUP, N_Q, NQB, BLOCK_Q, BLOCK_M)
     offs_d = tl.arange(0, BLOCK_D)
     offs_n0 = tl.arange(0, BLOCK_N)
-    m_ok = offs_m < N_Q
     q_off = b * s_qb + h * s_qh + offs_m[:, None] * s_qn + offs_d[None, :]
     q = tl.load(Q + q_off, mask=m_ok[:, None], other=0.0)
     do = tl.load(DO + q_off, mask=m_ok[:, None], other=0.0)
     lse2 = tl.load(LSE + pid_bh.to(tl.int64) * N_Q + offs_m, mask=m_ok, other=0.0) * 1.4426950408889634
     delta = tl.load(DELTA + pid_bh.to(tl.int64) * N_Q + offs_m, mask=m_ok, other=0.0)
-    k_base = K + b * s_kb + kvh * s_kh
-    v_base = V + b * s_vb + kvh * s_vh
-    cnt = tl.load(KV_CNT + row)
-    idx_ptr = KV_IDX + row.to(tl.int64) * s_idx
     qk_scale = sm_scale * 1.4426950408889634
     dq = tl.zeros([BLOCK_M, BLOCK_D], dtype=tl.float32)
     for t in range(0, cnt):
