@@ -167,3 +167,42 @@ def test_bench_quick():
     out = json.loads(r.stdout)
     assert out["dense_ms"] > 0 and out["sparse_incl_mask_ms"] > 0 and 0 < out["sparsity"] < 1
     assert out["speedup"] == pytest.approx(out["dense_ms"] / out["sparse_incl_mask_ms"])
+
+
+def test_experiment_is_a_run_over_seeds_and_resume_skips_finished_seeds(tmp_path, monkeypatch):
+    import importlib
+
+    tiny = {"model": {"frames": 4, "size": 16, "dim": 16, "depth": 1, "heads": 2}, "clips": 8, "eval_clips": 2,
+            "batch_size": 2, "sample_n": 1, "sample_steps": 1, "topk": 0.13, "target_sparsity": 0.75,
+            "backend": "torch"}
+    cfg_file = tmp_path / "tiny.json"
+    cfg_file.write_text(json.dumps(tiny))
+    args = ["experiment", "--config", str(cfg_file), "--seed", "0", "--seed", "1", "--teacher-steps", "2",
+            "--tune-steps", "1", "--no-ablations", "--json"]
+    full = attention(*args, "--out", str(tmp_path / "full"))
+    assert full.exit_code == 0, full.output
+    exp = importlib.import_module("parsimon.attention.training.experiment")
+    real, seen = exp.run_distill_experiment, []
+
+    def interrupted_on_seed_1(cfg, **kw):
+        seen.append(cfg.seed)
+        if cfg.seed == 1 and len(seen) == 2:
+            raise KeyboardInterrupt
+        return real(cfg, **kw)
+
+    monkeypatch.setattr(exp, "run_distill_experiment", interrupted_on_seed_1)
+    cut = tmp_path / "cut"
+    assert attention(*args, "--out", str(cut)).exit_code != 0
+    r = attention(*args, "--out", str(cut), "--resume")
+    assert r.exit_code == 0, r.output
+    assert seen == [0, 1, 1]  # the resumed run did not redo seed 0
+    a, b = (json.loads((d / "result.json").read_text()) for d in (tmp_path / "full", cut))
+    strip = lambda res: [[{k: v for k, v in arm.items() if k != "seconds"} for arm in run["arms"]]  # noqa: E731
+                         for run in res["runs"]]
+    assert strip(a) == strip(b) and a["seeds"] == [0, 1]
+    metrics = json.loads((cut / "metrics.json").read_text())
+    assert metrics["velocity-distill/rel_velocity_err"] == pytest.approx(json.loads(r.stdout)["arms"][
+        "velocity-distill"]["rel_velocity_err"])
+    assert (cut / "figures" / "summary.png").stat().st_size > 0
+    saved = json.loads((cut / "config.json").read_text())
+    assert saved["config"]["seeds"] == [0, 1] and saved["config"]["experiment"]["model"]["dim"] == 16

@@ -127,3 +127,15 @@ def test_split_games():
     assert split_games("kuhn_poker,leduc_poker(players=3),liars_dice(dice_sides=5,numdice=1)") == [
         "kuhn_poker", "leduc_poker(players=3)", "liars_dice(dice_sides=5,numdice=1)"]
     assert split_games(" kuhn_poker, ,") == ["kuhn_poker"]
+
+
+def test_every_option_has_a_help_text():
+    import typer.main
+
+    from parsimon.games.cli import app as games_app
+
+    group = typer.main.get_group(games_app)
+    for name, cmd in group.commands.items():
+        for p in cmd.params:
+            if p.param_type_name == "option" and not p.hidden:
+                assert p.help, (name, p.name)
