@@ -62,7 +62,7 @@ def test_solve_checks_the_out_folder_before_solving(tmp_path, monkeypatch):
     assert "/proc/forbidden" in res.output and "Traceback" not in res.output
 
 
-def test_solve_refuses_a_game_too_large_before_compiling(monkeypatch):
+def test_solve_refuses_a_game_too_large_before_compiling(monkeypatch, tmp_path):
     """Issue 10: `games solve "kuhn_poker(players=10)"` ran 33 s and reached 3.9 GB before std::bad_alloc."""
     import parsimon.games.engine as engine
 
@@ -70,7 +70,7 @@ def test_solve_refuses_a_game_too_large_before_compiling(monkeypatch):
         raise AssertionError("the game was expanded")
 
     monkeypatch.setattr(engine, "_traverse", must_not_run)
-    res = games("solve", "kuhn_poker(players=10)", "-n", "2")
+    res = games("solve", "kuhn_poker(players=10)", "-n", "2", "--out", str(tmp_path / "big"))
     assert res.exit_code == 2, res.output
     assert "max_nodes=3,000,000" in res.output and "--max-nodes" in res.output
     assert len(res.output.strip().splitlines()) == 1

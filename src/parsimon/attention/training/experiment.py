@@ -280,10 +280,9 @@ def main(argv: list[str] | None = None) -> None:
     """``python -m parsimon.attention.training.experiment ...``: the same as ``parsimon attention experiment``."""
     import sys
 
-    from parsimon.cli import main as cli_main
+    from parsimon.cli import app
 
-    sys.argv = ["parsimon", "attention", "experiment", *(sys.argv[1:] if argv is None else argv)]
-    cli_main()
+    app(["attention", "experiment", *(sys.argv[1:] if argv is None else argv)], prog_name="parsimon")
 
 
 if __name__ == "__main__":
