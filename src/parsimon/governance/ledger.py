@@ -9,6 +9,14 @@ The metrics are ``tokens`` (tokens in + out), ``money``, ``actions``, ``wall_s``
 limit is crossed when ``spent + requested > hard`` (reaching it exactly is allowed); a soft limit is
 crossed when ``spent + requested > soft``. The budget check and the insert run in one
 ``BEGIN IMMEDIATE`` transaction, so concurrent processes cannot overspend a hard limit together.
+
+A call whose cost is only known afterwards (a model call) first *reserves* an upper bound of its cost
+(:meth:`Ledger.reserve`: checked against the hard limits together with what is spent and every other
+outstanding reservation, in one transaction), then *settles* the reservation with the actual amounts
+(:meth:`Ledger.settle`) or releases it (:meth:`Ledger.release`). A check that read the spend and wrote
+the charge later would let concurrent calls pass the same check; a reservation cannot. A reservation
+that is never settled (its process died) stops counting at its expiry.
+
 Running totals per run and per workflow live in ``ledger_totals``, updated in the same transaction, so a
 check costs one indexed lookup however many events a run has.
 """
@@ -53,7 +61,14 @@ CREATE TABLE IF NOT EXISTS ledger_totals (
 CREATE TABLE IF NOT EXISTS ledger_budgets (
     kind TEXT NOT NULL, scope TEXT NOT NULL, metric TEXT NOT NULL, soft REAL, hard REAL,
     PRIMARY KEY (kind, scope, metric)
-)
+);
+CREATE TABLE IF NOT EXISTS ledger_reservations (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, ts REAL NOT NULL, expires REAL NOT NULL, run TEXT, workflow TEXT,
+    component TEXT NOT NULL, tokens REAL NOT NULL, money REAL NOT NULL, actions REAL NOT NULL,
+    wall_s REAL NOT NULL, gpu_s REAL NOT NULL, meta TEXT
+);
+CREATE INDEX IF NOT EXISTS ledger_reservations_run ON ledger_reservations(run);
+CREATE INDEX IF NOT EXISTS ledger_reservations_workflow ON ledger_reservations(workflow)
 """
 
 
@@ -186,21 +201,32 @@ class Ledger:
                            "WHERE kind=? AND scope=?", (kind, scope)).fetchone()
         return dict(zip(METRICS, row or (0.0,) * len(METRICS), strict=True))
 
-    def _check(self, conn, scopes: list[tuple[str, str]], amounts: dict[str, float]) -> list[tuple]:
-        """Raise if a hard limit would be crossed; return the soft crossings as (kind, scope, metric, soft, new)."""
+    @staticmethod
+    def _reserved(conn, kind: str, scope: str, now: float) -> dict[str, float]:
+        row = conn.execute(f"SELECT SUM(tokens), SUM(money), SUM(actions), SUM(wall_s), SUM(gpu_s) FROM "
+                           f"ledger_reservations WHERE {kind}=? AND expires>?", (scope, now)).fetchone()
+        return {m: float(v or 0.0) for m, v in zip(METRICS, row, strict=True)}
+
+    def _check(self, conn, scopes: list[tuple[str, str]], amounts: dict[str, float], *,
+               hard_check: bool = True) -> list[tuple]:
+        """Raise if a hard limit would be crossed (counting outstanding reservations); return the soft
+        crossings as (kind, scope, metric, soft, new)."""
         soft_hits = []
+        now = time.time()
         for kind, scope in scopes:
             budgets = conn.execute("SELECT metric, soft, hard FROM ledger_budgets WHERE kind=? AND scope=?",
                                    (kind, scope)).fetchall()
             if not budgets:
                 continue
             spent = self._spent(conn, kind, scope)
+            reserved = self._reserved(conn, kind, scope, now) if hard_check else dict.fromkeys(METRICS, 0.0)
             for metric, soft, hard in budgets:
                 new = spent[metric] + amounts[metric]
-                if hard is not None and new > hard:
+                if hard_check and hard is not None and new + reserved[metric] > hard:
+                    held = f", reserved by calls in flight {reserved[metric]:g}" if reserved[metric] else ""
                     raise BudgetExceeded(
                         f"{kind} {scope!r}: {metric} hard limit {hard:g} would be crossed "
-                        f"(spent {spent[metric]:g}, requested {amounts[metric]:g})"
+                        f"(spent {spent[metric]:g}{held}, requested {amounts[metric]:g})"
                     )
                 if soft is not None and new > soft:
                     soft_hits.append((kind, scope, metric, soft, new))
@@ -263,25 +289,124 @@ class Ledger:
         run, workflow, pairs = self._scopes(run, workflow)
         with self._db.transaction() as conn:
             soft_hits = self._check(conn, pairs, amounts)
-            cur = conn.execute(
-                "INSERT INTO ledger_events (ts, run, workflow, component, tokens_in, tokens_out, money, "
-                "actions, wall_s, gpu_s, meta) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (time.time(), run, workflow, component, int(tokens_in), int(tokens_out), float(money),
-                 int(actions), float(wall_s), float(gpu_s), meta_text),
-            )
-            for kind, scope in pairs:
-                conn.execute(
-                    "INSERT INTO ledger_totals (kind, scope, tokens, money, actions, wall_s, gpu_s) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(kind, scope) DO UPDATE SET "
-                    "tokens=tokens+excluded.tokens, money=money+excluded.money, "
-                    "actions=actions+excluded.actions, wall_s=wall_s+excluded.wall_s, "
-                    "gpu_s=gpu_s+excluded.gpu_s",
-                    (kind, scope, *(amounts[m] for m in METRICS)),
-                )
-            event_id = int(cur.lastrowid)
+            event_id = self._insert(conn, run, workflow, pairs, component, amounts, tokens_in, tokens_out,
+                                    meta_text)
         for kind, scope, metric, soft, new in soft_hits:
             self._soft_limit(kind, scope, metric, soft, new)
         return event_id
+
+    @staticmethod
+    def _insert(conn, run, workflow, pairs, component, amounts, tokens_in, tokens_out, meta_text) -> int:
+        cur = conn.execute(
+            "INSERT INTO ledger_events (ts, run, workflow, component, tokens_in, tokens_out, money, "
+            "actions, wall_s, gpu_s, meta) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (time.time(), run, workflow, component, int(tokens_in), int(tokens_out), float(amounts["money"]),
+             int(amounts["actions"]), float(amounts["wall_s"]), float(amounts["gpu_s"]), meta_text),
+        )
+        for kind, scope in pairs:
+            conn.execute(
+                "INSERT INTO ledger_totals (kind, scope, tokens, money, actions, wall_s, gpu_s) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(kind, scope) DO UPDATE SET "
+                "tokens=tokens+excluded.tokens, money=money+excluded.money, "
+                "actions=actions+excluded.actions, wall_s=wall_s+excluded.wall_s, "
+                "gpu_s=gpu_s+excluded.gpu_s",
+                (kind, scope, *(amounts[m] for m in METRICS)),
+            )
+        return int(cur.lastrowid)
+
+    def reserve(self, *, component: str, tokens_in: int = 0, tokens_out: int = 0, money: float = 0.0,
+                actions: int = 0, wall_s: float = 0.0, gpu_s: float = 0.0, run: str | None = None,
+                workflow: str | None = None, ttl_s: float = 600.0, meta: dict | None = None) -> int:
+        """Hold an upper bound of a call's cost against the hard limits before the call is made.
+
+        The check counts what is spent plus every other outstanding reservation of the run and the
+        workflow, and the reservation is written in the same ``BEGIN IMMEDIATE`` transaction, so two
+        concurrent calls can never both pass against the same remaining budget.
+
+        Args:
+            component: What will spend it (as for :meth:`charge`).
+            tokens_in: Upper bound of the prompt tokens.
+            tokens_out: Upper bound of the completion tokens.
+            money: Upper bound of the cost.
+            actions: Actions the call will take.
+            wall_s: Wall seconds to hold (usually 0).
+            gpu_s: GPU seconds to hold (usually 0).
+            run: The run (default: the current scope's).
+            workflow: The workflow (default: the current scope's).
+            ttl_s: Seconds after which an unsettled reservation stops counting (its holder died).
+            meta: Free-form JSON-serialisable details.
+
+        Returns:
+            The reservation id, for :meth:`settle` or :meth:`release`.
+
+        Raises:
+            BudgetExceeded: A hard limit would be crossed; nothing is reserved.
+        """
+        if not isinstance(component, str) or not component:
+            raise ValueError(f"`component` must be a non-empty string, got {component!r}")
+        if isinstance(ttl_s, bool) or not isinstance(ttl_s, (int, float)) or not ttl_s > 0:
+            raise ValueError(f"`ttl_s` must be a number > 0, got {ttl_s!r}")
+        amounts = _amounts(tokens_in, tokens_out, money, actions, wall_s, gpu_s)
+        meta_text = None if meta is None else json.dumps(meta, sort_keys=True, allow_nan=False)
+        run, workflow, pairs = self._scopes(run, workflow)
+        now = time.time()
+        with self._db.transaction() as conn:
+            self._check(conn, pairs, amounts)
+            cur = conn.execute(
+                "INSERT INTO ledger_reservations (ts, expires, run, workflow, component, tokens, money, actions, "
+                "wall_s, gpu_s, meta) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (now, now + float(ttl_s), run, workflow, component, *(amounts[m] for m in METRICS), meta_text))
+            return int(cur.lastrowid)
+
+    def settle(self, reservation: int, *, component: str, tokens_in: int = 0, tokens_out: int = 0,
+               money: float = 0.0, actions: int = 0, wall_s: float = 0.0, gpu_s: float = 0.0,
+               run: str | None = None, workflow: str | None = None, meta: dict | None = None) -> int:
+        """Replace a reservation by the call's actual cost, in one transaction; return the event's id.
+
+        The actual amounts are recorded even when they exceed the reservation or a hard limit (the
+        money is spent already); ``meta["overrun"]`` then lists the metrics that exceeded it. Soft limits
+        are reported as by :meth:`charge`.
+        """
+        if not isinstance(component, str) or not component:
+            raise ValueError(f"`component` must be a non-empty string, got {component!r}")
+        amounts = _amounts(tokens_in, tokens_out, money, actions, wall_s, gpu_s)
+        run, workflow, pairs = self._scopes(run, workflow)
+        meta = dict(meta or {})
+        with self._db.transaction() as conn:
+            row = conn.execute("SELECT tokens, money, actions FROM ledger_reservations WHERE id=?",
+                               (int(reservation),)).fetchone()
+            if row is not None:
+                held = dict(zip(("tokens", "money", "actions"), row, strict=True))
+                over = [m for m in held if amounts[m] > held[m] + 1e-12]
+                if over:
+                    meta["overrun"] = over
+                conn.execute("DELETE FROM ledger_reservations WHERE id=?", (int(reservation),))
+            else:
+                meta["reservation"] = "expired or unknown"
+            soft_hits = self._check(conn, pairs, amounts, hard_check=False)
+            meta_text = json.dumps(meta, sort_keys=True, allow_nan=False) if meta else None
+            event_id = self._insert(conn, run, workflow, pairs, component, amounts, tokens_in, tokens_out,
+                                    meta_text)
+        for kind, scope, metric, soft, new in soft_hits:
+            self._soft_limit(kind, scope, metric, soft, new)
+        return event_id
+
+    def release(self, reservation: int) -> bool:
+        """Drop a reservation without charging (the call was not made); True if it was outstanding."""
+        with self._db.transaction() as conn:
+            return conn.execute("DELETE FROM ledger_reservations WHERE id=?", (int(reservation),)).rowcount > 0
+
+    def reserved(self, *, run: str | None = None, workflow: str | None = None, metric: str) -> float:
+        """What the unexpired reservations of a run or a workflow hold of one metric."""
+        kind, scope = _check_scope_args(run, workflow)
+        _check_metric(metric)
+        with self._db.read() as conn:
+            return self._reserved(conn, kind, scope, time.time())[metric]
+
+    def purge_expired(self) -> int:
+        """Delete expired reservations; return how many."""
+        with self._db.transaction() as conn:
+            return conn.execute("DELETE FROM ledger_reservations WHERE expires<=?", (time.time(),)).rowcount
 
     def _soft_limit(self, kind: str, scope: str, metric: str, soft: float, spent: float) -> None:
         with self._warn_lock:
