@@ -403,6 +403,14 @@ class Ledger:
         with self._db.read() as conn:
             return self._reserved(conn, kind, scope, time.time())[metric]
 
+    def reservations(self) -> list[dict[str, Any]]:
+        """The outstanding reservations (expired ones included), oldest first."""
+        with self._db.read() as conn:
+            rows = conn.execute("SELECT id, ts, expires, run, workflow, component, tokens, money, actions, wall_s, "
+                                "gpu_s, meta FROM ledger_reservations ORDER BY id").fetchall()
+        cols = ("id", "ts", "expires", "run", "workflow", "component", *METRICS, "meta")
+        return [{**dict(zip(cols, r, strict=True)), "meta": json.loads(r[-1]) if r[-1] else None} for r in rows]
+
     def purge_expired(self) -> int:
         """Delete expired reservations; return how many."""
         with self._db.transaction() as conn:

@@ -26,7 +26,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 
-__all__ = ["inclusion_proof", "leaf_hash", "merkle_root", "verify_inclusion"]
+__all__ = ["MerkleFrontier", "inclusion_proof", "leaf_hash", "merkle_root", "verify_inclusion"]
 
 
 def leaf_hash(data: bytes) -> bytes:
@@ -104,3 +104,42 @@ def verify_inclusion(leaf: bytes, index: int, n: int, proof: Sequence[bytes], ro
             k += 1
         i, size = i // 2, (size + 1) // 2
     return k == len(proof) and h == root
+
+
+class MerkleFrontier:
+    """The root of a growing tree in O(log n) memory and time per leaf.
+
+    It keeps the roots of the perfect subtrees the leaves so far decompose into (sizes are the binary
+    digits of ``n``, largest first); the tree head folds them from the right, ``node(larger, h)``, which is
+    RFC 6962's split (the largest power-of-two subtree on the left).
+
+    Example:
+        >>> f = MerkleFrontier()
+        >>> leaves = [bytes([i]) * 32 for i in range(7)]
+        >>> for leaf in leaves:
+        ...     f.append(leaf)
+        >>> f.root() == merkle_root(leaves), f.n
+        (True, 7)
+    """
+
+    def __init__(self) -> None:
+        self._stack: list[tuple[int, bytes]] = []  # (size, subtree root), sizes strictly decreasing
+        self.n = 0
+
+    def append(self, leaf: bytes) -> None:
+        """Add the next leaf (its data, e.g. a record's 32-byte hash)."""
+        size, h = 1, leaf_hash(bytes(leaf))
+        while self._stack and self._stack[-1][0] == size:
+            _, left = self._stack.pop()
+            size, h = size * 2, _node(left, h)
+        self._stack.append((size, h))
+        self.n += 1
+
+    def root(self) -> bytes:
+        """The tree head of the leaves so far."""
+        if not self._stack:
+            return hashlib.sha256(b"").digest()
+        h = self._stack[-1][1]
+        for _, left in reversed(self._stack[:-1]):
+            h = _node(left, h)
+        return h

@@ -35,10 +35,10 @@ from typing import Any
 from parsimon import paths
 from parsimon.errors import AuditError, DependencyNotInstalled
 from parsimon.governance.chain import GENESIS, body_text, canonical_json, encode_fields, utc_now
-from parsimon.governance.merkle import inclusion_proof, merkle_root, verify_inclusion
+from parsimon.governance.merkle import MerkleFrontier, inclusion_proof, merkle_root, verify_inclusion
 
 __all__ = [
-    "Checkpoint", "ReceiptReport", "checkpoints", "default_key_path", "export_receipt", "key_id",
+    "Checkpoint", "Checkpointer", "ReceiptReport", "checkpoints", "default_key_path", "export_receipt", "key_id",
     "load_public_key", "load_signing_key", "public_key_pem", "sign_checkpoint", "verify_checkpoints",
     "verify_receipt",
 ]
@@ -186,6 +186,23 @@ def checkpoints(log) -> list[Checkpoint]:
     return out
 
 
+def _append_checkpoint(log, cp: Checkpoint) -> None:
+    p = _checkpoints_path(log)
+    fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        os.write(fd, (json.dumps(cp.as_dict(), sort_keys=True) + "\n").encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _signed(key, n: int, head: str, root: bytes, reason: str) -> Checkpoint:
+    cp = Checkpoint(n=n, head=head, root=root.hex(), ts=utc_now(), key_id=key_id(key), reason=str(reason),
+                    signature="")
+    return Checkpoint(**{**cp.as_dict(), "signature": key.sign(cp.message()).hex()})
+
+
 def sign_checkpoint(log, key=None, *, reason: str = "") -> Checkpoint:
     """Verify ``log`` and sign a checkpoint over all its records; append it to the checkpoints file.
 
@@ -204,20 +221,81 @@ def sign_checkpoint(log, key=None, *, reason: str = "") -> Checkpoint:
     if not report.ok:
         raise AuditError(f"refusing to sign a checkpoint over a log that does not verify: {report.reason}")
     hashes = hashes[:report.n_records]
-    n = len(hashes)
-    cp = Checkpoint(n=n, head=hashes[-1] if hashes else GENESIS,
-                    root=merkle_root([bytes.fromhex(h) for h in hashes]).hex(), ts=utc_now(),
-                    key_id=key_id(key), reason=str(reason), signature="")
-    cp = Checkpoint(**{**cp.as_dict(), "signature": key.sign(cp.message()).hex()})
-    p = _checkpoints_path(log)
-    fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        os.write(fd, (json.dumps(cp.as_dict(), sort_keys=True) + "\n").encode())
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    cp = _signed(key, len(hashes), hashes[-1] if hashes else GENESIS,
+                 merkle_root([bytes.fromhex(h) for h in hashes]), reason)
+    _append_checkpoint(log, cp)
     return cp
+
+
+class Checkpointer:
+    """Signs checkpoints of a growing SQLite log in time proportional to the records added since the last one.
+
+    On creation it verifies the whole log once and builds a :class:`~parsimon.governance.merkle.MerkleFrontier`
+    over it; each :meth:`sign` then reads only the new records, checks each one's hash against its body and
+    its link to the previous record, extends the frontier and signs. A server signing every few seconds
+    thus never re-reads the whole log. Not thread-safe: one signer per log.
+
+    Args:
+        path: The governance SQLite file of the log.
+        key: The Ed25519 private key (default :func:`load_signing_key`).
+    """
+
+    def __init__(self, path: str | os.PathLike | None = None, key=None):
+        from parsimon.governance.audit import AuditLog
+
+        # An own connection: reading the log here never waits on (or blocks) the appending connection.
+        self.log = AuditLog(path)
+        self.key = key if key is not None else load_signing_key()
+        report = self.log.verify()
+        if not report.ok:
+            raise AuditError(f"the log does not verify, so no checkpoint is signed: {report.reason}")
+        self._frontier = MerkleFrontier()
+        self._head = GENESIS
+        self._extend(limit=report.n_records)
+        cps = [c for c in checkpoints(self.log) if c.key_id == key_id(self.key)]
+        self.last = cps[-1] if cps else None
+
+    @property
+    def n(self) -> int:
+        """Records covered so far."""
+        return self._frontier.n
+
+    def _extend(self, limit: int | None = None) -> int:
+        from parsimon.governance.audit import _COLUMNS
+
+        sql = f"SELECT {_COLUMNS} FROM audit_records WHERE seq >= ? ORDER BY seq"
+        params: list = [self._frontier.n]
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit - self._frontier.n)
+        added = 0
+        with self.log._db.read() as conn:
+            rows = conn.execute(sql, params).fetchall()
+        for row in rows:
+            seq, prev, digest = row[0], row[10], row[11]
+            if seq != self._frontier.n or prev != self._head or \
+                    hashlib.sha256(body_text(*row[:11]).encode("utf-8")).hexdigest() != digest:
+                raise AuditError(f"record {seq} does not verify against the chain signed so far; "
+                                 "no checkpoint is signed (run `parsimon audit verify`)")
+            self._frontier.append(bytes.fromhex(digest))
+            self._head = digest
+            added += 1
+        return added
+
+    def pending(self) -> int:
+        """Records in the log not covered by the last signed checkpoint."""
+        return self.log.head().n - (self.last.n if self.last else 0)
+
+    def sign(self, reason: str = "") -> Checkpoint:
+        """Cover the records appended since the last call and sign; return the checkpoint."""
+        self._extend()
+        cp = _signed(self.key, self._frontier.n, self._head, self._frontier.root(), reason)
+        _append_checkpoint(self.log, cp)
+        self.last = cp
+        return cp
+
+    def close(self) -> None:
+        self.log.close()
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,568 @@
+"""The governed door: every model call and tool call passes the same steps.
+
+1. Authenticate the key; find the workflow, run and component the call is charged to.
+2. Refuse at once if a kill switch covers the call (global, the key, the run), or a rate limit is spent.
+3. Ask the policy (:mod:`parsimon.governance.policy`): deny; allow; or require approval, in which case a
+   durable approval is written and the request is held open until a person decides (or answered 409 with
+   a resume token after ``approval_wait_s``; the client re-sends with the token, also after a restart).
+4. Reserve an upper bound of the cost against the hard budgets (:meth:`Ledger.reserve`); refuse with 402.
+5. Call the upstream (routing, fallbacks, cascade) or the MCP tool.
+6. In one step on the store thread: settle the reservation with the actual cost and append the
+   proof-of-action record (argument and result digests), *before* the client sees the answer, so every
+   answer a client saw is in the ledger and the log even if the gateway is killed right after.
+
+Store writes run on one worker thread (never blocking the event loop on SQLite's write lock); checkpoints
+are signed on another (:class:`~parsimon.governance.receipts.Checkpointer`) every ``checkpoint_every``
+records, every ``checkpoint_interval_s`` seconds while records arrive, at run end and at shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fnmatch
+import json
+import logging
+import math
+import os
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from typing import Any
+
+from parsimon.errors import ApprovalError, BudgetExceeded
+from parsimon.gateway.calls import (
+    GatewayError,
+    LiveCall,
+    Principal,
+    completion_limit,
+    prompt_bytes_bound,
+    prompt_estimate,
+)
+from parsimon.gateway.config import GatewayConfig, hash_token
+from parsimon.gateway.limits import KillSwitch, RateLimiter
+from parsimon.gateway.mcp_router import McpRouter, ToolError
+from parsimon.gateway.routing import Router, UpstreamError, Upstreams
+from parsimon.governance.approvals import Approval, ApprovalStore, digest
+from parsimon.governance.audit import get_audit_log
+from parsimon.governance.ledger import get_ledger
+from parsimon.governance.store import resolve_path
+
+__all__ = ["Gateway"]
+
+log = logging.getLogger("parsimon.gateway")
+_HEADER_MAX = 200
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    value = headers.get(name)
+    if value is None or value == "":
+        return None
+    if len(value) > _HEADER_MAX:
+        raise GatewayError(400, "invalid_request_error", f"header {name} is longer than {_HEADER_MAX} characters")
+    return value
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class Gateway:
+    """The gateway's state and the governed calls (the HTTP layer is :mod:`parsimon.gateway.app`).
+
+    Args:
+        config: The validated configuration.
+    """
+
+    def __init__(self, config: GatewayConfig):
+        self.config = config
+        self.path = resolve_path(config.store)
+        self.ledger = get_ledger(self.path)
+        self.audit = get_audit_log(self.path)
+        self.approvals = ApprovalStore(self.path, audit=self.audit)
+        self.kills = KillSwitch(self.path)
+        rl = config.rate_limits
+        self.limiter = RateLimiter(global_per_s=rl.global_per_s, global_burst=rl.global_burst,
+                                   run_per_s=rl.run_per_s, run_burst=rl.run_burst)
+        self.router = Router(config)
+        self.upstreams = Upstreams(config.upstreams)
+        self.mcp = McpRouter(config.mcp)
+        self.live: dict[str, LiveCall] = {}
+        self.counters: Counter[str] = Counter()
+        self.started = time.time()
+        self._keys = {k.token_sha256: k for k in config.keys.values()}
+        self._io = ThreadPoolExecutor(1, thread_name_prefix="parsimon-gateway-store")
+        self._bg = ThreadPoolExecutor(1, thread_name_prefix="parsimon-gateway-checkpoint")
+        self._checkpointer = None
+        self._since_checkpoint = 0
+        self._signing = False
+        self._tasks: list[asyncio.Task] = []
+        self.last_checkpoint: dict | None = None
+        self.checkpoint_error: str | None = None
+        config.policy.apply_budgets(self.ledger)
+
+    # ------------------------------------------------------------------ lifecycle
+    async def start(self) -> None:
+        """Release reservations of dead gateways, connect MCP servers, start the background tasks."""
+        await self.io(self._release_orphans)
+        await self.mcp.start()
+        if self.config.checkpoint_every or self.config.checkpoint_interval_s:
+            await asyncio.get_running_loop().run_in_executor(self._bg, self._open_checkpointer)
+        self._tasks = [asyncio.create_task(self._watch_kills())]
+        if self.config.checkpoint_interval_s:
+            self._tasks.append(asyncio.create_task(self._checkpoint_timer()))
+
+    async def stop(self) -> None:
+        """Sign a final checkpoint, close MCP sessions and upstream connections."""
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+        if self._checkpointer is not None:
+            await asyncio.get_running_loop().run_in_executor(self._bg, self._sign, "shutdown")
+        await self.mcp.stop()
+        await self.upstreams.aclose()
+        self._io.shutdown(wait=True)
+        self._bg.shutdown(wait=True)
+
+    def _release_orphans(self) -> int:
+        n = 0
+        for r in self.ledger.reservations():
+            pid = (r["meta"] or {}).get("gateway_pid")
+            if isinstance(pid, int) and pid != os.getpid() and not _alive(pid):
+                n += self.ledger.release(r["id"])
+        return n
+
+    def _open_checkpointer(self) -> None:
+        from parsimon.governance.receipts import Checkpointer, load_signing_key
+
+        try:
+            self._checkpointer = Checkpointer(self.path, load_signing_key(self.config.signing_key))
+            if self._checkpointer.last is not None:
+                self.last_checkpoint = self._checkpointer.last.as_dict()
+        except Exception as exc:  # noqa: BLE001 - the gateway serves on; the dashboard shows why nothing is signed
+            self.checkpoint_error = f"{type(exc).__name__}: {exc}"
+            log.error("no signed checkpoints: %s", self.checkpoint_error)
+
+    def _sign(self, reason: str) -> dict | None:
+        if self._checkpointer is None:
+            return None
+        try:
+            if self._checkpointer.pending() == 0 and self._checkpointer.last is not None and reason == "interval":
+                return self.last_checkpoint
+            cp = self._checkpointer.sign(reason)
+            self.last_checkpoint, self.checkpoint_error = cp.as_dict(), None
+            self.counters["checkpoints"] += 1
+            return self.last_checkpoint
+        except Exception as exc:  # noqa: BLE001 - a failed signature is shown, the gateway serves on
+            self.checkpoint_error = f"{type(exc).__name__}: {exc}"
+            log.error("checkpoint failed: %s", self.checkpoint_error)
+            return None
+        finally:
+            self._signing = False
+
+    def _maybe_checkpoint(self) -> None:
+        every = self.config.checkpoint_every
+        if every and self._since_checkpoint >= every and not self._signing and self._checkpointer is not None:
+            self._since_checkpoint, self._signing = 0, True
+            self._bg.submit(self._sign, "interval")
+
+    async def checkpoint(self, reason: str) -> dict | None:
+        """Sign a checkpoint now (e.g. ``"run end: <id>"``)."""
+        self._since_checkpoint = 0
+        return await asyncio.get_running_loop().run_in_executor(self._bg, self._sign, reason)
+
+    async def _checkpoint_timer(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.checkpoint_interval_s)
+            if self._since_checkpoint and not self._signing:
+                self._since_checkpoint, self._signing = 0, True
+                await asyncio.get_running_loop().run_in_executor(self._bg, self._sign, "interval")
+
+    async def _watch_kills(self) -> None:
+        while True:
+            await asyncio.sleep(0.25)
+            if self.live:
+                with contextlib.suppress(Exception):
+                    self.cancel_killed(await self.io(self.kills.active))
+
+    def cancel_killed(self, kills) -> int:
+        """Cancel the calls in flight that a kill switch covers; return how many."""
+        n = 0
+        for call in list(self.live.values()):
+            p = call.principal
+            hit = next((k for k in kills if k.kind == "global" or (k.kind == "key" and k.scope == p.key)
+                        or (k.kind == "run" and k.scope == p.run)), None)
+            if hit is not None and call.cancelled is None:
+                call.cancelled = f"kill switch ({hit.kind}{'' if hit.kind == 'global' else ' ' + hit.scope})"
+                if call.task is not None:
+                    call.task.cancel()
+                n += 1
+        return n
+
+    async def io(self, fn, *args, **kwargs):
+        """Run a store call on the store thread."""
+        return await asyncio.get_running_loop().run_in_executor(self._io, partial(fn, *args, **kwargs))
+
+    # ------------------------------------------------------------------ callers
+    def principal(self, headers: Mapping[str, str]) -> Principal:
+        """The caller of a request, from its bearer token and X-Parsimon-* headers."""
+        auth = headers.get("authorization") or ""
+        token = auth[7:].strip() if auth[:7].lower() == "bearer " else (headers.get("x-api-key") or "").strip()
+        key = self._keys.get(hash_token(token)) if token else None
+        if key is None and not self.config.anonymous:
+            raise GatewayError(401, "invalid_api_key", "missing or unknown API key (Authorization: Bearer <key>)")
+        name = key.name if key else None
+        workflow = (key.workflow if key and key.workflow else None) or _header(headers, "x-parsimon-workflow") \
+            or (name or "gateway")
+        run = (key.run if key and key.run else None) or _header(headers, "x-parsimon-run") \
+            or f"gateway-{name or 'anonymous'}"
+        return Principal(name, workflow, run, _header(headers, "x-parsimon-component") or "gateway",
+                         _header(headers, "x-parsimon-request-id"), key.rate_per_s if key else None,
+                         key.burst if key else None, key.models if key else None)
+
+    def _record(self, p: Principal, action: str, target: str, *, args: dict | None = None,
+                after: dict | None = None, outcome: str) -> Any:
+        rec = self.audit.append(actor=p.actor, action=action, target=target, args=args, after=after,
+                                outcome=outcome, run=p.run)
+        self._since_checkpoint += 1
+        return rec
+
+    async def _refuse(self, p: Principal, action: str, target: str, args: dict | None, err: GatewayError):
+        self.counters[f"refused:{err.type}"] += 1
+        await self.io(self._record, p, action, target, args=args,
+                      after={"error": err.type, **{k: v for k, v in err.extra.items() if k != "resume_token"}},
+                      outcome=f"refused: {err.message}"[:500])
+        self._maybe_checkpoint()
+        raise err
+
+    # ------------------------------------------------------------------ admission
+    async def admit(self, p: Principal, on: str, name: str, args: dict, *, headers: Mapping[str, str],
+                    risk: str | None = None, eval_args: dict | None = None) -> Approval | None:
+        """Kill switches, rate limits, policy and approvals; return the approval a person gave, if any."""
+        action = f"{on}.call"
+        kill = self.kills.blocking(key=p.key, run=p.run)
+        if kill is not None:
+            await self._refuse(p, action, name, {"args_digest": digest(args)}, GatewayError(
+                403, "kill_switch", f"stopped by the {kill.kind} kill switch"
+                + (f" ({kill.reason})" if kill.reason else ""), extra={"kill": kill.kind}))
+        limited = self.limiter.check(key=p.key, key_rate=p.rate_per_s, key_burst=p.burst, run=p.run)
+        if limited is not None:
+            scope, wait = limited
+            self.counters["rate_limited"] += 1
+            raise GatewayError(429, "rate_limit_exceeded", f"{scope} rate limit reached; retry in {wait:.2f} s",
+                               headers={"Retry-After": str(max(1, math.ceil(wait)))})
+        if on == "model" and p.models is not None and not any(fnmatch.fnmatchcase(name, g) for g in p.models):
+            await self._refuse(p, action, name, {"args_digest": digest(args)}, GatewayError(
+                403, "model_not_allowed", f"key {p.key!r} may not use model {name!r}"))
+        verdict = self.config.policy.evaluate(on, name, eval_args if eval_args is not None else args, key=p.key,
+                                              workflow=p.workflow, risk=risk)
+        if verdict.effect == "deny":
+            await self._refuse(p, action, name, {"args_digest": digest(args)}, GatewayError(
+                403, "policy_denied", verdict.reason, extra={"rule": verdict.rule, "risk": verdict.risk}))
+        if verdict.effect == "require_approval":
+            return await self._approval(p, on, name, args, verdict, headers)
+        return None
+
+    async def _approval(self, p, on, name, args, verdict, headers) -> Approval:
+        token = _header(headers, "x-parsimon-resume-token")
+        wait = self.config.approval_wait_s
+        raw_wait = _header(headers, "x-parsimon-approval-wait")
+        if raw_wait is not None:
+            try:
+                wait = min(max(0.0, float(raw_wait)), wait)
+            except ValueError:
+                raise GatewayError(400, "invalid_request_error", "X-Parsimon-Approval-Wait must be seconds") from None
+        a: Approval | None = None
+        try:
+            if token is not None:
+                a = await self.io(self.approvals.by_token, token)
+            elif p.request_id is not None:
+                a = await self.io(self.approvals.find, p.key, p.request_id)
+        except ApprovalError as exc:
+            raise GatewayError(404, "approval_not_found", str(exc)) from None
+        if a is not None and (a.kind != on or a.action != name or a.args_digest != digest(args)):
+            raise GatewayError(409, "approval_mismatch", f"approval {a.id} was given for another {a.kind} call "
+                               f"({a.action}); a resume token only resumes the request it was issued for")
+        if a is None:
+            self.counters["approvals_requested"] += 1
+            a, token = await self.io(self.approvals.request, kind=on, action=name, args=args, run=p.run,
+                                     workflow=p.workflow, key=p.key, risk=verdict.risk, rule=verdict.rule,
+                                     reason=verdict.reason, expires_s=verdict.expires_s, request_id=p.request_id,
+                                     requester=p.actor)
+        deadline = time.monotonic() + wait
+        while a.state == "pending" and time.monotonic() < deadline:
+            await asyncio.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
+            a = await self.io(self.approvals.get, a.id)
+        if a.state == "pending":
+            raise GatewayError(409, "approval_pending", f"{on} {name!r} needs a person's approval "
+                               f"({verdict.reason}); approval {a.id} is pending", extra={
+                                   "approval_id": a.id, "resume_token": token, "rule": a.rule, "risk": a.risk,
+                                   "expires": a.expires}, headers={"X-Parsimon-Approval": a.id})
+        if a.state in ("rejected", "expired"):
+            raise GatewayError(403, "approval_rejected", f"approval {a.id} was {a.state}"
+                               + (f" by {a.decided_by}" if a.decided_by else ""),
+                               extra={"approval_id": a.id, "state": a.state})
+        try:
+            return await self.io(self.approvals.consume, a.id)
+        except ApprovalError as exc:
+            raise GatewayError(409, "approval_used", str(exc), extra={"approval_id": a.id}) from None
+
+    def _reserve(self, p: Principal, component: str, **amounts) -> int:
+        try:
+            return self.ledger.reserve(component=component, run=p.run, workflow=p.workflow,
+                                       ttl_s=self.config.reservation_ttl_s, meta={"gateway_pid": os.getpid()},
+                                       **amounts)
+        except BudgetExceeded as exc:
+            self._record(p, "budget.refuse", component, args=amounts, outcome=f"refused: {exc}"[:500])
+            raise
+
+    async def reserve(self, p: Principal, component: str, **amounts) -> int:
+        try:
+            return await self.io(self._reserve, p, component, **amounts)
+        except BudgetExceeded as exc:
+            self.counters["refused:budget_exceeded"] += 1
+            raise GatewayError(402, "budget_exceeded", str(exc)) from None
+
+    def _finish(self, p: Principal, rid: int, component: str, usage: dict, cost: float, wall: float,
+                action: str, target: str, args: dict, after: dict, outcome: str, *, actions: int = 0) -> Any:
+        event = self.ledger.settle(rid, component=component, tokens_in=usage.get("prompt_tokens", 0),
+                                   tokens_out=usage.get("completion_tokens", 0), money=cost, actions=actions,
+                                   wall_s=wall, run=p.run, workflow=p.workflow,
+                                   meta={"target": target, **{k: after[k] for k in ("model", "upstream_model")
+                                                              if k in after}})
+        return self._record(p, action, target, args=args, after={**after, "ledger_event": event}, outcome=outcome)
+
+    # ------------------------------------------------------------------ model calls
+    def _prepare(self, body: Any):
+        if not isinstance(body, dict):
+            raise GatewayError(400, "invalid_request_error", "the request body must be a JSON object")
+        messages = body.get("messages")
+        if not isinstance(messages, list) or not messages or not all(isinstance(m, dict) for m in messages):
+            raise GatewayError(400, "invalid_request_error", "`messages` must be a non-empty list of objects")
+        name = body.get("model")
+        if not isinstance(name, str) or not name:
+            raise GatewayError(400, "invalid_request_error", "`model` must be a non-empty string")
+        route = self.router.resolve(name)
+        if route is None:
+            raise GatewayError(404, "model_not_found", f"unknown model {name!r}; models: {self.router.names()}")
+        limit = completion_limit(body, self.config.default_max_tokens)
+        args = {"model": route.name, "messages": messages, "max_tokens": limit,
+                "temperature": body.get("temperature"), "stream": bool(body.get("stream"))}
+        text = "\n".join(m["content"] if isinstance(m.get("content"), str) else json.dumps(m.get("content"))
+                         for m in messages)
+        return route, limit, args, {**args, "content": text}
+
+    async def chat(self, p: Principal, body: Any, headers: Mapping[str, str]) -> tuple[Any, dict[str, str]]:
+        """One chat completion: a reply dict, or for ``stream: true`` an async iterator of SSE bytes."""
+        route, limit, args, eval_args = self._prepare(body)
+        approval = await self.admit(p, "model", route.name, args, headers=headers, eval_args=eval_args)
+        body = dict(body)
+        if approval is not None and approval.edited_args:
+            for k in ("messages", "max_tokens", "temperature"):
+                if k in approval.edited_args:
+                    body[k] = approval.edited_args[k]
+            limit = completion_limit(body, self.config.default_max_tokens)
+        if "max_completion_tokens" not in body:
+            body["max_tokens"] = limit
+        bound = prompt_bytes_bound(body)
+        k = len(route.models)
+        rid = await self.reserve(p, p.component, tokens_in=bound * k, tokens_out=limit * k,
+                                 money=self.router.upper_cost(route, bound, limit))
+        call = LiveCall("model", route.name, p, reserved_money=self.router.upper_cost(route, bound, limit),
+                        reserved_tokens=(bound + limit) * k, stream=bool(body.get("stream")))
+        reserved_usage = {"prompt_tokens": bound * k, "completion_tokens": limit * k}
+        self.live[call.id] = call
+        req_args = {"request_digest": digest(body), "model": body["model"], "max_tokens": limit,
+                    "stream": call.stream, "messages": len(body["messages"]),
+                    **({"approval": approval.id} if approval is not None else {})}
+        if call.stream and not route.is_cascade:
+            return await self._open_stream(p, route, body, rid, call, req_args, reserved_usage), {}
+        t0 = time.perf_counter()
+        try:
+            call.task = asyncio.ensure_future(
+                self.upstreams.cascade(self.router, route, {**body, "stream": False},
+                                       want_logprobs=bool(body.get("logprobs")))
+                if route.is_cascade else self.upstreams.complete(self.router, route.models[0], body))
+            outcome = await call.task
+        except (UpstreamError, asyncio.CancelledError) as exc:
+            self.live.pop(call.id, None)
+            await self._failed(p, rid, call, req_args, exc, time.perf_counter() - t0, reserved_usage)
+        wall = time.perf_counter() - t0
+        reply = outcome.reply
+        after = {"response_digest": digest(reply), "usage": outcome.usage, "cost": outcome.cost,
+                 "model": outcome.model.name, "upstream_model": outcome.model.upstream_model,
+                 "attempts": len(outcome.attempts), "latency_ms": round(wall * 1000, 3)}
+        if outcome.stages:
+            after["cascade"] = [{"model": s.model, "confidence": s.confidence, "cost": s.cost,
+                                 "accepted": s.accepted} for s in outcome.stages]
+        try:
+            rec = await self.io(self._finish, p, rid, p.component, outcome.usage, outcome.cost, wall,
+                                "model.call", route.name, req_args, after, "ok")
+        finally:
+            self.live.pop(call.id, None)
+        self._maybe_checkpoint()
+        self.counters["model_calls"] += 1
+        out_headers = {"X-Parsimon-Charged": "1", "X-Parsimon-Cost": f"{outcome.cost:.10g}",
+                       "X-Parsimon-Audit-Seq": str(rec.seq), "X-Parsimon-Model": outcome.model.name}
+        if outcome.stages:
+            out_headers["X-Parsimon-Cascade"] = ",".join(
+                f"{s.model}:{'-' if s.confidence is None else f'{s.confidence:.3f}'}" for s in outcome.stages)
+        if call.stream:
+            return self._replay_stream(reply), out_headers
+        return reply, out_headers
+
+    async def _failed(self, p, rid, call: LiveCall, req_args, exc, wall, reserved_usage: dict) -> None:
+        """Record a failed or cancelled call and raise the HTTP error for it."""
+        if isinstance(exc, asyncio.CancelledError) and call.cancelled is None:
+            call.cancelled = "client disconnected"
+        if call.cancelled is not None:
+            # The upstream may have generated tokens already; charge the reserved bound (fail safe).
+            await self.io(self._finish, p, rid, p.component, reserved_usage, call.reserved_money, wall, "model.call",
+                          call.name, req_args, {"usage": "unknown (cancelled); charged the reserved bound"},
+                          f"cancelled: {call.cancelled}")
+            raise GatewayError(403 if call.cancelled.startswith("kill") else 499, "cancelled",
+                               f"the call was cancelled: {call.cancelled}")
+        await self.io(self.ledger.release, rid)
+        attempts = [a.__dict__ for a in getattr(exc, "attempts", [])]
+        await self.io(self._record, p, "model.call", call.name, args=req_args,
+                      after={"attempts": attempts[-5:]}, outcome=f"error: {exc}"[:500])
+        self.counters["upstream_errors"] += 1
+        raise GatewayError(502, "upstream_error", str(exc))
+
+    async def _open_stream(self, p, route, body, rid, call: LiveCall, req_args, reserved_usage) -> AsyncIterator[bytes]:
+        t0 = time.perf_counter()
+        try:
+            response, model, attempts = await self.upstreams.open_stream(self.router, route.models[0], body)
+        except UpstreamError as exc:
+            self.live.pop(call.id, None)
+            await self._failed(p, rid, call, req_args, exc, time.perf_counter() - t0, reserved_usage)
+        wants_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        return self._relay(p, rid, call, req_args, response, model, len(attempts), wants_usage, body, t0)
+
+    async def _relay(self, p, rid, call, req_args, response, model, n_attempts, wants_usage, body, t0):
+        usage: dict | None = None
+        counted, done, error = 0, False, None
+        text: list[str] = []
+        settled = False
+
+        def settle(outcome: str) -> None:
+            nonlocal settled
+            if settled:
+                return
+            settled = True
+            u = usage or {"prompt_tokens": prompt_estimate(body), "completion_tokens": counted}
+            cost = model.cost(u["prompt_tokens"], u["completion_tokens"])
+            after = {"response_digest": digest({"content": "".join(text)}), "usage": u, "cost": cost,
+                     "model": model.name, "upstream_model": model.upstream_model, "attempts": n_attempts,
+                     "usage_source": "upstream" if usage else "counted chunks",
+                     "latency_ms": round((time.perf_counter() - t0) * 1000, 3)}
+            self._finish(p, rid, p.component, u, cost, time.perf_counter() - t0, "model.call", call.name,
+                         req_args, after, outcome)
+
+        try:
+            async for line in response.aiter_lines():
+                if call.cancelled is not None:
+                    error = f"cancelled: {call.cancelled}"
+                    break
+                if not line.startswith("data:"):
+                    continue
+                data = line[5:].strip()
+                if data == "[DONE]":
+                    done = True
+                    break
+                try:
+                    chunk = json.loads(data)
+                except ValueError:
+                    continue
+                if chunk.get("usage"):
+                    u = chunk["usage"]
+                    usage = {"prompt_tokens": int(u.get("prompt_tokens") or 0),
+                             "completion_tokens": int(u.get("completion_tokens") or 0)}
+                    if not chunk.get("choices") and not wants_usage:
+                        continue
+                for c in chunk.get("choices") or []:
+                    piece = (c.get("delta") or {}).get("content")
+                    if piece:
+                        counted += 1
+                        text.append(piece)
+                call.tokens_out = counted
+                yield f"data: {data}\n\n".encode()
+            if done:
+                await self.io(settle, "ok")
+                self.counters["model_calls"] += 1
+                self._maybe_checkpoint()
+                yield b"data: [DONE]\n\n"
+            else:
+                error = error or "the upstream closed the stream before [DONE]"
+                await self.io(settle, f"error: {error}")
+                yield f"data: {json.dumps({'error': {'message': error, 'type': 'stream_error'}})}\n\n".encode()
+        finally:
+            self.live.pop(call.id, None)
+            with contextlib.suppress(Exception):
+                await response.aclose()
+            if not settled:
+                # The client went away mid-stream: what flowed was generated, so charge it.
+                with contextlib.suppress(Exception):
+                    settle("cancelled: client disconnected")
+
+    async def _replay_stream(self, reply: dict) -> AsyncIterator[bytes]:
+        """A finished (cascade) reply as SSE chunks."""
+        base = {"id": reply.get("id", "chatcmpl-parsimon"), "object": "chat.completion.chunk",
+                "created": reply.get("created", int(time.time())), "model": reply.get("model", "")}
+        for i, c in enumerate(reply.get("choices") or []):
+            msg = c.get("message") or {}
+            yield f"data: {json.dumps({**base, 'choices': [{'index': i, 'delta': {'role': 'assistant', 'content': msg.get('content') or ''}, 'finish_reason': None}]})}\n\n".encode()
+            yield f"data: {json.dumps({**base, 'choices': [{'index': i, 'delta': {}, 'finish_reason': c.get('finish_reason', 'stop')}]})}\n\n".encode()
+        yield b"data: [DONE]\n\n"
+
+    # ------------------------------------------------------------------ tool calls
+    async def call_tool(self, p: Principal, name: str, arguments: Any, headers: Mapping[str, str]) -> tuple[dict, dict]:
+        """One MCP tool call through policy, approvals, the ledger and the log."""
+        if arguments is None:
+            arguments = {}
+        if not isinstance(arguments, dict):
+            raise GatewayError(400, "invalid_request_error", "`arguments` must be a JSON object")
+        try:
+            tool = self.mcp.resolve(name)
+        except ToolError as exc:
+            raise GatewayError(exc.status, "tool_not_found", str(exc)) from None
+        approval = await self.admit(p, "tool", tool.name, arguments, headers=headers, risk=tool.risk)
+        args = approval.effective_args if approval is not None and approval.effective_args is not None else arguments
+        component = f"gateway.mcp.{tool.server}"
+        rid = await self.reserve(p, component, actions=1)
+        call = LiveCall("tool", tool.name, p)
+        self.live[call.id] = call
+        req_args = {"args_digest": digest(args), "server": tool.server, "tool": tool.tool, "risk": tool.risk,
+                    **({"approval": approval.id, "edited": approval.edited_args is not None} if approval else {})}
+        t0 = time.perf_counter()
+        try:
+            call.task = asyncio.ensure_future(asyncio.wait_for(self.mcp.call(tool, args),
+                                                               self.config.mcp[tool.server].timeout_s))
+            result = await call.task
+            outcome = "error: the tool reported an error" if result.get("isError") else "ok"
+        except (ToolError, TimeoutError, asyncio.CancelledError) as exc:
+            result, outcome = None, (f"cancelled: {call.cancelled}" if call.cancelled
+                                     else f"error: {type(exc).__name__}: {exc}"[:500])
+        finally:
+            self.live.pop(call.id, None)
+        wall = time.perf_counter() - t0
+        after = {"result_digest": digest(result) if result is not None else None,
+                 "is_error": None if result is None else bool(result.get("isError"))}
+        rec = await self.io(self._finish, p, rid, component, {}, 0.0, wall, "tool.call", tool.name, req_args,
+                            after, outcome, actions=1)
+        self._maybe_checkpoint()
+        self.counters["tool_calls"] += 1
+        if result is None:
+            raise GatewayError(403 if call.cancelled else 502, "tool_error", outcome,
+                               extra={"audit_seq": rec.seq})
+        return result, {"X-Parsimon-Audit-Seq": str(rec.seq), "X-Parsimon-Charged": "1"}
