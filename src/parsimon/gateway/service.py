@@ -47,7 +47,7 @@ from parsimon.gateway.mcp_router import McpRouter, ToolError
 from parsimon.gateway.routing import Router, UpstreamError, Upstreams
 from parsimon.governance.approvals import Approval, ApprovalStore, digest
 from parsimon.governance.audit import get_audit_log
-from parsimon.governance.ledger import get_ledger
+from parsimon.governance.ledger import get_ledger, settle_and_record
 from parsimon.governance.store import resolve_path
 
 __all__ = ["Gateway"]
@@ -335,12 +335,17 @@ class Gateway:
 
     def _finish(self, p: Principal, rid: int, component: str, usage: dict, cost: float, wall: float,
                 action: str, target: str, args: dict, after: dict, outcome: str, *, actions: int = 0) -> Any:
-        event = self.ledger.settle(rid, component=component, tokens_in=usage.get("prompt_tokens", 0),
-                                   tokens_out=usage.get("completion_tokens", 0), money=cost, actions=actions,
-                                   wall_s=wall, run=p.run, workflow=p.workflow,
-                                   meta={"target": target, **{k: after[k] for k in ("model", "upstream_model")
-                                                              if k in after}})
-        return self._record(p, action, target, args=args, after={**after, "ledger_event": event}, outcome=outcome)
+        """Settle the reservation and append the record in one commit (see :func:`settle_and_record`)."""
+        _, rec = settle_and_record(
+            self.ledger, self.audit, rid,
+            settle={"component": component, "tokens_in": usage.get("prompt_tokens", 0),
+                    "tokens_out": usage.get("completion_tokens", 0), "money": cost, "actions": actions,
+                    "wall_s": wall, "run": p.run, "workflow": p.workflow,
+                    "meta": {"target": target, **{k: after[k] for k in ("model", "upstream_model") if k in after}}},
+            record={"actor": p.actor, "action": action, "target": target, "args": args, "after": after,
+                    "outcome": outcome, "run": p.run})
+        self._since_checkpoint += 1
+        return rec
 
     # ------------------------------------------------------------------ model calls
     def _prepare(self, body: Any):

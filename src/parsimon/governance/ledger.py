@@ -38,7 +38,7 @@ from parsimon.errors import BudgetExceeded
 from parsimon.governance.scope import current_scope
 from parsimon.governance.store import Handle, resolve_path
 
-__all__ = ["METRICS", "BudgetWarning", "Ledger", "LedgerEvent", "get_ledger"]
+__all__ = ["METRICS", "BudgetWarning", "Ledger", "LedgerEvent", "get_ledger", "settle_and_record"]
 
 METRICS = ("tokens", "money", "actions", "wall_s", "gpu_s")
 _GROUP_BY = ("run", "workflow", "component")
@@ -211,15 +211,22 @@ class Ledger:
                hard_check: bool = True) -> list[tuple]:
         """Raise if a hard limit would be crossed (counting outstanding reservations); return the soft
         crossings as (kind, scope, metric, soft, new)."""
+        if not scopes:
+            return []
+        where = " OR ".join("(kind=? AND scope=?)" for _ in scopes)
+        rows = conn.execute(f"SELECT kind, scope, metric, soft, hard FROM ledger_budgets WHERE {where}",
+                            [x for pair in scopes for x in pair]).fetchall()
+        if not rows:
+            return []
         soft_hits = []
         now = time.time()
-        for kind, scope in scopes:
-            budgets = conn.execute("SELECT metric, soft, hard FROM ledger_budgets WHERE kind=? AND scope=?",
-                                   (kind, scope)).fetchall()
-            if not budgets:
-                continue
+        by_scope: dict[tuple[str, str], list] = {}
+        for kind, scope, metric, soft, hard in rows:
+            by_scope.setdefault((kind, scope), []).append((metric, soft, hard))
+        for (kind, scope), budgets in by_scope.items():
             spent = self._spent(conn, kind, scope)
-            reserved = self._reserved(conn, kind, scope, now) if hard_check else dict.fromkeys(METRICS, 0.0)
+            reserved = self._reserved(conn, kind, scope, now) if hard_check and any(
+                b[2] is not None for b in budgets) else dict.fromkeys(METRICS, 0.0)
             for metric, soft, hard in budgets:
                 new = spent[metric] + amounts[metric]
                 if hard_check and hard is not None and new + reserved[metric] > hard:
@@ -371,25 +378,36 @@ class Ledger:
             raise ValueError(f"`component` must be a non-empty string, got {component!r}")
         amounts = _amounts(tokens_in, tokens_out, money, actions, wall_s, gpu_s)
         run, workflow, pairs = self._scopes(run, workflow)
-        meta = dict(meta or {})
         with self._db.transaction() as conn:
-            row = conn.execute("SELECT tokens, money, actions FROM ledger_reservations WHERE id=?",
-                               (int(reservation),)).fetchone()
-            if row is not None:
-                held = dict(zip(("tokens", "money", "actions"), row, strict=True))
-                over = [m for m in held if amounts[m] > held[m] + 1e-12]
-                if over:
-                    meta["overrun"] = over
-                conn.execute("DELETE FROM ledger_reservations WHERE id=?", (int(reservation),))
-            else:
-                meta["reservation"] = "expired or unknown"
-            soft_hits = self._check(conn, pairs, amounts, hard_check=False)
-            meta_text = json.dumps(meta, sort_keys=True, allow_nan=False) if meta else None
-            event_id = self._insert(conn, run, workflow, pairs, component, amounts, tokens_in, tokens_out,
-                                    meta_text)
+            event_id, soft_hits = self.settle_in(conn, reservation, component=component, amounts=amounts,
+                                                 tokens_in=tokens_in, tokens_out=tokens_out, run=run,
+                                                 workflow=workflow, pairs=pairs, meta=meta)
+        self.report_soft(soft_hits)
+        return event_id
+
+    def settle_in(self, conn, reservation: int, *, component: str, amounts: dict, tokens_in: int, tokens_out: int,
+                  run: str | None, workflow: str | None, pairs: list, meta: dict | None) -> tuple[int, list]:
+        """:meth:`settle`'s writes inside a transaction the caller holds (see :func:`settle_and_record`);
+        return the event id and the soft-limit crossings to report after the commit."""
+        meta = dict(meta or {})
+        row = conn.execute("SELECT tokens, money, actions FROM ledger_reservations WHERE id=?",
+                           (int(reservation),)).fetchone()
+        if row is not None:
+            held = dict(zip(("tokens", "money", "actions"), row, strict=True))
+            over = [m for m in held if amounts[m] > held[m] + 1e-12]
+            if over:
+                meta["overrun"] = over
+            conn.execute("DELETE FROM ledger_reservations WHERE id=?", (int(reservation),))
+        else:
+            meta["reservation"] = "expired or unknown"
+        soft_hits = self._check(conn, pairs, amounts, hard_check=False)
+        meta_text = json.dumps(meta, sort_keys=True, allow_nan=False) if meta else None
+        return self._insert(conn, run, workflow, pairs, component, amounts, tokens_in, tokens_out, meta_text), soft_hits
+
+    def report_soft(self, soft_hits: list) -> None:
+        """Warn (once per scope and metric) and call the callbacks for soft-limit crossings."""
         for kind, scope, metric, soft, new in soft_hits:
             self._soft_limit(kind, scope, metric, soft, new)
-        return event_id
 
     def release(self, reservation: int) -> bool:
         """Drop a reservation without charging (the call was not made); True if it was outstanding."""
@@ -540,3 +558,45 @@ def get_ledger(path: str | os.PathLike | None = None) -> Ledger:
         if ledger is None:
             ledger = _LEDGERS[key] = Ledger(resolved)
         return ledger
+
+
+def settle_and_record(ledger: Ledger, audit, reservation: int, *, settle: dict, record: dict) -> tuple[int, Any]:
+    """Settle a reservation and append its proof-of-action record in one commit.
+
+    When the ledger and the log share a SQLite file (the default governance store), both writes happen
+    in one ``BEGIN IMMEDIATE`` transaction: a crash leaves both or neither. Otherwise they run one after
+    the other (settle first).
+
+    Args:
+        ledger: The ledger holding the reservation.
+        audit: The proof-of-action log (:class:`~parsimon.governance.AuditLog` or a JSONL log).
+        reservation: The reservation id.
+        settle: Keyword arguments of :meth:`Ledger.settle`.
+        record: Keyword arguments of ``audit.append``.
+
+    Returns:
+        ``(ledger event id, AuditRecord)``.
+    """
+    from parsimon.governance.audit import AuditLog
+
+    if not isinstance(audit, AuditLog) or audit.path != ledger.path:
+        event = ledger.settle(reservation, **settle)
+        return event, audit.append(**record)
+    s = dict(settle)
+    component = s.pop("component")
+    if not isinstance(component, str) or not component:
+        raise ValueError(f"`component` must be a non-empty string, got {component!r}")
+    counts = {k: s.pop(k, 0) for k in ("tokens_in", "tokens_out", "money", "actions", "wall_s", "gpu_s")}
+    amounts = _amounts(**counts)
+    run, workflow, pairs = ledger._scopes(s.pop("run", None), s.pop("workflow", None))
+    meta = s.pop("meta", None)
+    if s:
+        raise ValueError(f"unknown settle argument(s) {sorted(s)}")
+    _ = audit._db.conn  # create the log's tables now: not from inside our write transaction
+    with ledger._db.transaction() as conn:
+        event, soft_hits = ledger.settle_in(conn, reservation, component=component, amounts=amounts,
+                                            tokens_in=counts["tokens_in"], tokens_out=counts["tokens_out"], run=run,
+                                            workflow=workflow, pairs=pairs, meta=meta)
+        rec = audit.append_in(conn, **{**record, "after": {**(record.get("after") or {}), "ledger_event": event}})
+    ledger.report_soft(soft_hits)
+    return event, rec
