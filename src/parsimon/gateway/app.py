@@ -100,7 +100,7 @@ def create_app(config: GatewayConfig, gateway: Gateway | None = None) -> Starlet
         try:
             p = gw.principal(request.headers)
             body = await _body(request)
-            result, headers = await gw.chat(p, body, request.headers)
+            result, headers = await gw.chat(p, body, request.headers, request.is_disconnected)
         except GatewayError as exc:
             return _error(exc)
         if isinstance(result, dict):
@@ -121,7 +121,8 @@ def create_app(config: GatewayConfig, gateway: Gateway | None = None) -> Starlet
             body = await _body(request)
             if not isinstance(body, dict) or not isinstance(body.get("name"), str):
                 raise GatewayError(400, "invalid_request_error", "the body must be {\"name\": ..., \"arguments\": {...}}")
-            result, headers = await gw.call_tool(p, body["name"], body.get("arguments"), request.headers)
+            result, headers = await gw.call_tool(p, body["name"], body.get("arguments"), request.headers,
+                                                 request.is_disconnected)
         except GatewayError as exc:
             return _error(exc)
         return _json(result, headers=headers)

@@ -174,7 +174,8 @@ def approvals_list(
             typer.echo(json.dumps(a.as_dict(), sort_keys=True, default=str))
         return
     table = Table(title=f"Approvals ({state}, {len(items)})")
-    for col in ("id", "state", "kind", "action", "run", "key", "risk", "rule", "expires (UTC)", "decided by"):
+    table.add_column("id", no_wrap=True)
+    for col in ("state", "kind", "action", "run", "key", "risk", "rule", "expires (UTC)", "decided by"):
         table.add_column(col, overflow="fold")
     for a in items:
         d = a.as_dict()

@@ -247,7 +247,7 @@ class Gateway:
 
     # ------------------------------------------------------------------ admission
     async def admit(self, p: Principal, on: str, name: str, args: dict, *, headers: Mapping[str, str],
-                    risk: str | None = None, eval_args: dict | None = None) -> Approval | None:
+                    risk: str | None = None, eval_args: dict | None = None, disconnected=None) -> Approval | None:
         """Kill switches, rate limits, policy and approvals; return the approval a person gave, if any."""
         action = f"{on}.call"
         kill = self.kills.blocking(key=p.key, run=p.run)
@@ -270,10 +270,10 @@ class Gateway:
             await self._refuse(p, action, name, {"args_digest": digest(args)}, GatewayError(
                 403, "policy_denied", verdict.reason, extra={"rule": verdict.rule, "risk": verdict.risk}))
         if verdict.effect == "require_approval":
-            return await self._approval(p, on, name, args, verdict, headers)
+            return await self._approval(p, on, name, args, verdict, headers, disconnected)
         return None
 
-    async def _approval(self, p, on, name, args, verdict, headers) -> Approval:
+    async def _approval(self, p, on, name, args, verdict, headers, disconnected=None) -> Approval:
         token = _header(headers, "x-parsimon-resume-token")
         wait = self.config.approval_wait_s
         raw_wait = _header(headers, "x-parsimon-approval-wait")
@@ -303,6 +303,11 @@ class Gateway:
         while a.state == "pending" and time.monotonic() < deadline:
             await asyncio.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
             a = await self.io(self.approvals.get, a.id)
+            if disconnected is not None and await disconnected():
+                # The caller is gone (killed, timed out): leave the approval for the request it will re-send,
+                # rather than run an approved action nobody waits for.
+                raise GatewayError(499, "client_disconnected", f"the caller left while approval {a.id} was "
+                                   f"{a.state}; re-send with the same request id or resume token")
         if a.state == "pending":
             raise GatewayError(409, "approval_pending", f"{on} {name!r} needs a person's approval "
                                f"({verdict.reason}); approval {a.id} is pending", extra={
@@ -367,10 +372,16 @@ class Gateway:
                          for m in messages)
         return route, limit, args, {**args, "content": text}
 
-    async def chat(self, p: Principal, body: Any, headers: Mapping[str, str]) -> tuple[Any, dict[str, str]]:
-        """One chat completion: a reply dict, or for ``stream: true`` an async iterator of SSE bytes."""
+    async def chat(self, p: Principal, body: Any, headers: Mapping[str, str],
+                   disconnected=None) -> tuple[Any, dict[str, str]]:
+        """One chat completion: a reply dict, or for ``stream: true`` an async iterator of SSE bytes.
+
+        ``disconnected`` is an async callable telling whether the caller went away (checked while the call
+        waits for a person).
+        """
         route, limit, args, eval_args = self._prepare(body)
-        approval = await self.admit(p, "model", route.name, args, headers=headers, eval_args=eval_args)
+        approval = await self.admit(p, "model", route.name, args, headers=headers, eval_args=eval_args,
+                                    disconnected=disconnected)
         body = dict(body)
         if approval is not None and approval.edited_args:
             for k in ("messages", "max_tokens", "temperature"):
@@ -531,7 +542,8 @@ class Gateway:
         yield b"data: [DONE]\n\n"
 
     # ------------------------------------------------------------------ tool calls
-    async def call_tool(self, p: Principal, name: str, arguments: Any, headers: Mapping[str, str]) -> tuple[dict, dict]:
+    async def call_tool(self, p: Principal, name: str, arguments: Any, headers: Mapping[str, str],
+                        disconnected=None) -> tuple[dict, dict]:
         """One MCP tool call through policy, approvals, the ledger and the log."""
         if arguments is None:
             arguments = {}
@@ -541,7 +553,8 @@ class Gateway:
             tool = self.mcp.resolve(name)
         except ToolError as exc:
             raise GatewayError(exc.status, "tool_not_found", str(exc)) from None
-        approval = await self.admit(p, "tool", tool.name, arguments, headers=headers, risk=tool.risk)
+        approval = await self.admit(p, "tool", tool.name, arguments, headers=headers, risk=tool.risk,
+                                    disconnected=disconnected)
         args = approval.effective_args if approval is not None and approval.effective_args is not None else arguments
         component = f"gateway.mcp.{tool.server}"
         rid = await self.reserve(p, component, actions=1)
