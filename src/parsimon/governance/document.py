@@ -5,7 +5,8 @@ name the line the user has to fix. :func:`load_document` parses the file (``.tom
 and returns a :class:`Document`: the plain data plus :meth:`Document.line`, which maps a key path such as
 ``("rule", 2, "effect")`` to the 1-based line where it was written (or the nearest enclosing table's line).
 
-For YAML the line numbers come from PyYAML's node marks. For TOML (``tomllib`` keeps no positions) they
+For YAML the line numbers come from PyYAML's node marks, and only ``true``/``false`` are booleans (YAML 1.2),
+so the rule key ``on`` is not read as ``True``. For TOML (``tomllib`` keeps no positions) they
 come from a scan of the text that follows table headers (``[a.b]``, ``[[a]]``, counting array items) and
 ``key = value`` lines; keys inside inline tables resolve to the line of the inline table.
 """
@@ -145,6 +146,21 @@ def _toml_lines(text: str) -> dict[Path_, int]:
     return lines
 
 
+def _yaml_loader():
+    """A SafeLoader with YAML 1.2 booleans: only true/false, so the key ``on`` stays the string "on"
+    (YAML 1.1 reads on/off/yes/no as booleans, and ``on: tool`` would become ``True: tool``)."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.yaml_implicit_resolvers = {
+        k: [r for r in v if r[0] != "tag:yaml.org,2002:bool"] for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+    Loader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+                                 list("tTfF"))
+    return Loader
+
+
 def _yaml_load(text: str, source: str) -> tuple[Any, dict[Path_, int]]:
     try:
         import yaml
@@ -153,8 +169,8 @@ def _yaml_load(text: str, source: str) -> tuple[Any, dict[Path_, int]]:
 
         raise DependencyNotInstalled("pyyaml", "gateway", "YAML policy files") from exc
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        node = yaml.compose(text, Loader=_yaml_loader())
+        data = yaml.load(text, Loader=_yaml_loader())  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{source}:{mark.line + 1}" if mark is not None else source
