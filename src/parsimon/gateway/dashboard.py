@@ -5,7 +5,6 @@ proof-of-action records with the log's verification status and the last signed c
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import Any
 
@@ -14,8 +13,19 @@ __all__ = ["dashboard_state"]
 _VERIFY_TTL_S = 2.0  # the chain is re-verified at most this often however many pages poll
 
 
+def _readers(gw) -> tuple:
+    """The dashboard's own connections (so its queries never wait on, or hold up, the gateway's writes)."""
+    readers = getattr(gw, "_dashboard_readers", None)
+    if readers is None:
+        from parsimon.governance import ApprovalStore, AuditLog, Ledger
+
+        log = AuditLog(gw.path)
+        readers = gw._dashboard_readers = (Ledger(gw.path), log, ApprovalStore(gw.path, audit=log))
+    return readers
+
+
 def _spend(gw) -> dict[str, Any]:
-    ledger = gw.ledger
+    ledger = _readers(gw)[0]
     budgets = []
     for b in ledger.budgets():
         scope = {b["kind"]: b["scope"]}
@@ -27,21 +37,22 @@ def _spend(gw) -> dict[str, Any]:
 
 
 def _approvals(gw) -> dict[str, Any]:
-    pending = [a.as_dict() for a in gw.approvals.list("pending")]
-    recent = [a.as_dict() for a in gw.approvals.list(limit=40) if a.state != "pending"][:20]
+    store = _readers(gw)[2]
+    pending = [a.as_dict() for a in store.list("pending")]
+    recent = [a.as_dict() for a in store.list(limit=40) if a.state != "pending"][:20]
     return {"pending": pending, "recent": recent}
 
 
 def _records(gw) -> list[dict]:
     out = []
-    for r in reversed(gw.audit.records(last=30)):
+    for r in reversed(_readers(gw)[1].records(last=30)):
         out.append({"seq": r.seq, "ts": r.ts, "run": r.run, "actor": r.actor, "action": r.action,
                     "target": r.target, "outcome": r.outcome, "hash": r.hash})
     return out
 
 
 def _verify(gw) -> dict[str, Any]:
-    report = gw.audit.verify()
+    report = _readers(gw)[1].verify()
     return {"ok": report.ok, "reason": report.reason, "n_records": report.n_records, "checked_at": time.time()}
 
 
@@ -49,11 +60,10 @@ async def dashboard_state(gw) -> dict[str, Any]:
     """The dashboard's document for gateway ``gw``."""
     cached = getattr(gw, "_verify_cache", None)
     if cached is None or time.time() - cached["checked_at"] > _VERIFY_TTL_S:
-        loop = asyncio.get_running_loop()
-        cached = await loop.run_in_executor(gw._bg, _verify, gw)
+        cached = await gw.background(_verify, gw)
         gw._verify_cache = cached
-    spend, approvals, records, kills = await asyncio.gather(
-        gw.io(_spend, gw), gw.io(_approvals, gw), gw.io(_records, gw), gw.io(gw.kills.active))
+    spend, approvals, records = await gw.background(lambda: (_spend(gw), _approvals(gw), _records(gw)))
+    kills = gw.kills.active()
     cp = gw.last_checkpoint
     head = records[0]["seq"] + 1 if records else 0
     return {

@@ -12,6 +12,7 @@ confidence and is escalated (the cascade cannot tell whether to trust it).
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import time
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ from typing import Any
 
 import httpx
 
-from parsimon.gateway.config import CascadeSpec, GatewayConfig, ModelSpec, UpstreamSpec
+from parsimon.gateway.config import GatewayConfig, ModelSpec, UpstreamSpec
 
 __all__ = ["RETRY_STATUS", "Route", "Router", "UpstreamError", "Upstreams", "confidence"]
 
@@ -140,42 +141,56 @@ class Router:
 
 
 class Upstreams:
-    """One pooled async HTTP client per upstream."""
+    """One pooled async HTTP/1.1 transport per upstream.
+
+    Requests go straight to ``httpx.AsyncHTTPTransport`` (httpx's connection pool), without the
+    ``httpx.AsyncClient`` layer: the gateway needs no cookie jar, redirects, auth flows or URL merging per
+    call, and skipping them roughly halves the client-side cost of a proxied request.
+    """
 
     def __init__(self, specs: dict[str, UpstreamSpec], *, sleep=asyncio.sleep):
         self.specs = specs
-        self._clients: dict[str, httpx.AsyncClient] = {}
+        self._transports: dict[str, httpx.AsyncHTTPTransport] = {}
+        self._urls = {n: httpx.URL(s.base_url + "/chat/completions") for n, s in specs.items()}
+        self._headers = {n: [("content-type", "application/json"), ("accept", "application/json")]
+                         + ([("authorization", f"Bearer {s.api_key}")] if s.api_key else []) for n, s in specs.items()}
+        self._timeouts = {n: {"connect": s.timeout_s, "read": s.timeout_s, "write": s.timeout_s, "pool": s.timeout_s}
+                          for n, s in specs.items()}
         self._sleep = sleep
 
-    def client(self, name: str) -> httpx.AsyncClient:
-        c = self._clients.get(name)
-        if c is None:
-            spec = self.specs[name]
-            headers = {"Authorization": f"Bearer {spec.api_key}"} if spec.api_key else {}
-            c = self._clients[name] = httpx.AsyncClient(
-                base_url=spec.base_url, headers=headers, timeout=httpx.Timeout(spec.timeout_s),
+    def transport(self, name: str) -> httpx.AsyncHTTPTransport:
+        t = self._transports.get(name)
+        if t is None:
+            t = self._transports[name] = httpx.AsyncHTTPTransport(
                 limits=httpx.Limits(max_connections=256, max_keepalive_connections=64))
-        return c
+        return t
 
     async def aclose(self) -> None:
-        for c in self._clients.values():
-            await c.aclose()
-        self._clients.clear()
+        for t in self._transports.values():
+            await t.aclose()
+        self._transports.clear()
+
+    async def _send(self, upstream: str, payload: dict) -> httpx.Response:
+        request = httpx.Request("POST", self._urls[upstream], headers=self._headers[upstream],
+                                content=json.dumps(payload).encode("utf-8"),
+                                extensions={"timeout": self._timeouts[upstream]})
+        return await self.transport(upstream).handle_async_request(request)
 
     async def _post(self, model: ModelSpec, body: dict, attempts: list[Attempt], *, stream: bool):
-        """POST to one model's upstream with its retries; return the 200 response (streaming if asked)."""
+        """POST to one model's upstream with its retries; return the 200 response (body unread when streaming)."""
         spec = self.specs[model.upstream]
-        client = self.client(model.upstream)
         payload = {**body, "model": model.upstream_model}
         last: str = ""
         for attempt in range(spec.retries + 1):
             t0 = time.perf_counter()
             status, error = None, None
             try:
-                request = client.build_request("POST", "/chat/completions", json=payload)
-                response = await client.send(request, stream=stream)
+                response = await self._send(model.upstream, payload)
                 status = response.status_code
                 if status == 200:
+                    if not stream:
+                        await response.aread()
+                        await response.aclose()
                     attempts.append(Attempt(model.name, model.upstream, 200, None, time.perf_counter() - t0))
                     return response
                 text = (await response.aread())[:300].decode("utf-8", "replace")
@@ -209,7 +224,7 @@ class Upstreams:
                     raise
                 continue
             try:
-                reply = response.json()
+                reply = json.loads(response.content)
             except ValueError:
                 error = UpstreamError(f"{candidate.name} answered 200 with something that is not JSON",
                                       status=200, attempts=attempts)
@@ -265,11 +280,6 @@ class Upstreams:
             reply["choices"] = [{k: v for k, v in c.items() if k != "logprobs"} for c in reply["choices"]]
         reply["usage"] = {**total, "total_tokens": total["prompt_tokens"] + total["completion_tokens"]}
         return Outcome(reply, outcome.model, total, total_cost, attempts, stages)
-
-
-def cascade_spec_names(cascades: dict[str, CascadeSpec]) -> list[str]:
-    """Names of the configured cascades (for the models list)."""
-    return sorted(cascades)
 
 
 def model_list(config: GatewayConfig) -> list[dict[str, Any]]:

@@ -213,30 +213,30 @@ class Ledger:
         crossings as (kind, scope, metric, soft, new)."""
         if not scopes:
             return []
-        where = " OR ".join("(kind=? AND scope=?)" for _ in scopes)
-        rows = conn.execute(f"SELECT kind, scope, metric, soft, hard FROM ledger_budgets WHERE {where}",
-                            [x for pair in scopes for x in pair]).fetchall()
+        # One query for the budgets of every scope with what each scope has spent.
+        where = " OR ".join("(b.kind=? AND b.scope=?)" for _ in scopes)
+        rows = conn.execute(
+            "SELECT b.kind, b.scope, b.metric, b.soft, b.hard, t.tokens, t.money, t.actions, t.wall_s, t.gpu_s "
+            f"FROM ledger_budgets b LEFT JOIN ledger_totals t ON t.kind=b.kind AND t.scope=b.scope WHERE {where}",
+            [x for pair in scopes for x in pair]).fetchall()
         if not rows:
             return []
         soft_hits = []
         now = time.time()
-        by_scope: dict[tuple[str, str], list] = {}
-        for kind, scope, metric, soft, hard in rows:
-            by_scope.setdefault((kind, scope), []).append((metric, soft, hard))
-        for (kind, scope), budgets in by_scope.items():
-            spent = self._spent(conn, kind, scope)
-            reserved = self._reserved(conn, kind, scope, now) if hard_check and any(
-                b[2] is not None for b in budgets) else dict.fromkeys(METRICS, 0.0)
-            for metric, soft, hard in budgets:
-                new = spent[metric] + amounts[metric]
-                if hard_check and hard is not None and new + reserved[metric] > hard:
-                    held = f", reserved by calls in flight {reserved[metric]:g}" if reserved[metric] else ""
-                    raise BudgetExceeded(
-                        f"{kind} {scope!r}: {metric} hard limit {hard:g} would be crossed "
-                        f"(spent {spent[metric]:g}{held}, requested {amounts[metric]:g})"
-                    )
-                if soft is not None and new > soft:
-                    soft_hits.append((kind, scope, metric, soft, new))
+        reserved_by: dict[tuple[str, str], dict[str, float]] = {}
+        for kind, scope, metric, soft, hard, *totals in rows:
+            spent = totals[METRICS.index(metric)] or 0.0
+            new = spent + amounts[metric]
+            if hard_check and hard is not None:
+                if (kind, scope) not in reserved_by:
+                    reserved_by[(kind, scope)] = self._reserved(conn, kind, scope, now)
+                held = reserved_by[(kind, scope)][metric]
+                if new + held > hard:
+                    note = f", reserved by calls in flight {held:g}" if held else ""
+                    raise BudgetExceeded(f"{kind} {scope!r}: {metric} hard limit {hard:g} would be crossed "
+                                         f"(spent {spent:g}{note}, requested {amounts[metric]:g})")
+            if soft is not None and new > soft:
+                soft_hits.append((kind, scope, metric, soft, new))
         return soft_hits
 
     @staticmethod
@@ -390,14 +390,14 @@ class Ledger:
         """:meth:`settle`'s writes inside a transaction the caller holds (see :func:`settle_and_record`);
         return the event id and the soft-limit crossings to report after the commit."""
         meta = dict(meta or {})
-        row = conn.execute("SELECT tokens, money, actions FROM ledger_reservations WHERE id=?",
-                           (int(reservation),)).fetchone()
+        rows = conn.execute("DELETE FROM ledger_reservations WHERE id=? RETURNING tokens, money, actions",
+                            (int(reservation),)).fetchall()
+        row = rows[0] if rows else None
         if row is not None:
             held = dict(zip(("tokens", "money", "actions"), row, strict=True))
             over = [m for m in held if amounts[m] > held[m] + 1e-12]
             if over:
                 meta["overrun"] = over
-            conn.execute("DELETE FROM ledger_reservations WHERE id=?", (int(reservation),))
         else:
             meta["reservation"] = "expired or unknown"
         soft_hits = self._check(conn, pairs, amounts, hard_check=False)
