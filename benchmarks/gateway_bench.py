@@ -152,16 +152,23 @@ async def open_loop(url: str, headers: dict, model: str, rate: float, seconds: f
     body = {"model": model, "messages": [{"role": "user", "content": "Say ok."}], "max_tokens": 8}
     out: list[float] = []
     errors = 0
+    first_error: list[str] = []
     async with httpx.AsyncClient(headers=headers, timeout=30,
                                  limits=httpx.Limits(max_connections=64, max_keepalive_connections=64)) as client:
         async def one():
             nonlocal errors
             t = time.perf_counter()
-            r = await client.post(url, json=body)
+            try:
+                r = await client.post(url, json=body)
+            except httpx.HTTPError as exc:
+                errors += 1
+                first_error.append(f"{type(exc).__name__}: {exc}")
+                return
             if r.status_code == 200:
                 out.append(time.perf_counter() - t)
             else:
                 errors += 1
+                first_error.append(f"HTTP {r.status_code}: {r.text[:200]}")
 
         tasks = []
         t0 = time.perf_counter()
@@ -172,7 +179,7 @@ async def open_loop(url: str, headers: dict, model: str, rate: float, seconds: f
             tasks.append(asyncio.create_task(one()))
         await asyncio.gather(*tasks)
     if errors:
-        raise RuntimeError(f"{url}: {errors} request(s) failed during the latency test")
+        raise RuntimeError(f"{url}: {errors} request(s) failed during the latency test; first: {first_error[0]}")
     return out
 
 

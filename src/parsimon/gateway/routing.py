@@ -143,14 +143,19 @@ class Router:
 class Upstreams:
     """One pooled async HTTP/1.1 transport per upstream.
 
-    Requests go straight to ``httpx.AsyncHTTPTransport`` (httpx's connection pool), without the
-    ``httpx.AsyncClient`` layer: the gateway needs no cookie jar, redirects, auth flows or URL merging per
-    call, and skipping them roughly halves the client-side cost of a proxied request.
+    Streaming calls and ``https://`` upstreams go straight to ``httpx.AsyncHTTPTransport`` (httpx's
+    connection pool, without the ``AsyncClient`` layer: no cookie jar, redirects or URL merging per call).
+    Non-streaming calls to ``http://`` upstreams use :class:`~parsimon.gateway.fasthttp.FastPool`, about
+    twenty times cheaper in CPU (see that module), unless ``fast=False``.
     """
 
-    def __init__(self, specs: dict[str, UpstreamSpec], *, sleep=asyncio.sleep):
+    def __init__(self, specs: dict[str, UpstreamSpec], *, sleep=asyncio.sleep, fast: bool = True):
+        from parsimon.gateway.fasthttp import FastPool, available
+
         self.specs = specs
         self._transports: dict[str, httpx.AsyncHTTPTransport] = {}
+        self._fast = {n: FastPool(s.base_url, timeout=s.timeout_s) for n, s in specs.items()
+                      if fast and available() and s.base_url.startswith("http://")}
         self._urls = {n: httpx.URL(s.base_url + "/chat/completions") for n, s in specs.items()}
         self._headers = {n: [("content-type", "application/json"), ("accept", "application/json")]
                          + ([("authorization", f"Bearer {s.api_key}")] if s.api_key else []) for n, s in specs.items()}
@@ -169,12 +174,22 @@ class Upstreams:
         for t in self._transports.values():
             await t.aclose()
         self._transports.clear()
+        for f in self._fast.values():
+            await f.aclose()
 
-    async def _send(self, upstream: str, payload: dict) -> httpx.Response:
-        request = httpx.Request("POST", self._urls[upstream], headers=self._headers[upstream],
-                                content=json.dumps(payload).encode("utf-8"),
+    async def _send(self, upstream: str, payload: dict, *, stream: bool) -> httpx.Response:
+        content = json.dumps(payload).encode("utf-8")
+        fast = self._fast.get(upstream)
+        if fast is not None and not stream:
+            status, body = await fast.post("/chat/completions", content, self._headers[upstream])
+            return httpx.Response(status, content=body)
+        request = httpx.Request("POST", self._urls[upstream], headers=self._headers[upstream], content=content,
                                 extensions={"timeout": self._timeouts[upstream]})
-        return await self.transport(upstream).handle_async_request(request)
+        response = await self.transport(upstream).handle_async_request(request)
+        if not stream:
+            await response.aread()
+            await response.aclose()
+        return response
 
     async def _post(self, model: ModelSpec, body: dict, attempts: list[Attempt], *, stream: bool):
         """POST to one model's upstream with its retries; return the 200 response (body unread when streaming)."""
@@ -185,12 +200,9 @@ class Upstreams:
             t0 = time.perf_counter()
             status, error = None, None
             try:
-                response = await self._send(model.upstream, payload)
+                response = await self._send(model.upstream, payload, stream=stream)
                 status = response.status_code
                 if status == 200:
-                    if not stream:
-                        await response.aread()
-                        await response.aclose()
                     attempts.append(Attempt(model.name, model.upstream, 200, None, time.perf_counter() - t0))
                     return response
                 text = (await response.aread())[:300].decode("utf-8", "replace")
