@@ -217,7 +217,7 @@ hard = 1000000.0
         lp, lite_url = start_litellm(lite, upstream, work / "latency-litellm")
         targets["litellm"] = (f"{lite_url}/v1/chat/completions", {"Authorization": "Bearer sk-master"}, "m")
     try:
-        for name, (url, headers, model) in targets.items():  # warm-up: connections, caches, JIT-free paths
+        for url, headers, model in targets.values():  # warm-up: connections and caches
             asyncio.run(open_loop(url, headers, model, 50, 2))
         rounds = []
         for r in range(args.rounds):
@@ -497,7 +497,7 @@ price_out_per_1k = 1.0
             srv.stop()
     points = sorted(((v["cost"], v["accuracy"], k) for k, v in results.items()))
     front, best = [], -1.0
-    for cost, acc, k in points:
+    for _cost, acc, k in points:
         if acc > best:
             front.append(k)
             best = acc

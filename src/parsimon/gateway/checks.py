@@ -106,7 +106,7 @@ def _budget(gw_url: str, ledger, reps: int) -> dict:
         run = f"reproduce-budget-{time.time_ns()}-{rep}"
         ledger.set_budget(run=run, metric="money", hard=limit)
 
-        def client(_):
+        def client(_, run=run):
             ok = 0
             with httpx.Client(timeout=30, headers={"X-Parsimon-Run": run, **_KEY}) as c:
                 for _ in range(30):
