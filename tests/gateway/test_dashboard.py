@@ -3,6 +3,7 @@ agent goes ahead. Screenshots go to $PARSIMON_SCREENSHOT_DIR (or the test's temp
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 from pathlib import Path
@@ -59,6 +60,8 @@ def test_approve_in_the_page_and_the_agent_proceeds(mock_upstream, serve, tmp_pa
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
         page = browser.new_page(viewport={"width": 1280, "height": 900})
+        script_errors: list = []
+        page.on("pageerror", script_errors.append)
         page.goto(f"{gw.url}/dashboard?who=tess")
         row = page.locator("#approvals tbody tr")
         row.first.wait_for(timeout=20_000)
@@ -74,7 +77,24 @@ def test_approve_in_the_page_and_the_agent_proceeds(mock_upstream, serve, tmp_pa
                                " && document.querySelector('#audit tbody').children.length >= 4", timeout=10_000)
         assert "verified" in page.locator("#verify").inner_text()
         page.screenshot(path=str(shots / "dashboard_approved.png"), full_page=True)
+        # a second paused call: the person edits its arguments in the page, then it runs with the edit
+        second = threading.Thread(target=agent)
+        second.start()
+        row.first.wait_for(timeout=20_000)
+
+        def edit(dialog):
+            args = json.loads(dialog.default_value)
+            args["messages"][0]["content"] = "Please deploy release 1.4 to staging"
+            dialog.accept(json.dumps(args))
+
+        page.once("dialog", edit)
+        row.first.get_by_role("button", name="Edit").click()
+        second.join(30)
+        assert out["reply"].text == "ok"
+        assert mock_upstream.requests[-1]["json"]["messages"][0]["content"] == "Please deploy release 1.4 to staging"
+        assert script_errors == []
         browser.close()
     log = [(r.actor, r.action, r.outcome) for r in get_audit_log().records()]
     assert ("dashboard:tess", "approval.approve", "approved") in log
+    assert ("dashboard:tess", "approval.edit", "approved") in log
     assert log[-1][:2] == ("key:agent", "model.call") and log[-1][2] == "ok"

@@ -121,3 +121,16 @@ def test_cli_checkpoint_export_and_verify(tmp_path):
                       env={"PARSIMON_HOME": str(tmp_path / "elsewhere")})
     assert r.exit_code == 0 and r.output.startswith("OK: 3 record(s) of run 'run-a'")
     assert not (tmp_path / "elsewhere" / "governance.sqlite").exists()
+
+
+def test_a_run_signs_a_checkpoint_at_its_end(tmp_path):
+    from parsimon.governance.receipts import CheckpointOnRunEnd
+    from parsimon.run import start_run
+
+    sink = CheckpointOnRunEnd()
+    with start_run("receipt demo", {"x": 1}, out_dir=tmp_path / "run", ledger=False, progress=False,
+                   sinks=[sink]) as run:
+        get_audit_log().append(actor="agent", action="step", outcome="ok")
+        get_audit_log().append(actor="agent", action="step", outcome="ok")
+    assert len(sink.signed) == 1 and sink.signed[0].n == 2 and sink.signed[0].reason == f"run end: {run.id}"
+    assert checkpoints(get_audit_log())[-1] == sink.signed[0]

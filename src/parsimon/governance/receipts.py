@@ -38,7 +38,7 @@ from parsimon.governance.chain import GENESIS, body_text, canonical_json, encode
 from parsimon.governance.merkle import MerkleFrontier, inclusion_proof, merkle_root, verify_inclusion
 
 __all__ = [
-    "Checkpoint", "Checkpointer", "ReceiptReport", "checkpoints", "default_key_path", "export_receipt", "key_id",
+    "Checkpoint", "CheckpointOnRunEnd", "Checkpointer", "ReceiptReport", "checkpoints", "default_key_path", "export_receipt", "key_id",
     "load_public_key", "load_signing_key", "public_key_pem", "sign_checkpoint", "verify_checkpoints",
     "verify_receipt",
 ]
@@ -296,6 +296,41 @@ class Checkpointer:
 
     def close(self) -> None:
         self.log.close()
+
+
+class CheckpointOnRunEnd:
+    """A feedback sink that signs a checkpoint when a run ends (its ``final`` or ``error`` event).
+
+    Example::
+
+        with start_run("games solve", cfg, sinks=[CheckpointOnRunEnd()]) as run:
+            ...
+
+    Args:
+        log: The proof-of-action log (default: :func:`~parsimon.governance.get_audit_log`).
+        key: The signing key (default :func:`load_signing_key`).
+    """
+
+    def __init__(self, log=None, key=None):
+        self.log, self.key = log, key
+        self.signed: list[Checkpoint] = []
+
+    def emit(self, event) -> None:
+        """Sign on the run's last event; a log that does not verify is reported as a warning, not raised
+        (the run's own result must not be lost to it)."""
+        if event.kind not in ("final", "error"):
+            return
+        import warnings
+
+        from parsimon.governance.audit import get_audit_log
+        from parsimon.governance.scope import current_scope
+
+        try:
+            cp = sign_checkpoint(self.log or get_audit_log(), self.key, reason=f"run end: {current_scope().run}")
+        except AuditError as exc:
+            warnings.warn(f"no checkpoint signed at the end of the run: {exc}", RuntimeWarning, stacklevel=2)
+            return
+        self.signed.append(cp)
 
 
 @dataclass(frozen=True)
