@@ -61,7 +61,7 @@ def test_approve_in_the_page_and_the_agent_proceeds(mock_upstream, serve, tmp_pa
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         script_errors: list = []
-        page.on("pageerror", script_errors.append)
+        page.on("pageerror", lambda error: script_errors.append(error))
         page.goto(f"{gw.url}/dashboard?who=tess")
         row = page.locator("#approvals tbody tr")
         row.first.wait_for(timeout=20_000)
