@@ -6,7 +6,9 @@ the cost-aware cascade, side by side with LiteLLM's proxy where it is installed.
    key, a hard budget: the full governed path, ledger and proof-of-action log included) and through
    LiteLLM's proxy (same upstream), in alternating rounds. Added latency = a percentile through the proxy minus
    the same percentile direct, in the same round; the median over ``--rounds`` is reported. Targets: p50 < 2 ms,
-   p99 < 10 ms at 200 requests/s.
+   p99 < 10 ms at 200 requests/s. Each round also times ``--sequential`` calls one after another (no
+   queueing: what one call costs when the machine keeps up) and reads each proxy's CPU seconds per request
+   from /proc (robust to other load on the machine, which the open-loop percentiles are not).
 2. Budgets. ``--clients`` concurrent clients call a 20 ms upstream until refused, against one hard money
    limit, ``--reps`` times. Overshoot = what the answered calls cost (from the usage the upstream reported, at
    the same prices for both proxies) minus the limit. LiteLLM without a database enforces budgets per
@@ -33,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import json
 import os
 import platform
@@ -149,37 +152,71 @@ def start_litellm(binary: str, upstream: str, workdir: Path, *, budgets: list[tu
 # ---------------------------------------------------------------------------------------------- 1. latency
 async def open_loop(url: str, headers: dict, model: str, rate: float, seconds: float) -> tuple[list[float], list[str]]:
     """Send ``rate`` requests/s for ``seconds`` on a fixed schedule; return the latencies of the answered ones
-    and the errors (a request that failed is reported, not timed)."""
-    body = {"model": model, "messages": [{"role": "user", "content": "Say ok."}], "max_tokens": 8}
-    out: list[float] = []
-    errors = 0
-    first_error: list[str] = []
-    async with httpx.AsyncClient(headers=headers, timeout=30,
-                                 limits=httpx.Limits(max_connections=64, max_keepalive_connections=64)) as client:
-        async def one():
-            nonlocal errors
-            t = time.perf_counter()
-            try:
-                r = await client.post(url, json=body)
-            except httpx.HTTPError as exc:
-                errors += 1
-                first_error.append(f"{type(exc).__name__}: {exc}")
-                return
-            if r.status_code == 200:
-                out.append(time.perf_counter() - t)
-            else:
-                errors += 1
-                first_error.append(f"HTTP {r.status_code}: {r.text[:200]}")
+    and the errors (a request that failed is reported, not timed).
 
-        tasks = []
-        t0 = time.perf_counter()
-        for i in range(int(rate * seconds)):
-            delay = t0 + i / rate - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(one()))
-        await asyncio.gather(*tasks)
-    return out, first_error
+    The load generator is the gateway's own lean keep-alive client (``parsimon.gateway.fasthttp``, about
+    0.03 ms of CPU a request), so that on a busy 2-core machine the client is not what falls behind.
+    """
+    from parsimon.gateway.fasthttp import FastPool
+
+    base, _, path = url.rpartition("/chat/completions")
+    pool = FastPool(base, timeout=30, max_idle=256)
+    payload = json.dumps({"model": model, "messages": [{"role": "user", "content": "Say ok."}],
+                          "max_tokens": 8}).encode()
+    hdrs = [("content-type", "application/json"), *headers.items()]
+    out: list[float] = []
+    errors: list[str] = []
+
+    async def one():
+        t = time.perf_counter()
+        try:
+            status, body = await pool.post("/chat/completions", payload, hdrs)
+        except httpx.HTTPError as exc:
+            errors.append(f"{type(exc).__name__}: {exc}")
+            return
+        if status == 200:
+            out.append(time.perf_counter() - t)
+        else:
+            errors.append(f"HTTP {status}: {body[:200]!r}")
+
+    tasks = []
+    t0 = time.perf_counter()
+    for i in range(int(rate * seconds)):
+        delay = t0 + i / rate - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one()))
+    await asyncio.gather(*tasks)
+    await pool.aclose()
+    return out, errors
+
+
+def proc_cpu(pid: int) -> float:
+    """CPU seconds (user + system) of a process and its direct children, from /proc."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            fields = (d / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(d.name) == pid or int(fields[1]) == pid:
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
+def sequential(url: str, headers: dict, model: str, n: int) -> list[float]:
+    """``n`` calls one after another (closed loop): latency without queueing."""
+    body = {"model": model, "messages": [{"role": "user", "content": "Say ok."}], "max_tokens": 8}
+    out = []
+    with httpx.Client(headers=headers, timeout=30) as c:
+        for _ in range(n):
+            t = time.perf_counter()
+            c.post(url, json=body).raise_for_status()
+            out.append(time.perf_counter() - t)
+    return out
 
 
 def pct(xs: list[float], p: float) -> float:
@@ -211,10 +248,12 @@ hard = 1000000.0
     gw, gw_url = start_gateway(gw_cfg, work / "latency-gateway")
     targets = {"direct": (f"{upstream}/chat/completions", {}, "mock"),
                "gateway": (f"{gw_url}/v1/chat/completions", {"Authorization": "Bearer sk-bench"}, "m")}
+    pids = {"direct": mock.pid, "gateway": gw.pid}
     lp = None
     if lite:
         lp, lite_url = start_litellm(lite, upstream, work / "latency-litellm")
         targets["litellm"] = (f"{lite_url}/v1/chat/completions", {"Authorization": "Bearer sk-master"}, "m")
+        pids["litellm"] = lp.pid
     try:
         for url, headers, model in targets.values():  # warm-up: connections and caches
             asyncio.run(open_loop(url, headers, model, 50, 2))
@@ -222,13 +261,18 @@ hard = 1000000.0
         for r in range(args.rounds):
             row = {}
             for name, (url, headers, model) in targets.items():
+                cpu0 = proc_cpu(pids[name])
                 lat, errs = asyncio.run(open_loop(url, headers, model, args.rate, args.seconds))
+                cpu = (proc_cpu(pids[name]) - cpu0) / max(1, len(lat) + len(errs)) * 1000
+                seq = sequential(url, headers, model, args.sequential)
                 row[name] = {"n": len(lat), "p50_ms": pct(lat, 0.5), "p90_ms": pct(lat, 0.9), "p99_ms": pct(lat, 0.99),
-                             "errors": len(errs), "first_error": errs[0] if errs else None}
+                             "errors": len(errs), "first_error": errs[0] if errs else None,
+                             "cpu_ms_per_request": cpu,  # the proxy's process (for direct: the upstream's)
+                             "seq_p50_ms": pct(seq, 0.5), "seq_p99_ms": pct(seq, 0.99)}
             for name in targets:
                 if name != "direct":
-                    row[name]["added_p50_ms"] = row[name]["p50_ms"] - row["direct"]["p50_ms"]
-                    row[name]["added_p99_ms"] = row[name]["p99_ms"] - row["direct"]["p99_ms"]
+                    for k in ("p50_ms", "p99_ms", "seq_p50_ms", "seq_p99_ms"):
+                        row[name][f"added_{k}"] = row[name][k] - row["direct"][k]
             rounds.append(row)
             print(f"latency round {r + 1}: " + "; ".join(
                 f"{k} p50 {v['p50_ms']:.2f} p99 {v['p99_ms']:.2f} ms" for k, v in row.items()), flush=True)
@@ -240,7 +284,9 @@ hard = 1000000.0
     for name in targets:
         if name == "direct":
             continue
-        summary[name] = {k: statistics.median(r[name][k] for r in rounds) for k in ("added_p50_ms", "added_p99_ms")}
+        summary[name] = {k: statistics.median(r[name][k] for r in rounds)
+                         for k in ("added_p50_ms", "added_p99_ms", "added_seq_p50_ms", "added_seq_p99_ms",
+                                   "cpu_ms_per_request")}
     g = summary["gateway"]
     return {"rate_per_s": args.rate, "seconds_per_round": args.seconds, "rounds": rounds, "added": summary,
             "litellm": "absent" if not lite else "measured",
@@ -340,7 +386,6 @@ price_out_per_1k = {PRICE * 1000}
 # ---------------------------------------------------------------------------------------------- 3. SIGKILL
 def bench_sigkill(args, work: Path) -> dict:
     from parsimon.governance import AuditLog, Ledger
-    from parsimon.governance.approvals import digest
 
     mock, upstream = start_mock(delay=0.005)
     home = work / "sigkill-gateway"
@@ -380,7 +425,7 @@ hard = 1000000
                     continue
                 if r.status_code == 200:
                     with lock:
-                        seen.append((int(r.headers["x-parsimon-audit-seq"]), digest(r.json())))
+                        seen.append((int(r.headers["x-parsimon-audit-seq"]), hashlib.sha256(r.content).hexdigest()))
 
     threads = [threading.Thread(target=client, args=(i,)) for i in range(args.clients)]
     for t in threads:
@@ -582,6 +627,7 @@ def main() -> None:
     p.add_argument("--rate", type=float, default=200.0, help="Requests per second in the latency test.")
     p.add_argument("--seconds", type=float, default=5.0, help="Seconds per latency round and target.")
     p.add_argument("--rounds", type=int, default=3, help="Latency rounds (the median is reported).")
+    p.add_argument("--sequential", type=int, default=300, help="Closed-loop calls per latency round and target.")
     p.add_argument("--reps", type=int, default=20, help="Repetitions of the budget test.")
     p.add_argument("--clients", type=int, default=8, help="Concurrent clients (budget and SIGKILL tests).")
     p.add_argument("--per-client", type=int, default=40, help="Most calls per client per budget repetition.")

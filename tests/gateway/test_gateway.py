@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 
@@ -253,7 +254,10 @@ def test_signed_checkpoints_at_interval_and_shutdown(mock_upstream, serve):
     assert r.status_code == 200 and r.json()["n"] == 7 and r.json()["reason"] == "run end: gateway-anonymous"
     gw.stop()
     cps = checkpoints(log)
-    assert [c.n for c in cps][:2] == [3, 6] and cps[-1].n == 7
+    ns = [c.n for c in cps]
+    # every 3 records a signature is scheduled; it covers what the log holds when it runs (3 or more)
+    assert len(ns) >= 3 and ns == sorted(ns) and ns[0] >= 3 and ns[-1] == 7
+    assert {c.reason for c in cps} >= {"interval", "run end: gateway-anonymous", "shutdown"}
     report = verify_checkpoints(log, load_signing_key().public_key())
     assert report.ok and report.last_signed == 7
 
@@ -264,7 +268,8 @@ def test_request_digest_in_the_log(mock_upstream, serve):
     r = httpx.post(f"{gw.base_url}/chat/completions", json=body)
     rec = get_audit_log().records()[int(r.headers["x-parsimon-audit-seq"])]
     assert rec.args["request_digest"] == digest(body)
-    assert rec.after["response_digest"] == digest(r.json())
+    # the digest of the bytes the client received, so the client can check its own copy
+    assert rec.after["response_digest"] == hashlib.sha256(r.content).hexdigest()
 
 
 def test_budget_exceeded_is_not_a_parsimon_crash(mock_upstream, serve):

@@ -105,6 +105,8 @@ def create_app(config: GatewayConfig, gateway: Gateway | None = None) -> Starlet
             return _error(exc)
         if isinstance(result, dict):
             return _json(result, headers=headers)
+        if isinstance(result, bytes):  # the upstream's answer, forwarded as it came
+            return Response(result, media_type="application/json", headers=headers)
         return StreamingResponse(result, media_type="text/event-stream",
                                  headers={**headers, "Cache-Control": "no-cache"})
 

@@ -80,6 +80,7 @@ class Outcome:
     cost: float
     attempts: list[Attempt] = field(default_factory=list)
     stages: list[Stage] = field(default_factory=list)
+    raw: bytes | None = None  # the upstream's answer as it came (forwarded as is when nothing was changed)
 
 
 def confidence(reply: dict) -> float | None:
@@ -243,7 +244,7 @@ class Upstreams:
                 continue
             usage = _usage(reply)
             return Outcome(reply, candidate, usage, candidate.cost(usage["prompt_tokens"], usage["completion_tokens"]),
-                           attempts)
+                           attempts, raw=response.content)
         assert error is not None
         error.attempts = attempts
         raise error

@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fnmatch
+import hashlib
 import json
 import logging
 import math
@@ -104,6 +105,7 @@ class Gateway:
         self.counters: Counter[str] = Counter()
         self.started = time.time()
         self._keys = {k.token_sha256: k for k in config.keys.values()}
+        self._token_cache: dict[str, Any] = {}  # token -> key, so a known token is not hashed per call
         self._bg = ThreadPoolExecutor(1, thread_name_prefix="parsimon-gateway-background")
         self._checkpointer = None
         self._since_checkpoint = 0
@@ -233,7 +235,13 @@ class Gateway:
         """The caller of a request, from its bearer token and X-Parsimon-* headers."""
         auth = headers.get("authorization") or ""
         token = auth[7:].strip() if auth[:7].lower() == "bearer " else (headers.get("x-api-key") or "").strip()
-        key = self._keys.get(hash_token(token)) if token else None
+        key = None
+        if token:
+            key = self._token_cache.get(token)
+            if key is None:
+                key = self._keys.get(hash_token(token))
+                if key is not None and len(self._token_cache) < 10_000:
+                    self._token_cache[token] = key
         if key is None and not self.config.anonymous:
             raise GatewayError(401, "invalid_api_key", "missing or unknown API key (Authorization: Bearer <key>)")
         name = key.name if key else None
@@ -430,7 +438,9 @@ class Gateway:
             await self._failed(p, rid, call, req_args, exc, time.perf_counter() - t0, reserved_usage)
         wall = time.perf_counter() - t0
         reply = outcome.reply
-        after = {"response_digest": digest(reply), "usage": outcome.usage, "cost": outcome.cost,
+        # The digest is over the bytes the client receives: the upstream's own when they are forwarded as is.
+        forward = outcome.raw if outcome.raw is not None and not outcome.stages else None
+        after = {"response_digest": hashlib.sha256(forward).hexdigest() if forward is not None else digest(reply), "usage": outcome.usage, "cost": outcome.cost,
                  "model": outcome.model.name, "upstream_model": outcome.model.upstream_model,
                  "attempts": len(outcome.attempts), "latency_ms": round(wall * 1000, 3)}
         if outcome.stages:
@@ -450,7 +460,7 @@ class Gateway:
                 f"{s.model}:{'-' if s.confidence is None else f'{s.confidence:.3f}'}" for s in outcome.stages)
         if call.stream:
             return self._replay_stream(reply), out_headers
-        return reply, out_headers
+        return (forward if forward is not None else reply), out_headers
 
     async def _failed(self, p, rid, call: LiveCall, req_args, exc, wall, reserved_usage: dict) -> None:
         """Record a failed or cancelled call and raise the HTTP error for it."""
