@@ -313,9 +313,9 @@ class Gateway:
                 a = await self.io(self.approvals.find, p.key, p.request_id)
         except ApprovalError as exc:
             raise GatewayError(404, "approval_not_found", str(exc)) from None
-        if a is not None and (a.kind != on or a.action != name or a.args_digest != digest(args)):
+        if a is not None and (a.kind != on or a.action != name or a.args_digest != digest(args) or a.key != p.key):
             raise GatewayError(409, "approval_mismatch", f"approval {a.id} was given for another {a.kind} call "
-                               f"({a.action}); a resume token only resumes the request it was issued for")
+                               f"({a.action}); a resume token only resumes the request (and key) it was issued for")
         if a is None:
             self.counters["approvals_requested"] += 1
             a, token = await self.io(self.approvals.request, kind=on, action=name, args=args, run=p.run,
