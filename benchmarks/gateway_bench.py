@@ -280,8 +280,8 @@ hard = 1000000.0
                 seq = sequential(url, headers, model, args.sequential)
                 cpu0 = proc_cpu(pids[name])
                 lat, errs = asyncio.run(open_loop(url, headers, model, args.rate, args.seconds))
+                drained = drain(url, headers, model)  # CPU counted until the queue is worked off
                 cpu = (proc_cpu(pids[name]) - cpu0) / max(1, len(lat) + len(errs)) * 1000
-                drained = drain(url, headers, model)
                 row[name] = {"drain_s": drained, "n": len(lat), "p50_ms": pct(lat, 0.5), "p90_ms": pct(lat, 0.9), "p99_ms": pct(lat, 0.99),
                              "errors": len(errs), "first_error": errs[0] if errs else None,
                              "cpu_ms_per_request": cpu,  # the proxy's process (for direct: the upstream's)
