@@ -13,6 +13,9 @@ __all__ = [
     "AuditError",
     "ConfigError",
     "StoreError",
+    "ApprovalError",
+    "ApprovalPending",
+    "ApprovalRejected",
 ]
 
 
@@ -62,6 +65,28 @@ class AuditError(ParsimonError):
 
 class StoreError(ParsimonError):
     """The governance store (SQLite) cannot be opened or read: not a database, locked, unreadable."""
+
+
+class ApprovalError(ParsimonError):
+    """An approval request cannot be used as asked (unknown, already decided, already executed)."""
+
+
+class ApprovalPending(ApprovalError):
+    """An action waits for a person's decision; keep ``resume_token`` (e.g. in the run's checkpoint) and
+    resume with it once the decision is made, also from a restarted process."""
+
+    def __init__(self, message: str, *, approval_id: str | None = None, resume_token: str | None = None,
+                 expires: float | None = None):
+        super().__init__(message)
+        self.approval_id, self.resume_token, self.expires = approval_id, resume_token, expires
+
+
+class ApprovalRejected(ApprovalError):
+    """A person rejected the action, or its approval request expired unanswered (fail closed)."""
+
+    def __init__(self, message: str, *, approval_id: str | None = None, state: str | None = None):
+        super().__init__(message)
+        self.approval_id, self.state = approval_id, state
 
 
 def require(module: str, extra: str, feature: str = ""):

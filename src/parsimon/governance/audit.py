@@ -171,24 +171,34 @@ class AuditLog:
         Returns:
             The stored :class:`AuditRecord`.
         """
+        with self._db.transaction() as conn:
+            return self.append_in(conn, actor=actor, action=action, target=target, args=args, before=before,
+                                  after=after, outcome=outcome, run=run)
+
+    def append_in(self, conn, *, actor: str, action: str, target: str | None = None, args: dict | None = None,
+                  before: dict | None = None, after: dict | None = None, outcome: str | None = None,
+                  run: str | None = None) -> AuditRecord:
+        """:meth:`append` inside a ``BEGIN IMMEDIATE`` transaction the caller holds on a connection to this
+        log's file, so the record commits (or rolls back) together with the caller's other writes (the
+        gateway settles a charge and records the call in one commit). Open the log (any read) before the
+        caller's transaction starts, so its tables exist."""
         run, args_json, before_json, after_json = _prepare(actor, action, target, args, before, after,
                                                            outcome, run)
         ts = utc_now()
-        with self._db.transaction() as conn:
-            row = conn.execute("SELECT n, hash FROM audit_head WHERE id = 0").fetchone()
-            if row is None:
-                if conn.execute("SELECT 1 FROM audit_records LIMIT 1").fetchone() is not None:
-                    raise AuditError(f"{self.path}: the audit head is missing but records exist; "
-                                     "refusing to append to a tampered log (run `parsimon audit verify`)")
-                row = (0, GENESIS)
-            seq, prev = int(row[0]), row[1]
-            body = body_text(seq, ts, run, actor, action, target, args_json, before_json, after_json,
-                             outcome, prev)
-            digest = hashlib.sha256(body.encode("utf-8")).hexdigest()
-            conn.execute(f"INSERT INTO audit_records ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                         (seq, ts, run, actor, action, target, args_json, before_json, after_json, outcome,
-                          prev, digest))
-            conn.execute("INSERT OR REPLACE INTO audit_head (id, n, hash) VALUES (0, ?, ?)", (seq + 1, digest))
+        row = conn.execute("SELECT n, hash FROM audit_head WHERE id = 0").fetchone()
+        if row is None:
+            if conn.execute("SELECT 1 FROM audit_records LIMIT 1").fetchone() is not None:
+                raise AuditError(f"{self.path}: the audit head is missing but records exist; "
+                                 "refusing to append to a tampered log (run `parsimon audit verify`)")
+            row = (0, GENESIS)
+        seq, prev = int(row[0]), row[1]
+        body = body_text(seq, ts, run, actor, action, target, args_json, before_json, after_json,
+                         outcome, prev)
+        digest = hashlib.sha256(body.encode("utf-8")).hexdigest()
+        conn.execute(f"INSERT INTO audit_records ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                     (seq, ts, run, actor, action, target, args_json, before_json, after_json, outcome,
+                      prev, digest))
+        conn.execute("INSERT OR REPLACE INTO audit_head (id, n, hash) VALUES (0, ?, ?)", (seq + 1, digest))
         return AuditRecord(seq, ts, run, actor, action, target, args, before, after, outcome, prev, digest)
 
     def head(self) -> Head:

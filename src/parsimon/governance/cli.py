@@ -208,9 +208,88 @@ def audit_head(
 
 @audit_app.command("export")
 def audit_export(
-    out: Path = typer.Argument(..., help="The JSONL file to write (its anchor goes to OUT.head)."),
-    path: Path = typer.Option(None, "--path", help=_PATH_HELP),
+    out: Path = typer.Argument(..., help="The file to write: a JSONL log (its anchor goes to OUT.head), or "
+                               "with --receipt a JSON receipt bundle."),
+    path: Path = typer.Option(None, "--path", help=_PATH_HELP + " A path ending in .jsonl is read as JSONL."),
+    receipt: bool = typer.Option(False, "--receipt", help="Write a receipt: the records, the signed "
+                                 "checkpoints (a fresh one is signed first) and, with --run, inclusion proofs; "
+                                 "checkable offline with `verify-receipt` and the public key alone."),
+    run: str = typer.Option(None, "--run", help="With --receipt: only this run's records, each with a Merkle "
+                            "inclusion proof."),
+    key: Path = typer.Option(None, "--key", help="The Ed25519 signing key (default $PARSIMON_AUDIT_KEY or "
+                             "$PARSIMON_HOME/keys/audit-ed25519.pem, created on first use)."),
 ) -> None:
-    """Export the log as JSONL plus a .head anchor, verifiable anywhere with `verify --jsonl`."""
-    head = _open_log(path, None).export_jsonl(out)
-    typer.echo(f"wrote {head.n} records to {out} (anchor {head.n}:{head.hash})")
+    """Export the log as JSONL plus a .head anchor, or with --receipt as a signed, verifiable receipt."""
+    if not receipt:
+        if run is not None:
+            raise typer.BadParameter("--run needs --receipt", param_hint="--run")
+        head = _open_log(path, None).export_jsonl(out)
+        typer.echo(f"wrote {head.n} records to {out} (anchor {head.n}:{head.hash})")
+        return
+    from parsimon.governance.receipts import export_receipt, load_signing_key, public_key_pem
+
+    signing = load_signing_key(key)
+    bundle = export_receipt(_open_log(path, None), out, key=signing, run=run)
+    pub = Path(str(out) + ".pub.pem")
+    pub.write_text(public_key_pem(signing))
+    cp = bundle["checkpoints"][-1]
+    typer.echo(f"wrote a receipt of {len(bundle['records'])} record(s) to {out}, signed at n={cp['n']} by key "
+               f"{bundle['key_id']}; public key in {pub}")
+
+
+@audit_app.command("checkpoint")
+def audit_checkpoint(
+    path: Path = typer.Option(None, "--path", help=_PATH_HELP + " A path ending in .jsonl is read as JSONL."),
+    reason: str = typer.Option("manual", "--reason", help="Why it is signed (recorded in the checkpoint)."),
+    key: Path = typer.Option(None, "--key", help="The Ed25519 signing key (default as for `export`)."),
+) -> None:
+    """Verify the log and sign a checkpoint (count, head hash, Merkle root) over all its records."""
+    from parsimon.governance.receipts import load_signing_key, sign_checkpoint
+
+    cp = sign_checkpoint(_open_log(path, None), load_signing_key(key), reason=reason)
+    typer.echo(f"signed checkpoint n={cp.n} head={cp.head[:16]} root={cp.root[:16]} key={cp.key_id}")
+
+
+@audit_app.command("public-key")
+def audit_public_key(
+    key: Path = typer.Option(None, "--key", help="The Ed25519 signing key (default as for `export`)."),
+) -> None:
+    """Print the public key (PEM) that verifies this machine's checkpoints and receipts."""
+    from parsimon.governance.receipts import load_signing_key, public_key_pem
+
+    typer.echo(public_key_pem(load_signing_key(key)).rstrip())
+
+
+@audit_app.command("verify-receipt")
+def audit_verify_receipt(
+    bundle: Path = typer.Argument(..., help="The receipt file written by `export --receipt`."),
+    public_key: Path = typer.Option(..., "--public-key", help="The signer's public key (PEM file, or a file "
+                                    "with 64 hex digits), obtained from the signer, not from the receipt."),
+) -> None:
+    """Check a receipt offline. Exit code 0 when it verifies, 1 with the reason otherwise."""
+    from parsimon.governance.receipts import load_public_key, verify_receipt
+
+    report = verify_receipt(_existing(bundle, "BUNDLE"), load_public_key(_existing(public_key, "--public-key")))
+    if report.ok:
+        typer.echo(f"OK: {report.reason}")
+        return
+    typer.echo(f"FAILED: {report.reason}")
+    raise typer.Exit(1)
+
+
+@audit_app.command("verify-checkpoints")
+def audit_verify_checkpoints(
+    public_key: Path = typer.Option(..., "--public-key", help="The signer's public key (PEM or hex file)."),
+    path: Path = typer.Option(None, "--path", help=_PATH_HELP + " A path ending in .jsonl is read as JSONL."),
+) -> None:
+    """Check the live log against its signed checkpoints (signatures, heads, Merkle roots, tail truncation)."""
+    from parsimon.governance.receipts import load_public_key, verify_checkpoints
+
+    log = _open_log(path, None)
+    chain = log.verify()
+    report = verify_checkpoints(log, load_public_key(_existing(public_key, "--public-key")))
+    if chain.ok and report.ok:
+        typer.echo(f"OK: {report.reason}")
+        return
+    typer.echo(f"FAILED: {chain.reason if not chain.ok else report.reason}")
+    raise typer.Exit(1)

@@ -4,6 +4,9 @@ act ("refuse").
 :class:`EscalationPolicy` looks at four signals, each a rule with its own verdict; the most severe
 verdict wins (refuse > ask > auto) and the reason lists every rule that fired:
 
+0. Policy rules (optional, from a policy file, see :mod:`parsimon.governance.policy`): a rule on
+   ``"action"`` whose pattern matches the action's kind and arguments: "deny" is "refuse",
+   "require_approval" is "ask" (the rule's name is reported).
 1. Risk: an irreversible action (its kind is in ``irreversible_kinds``, default delete, submit, pay,
    send, or the agent flagged it ``irreversible=True``) is "ask". A flag can add risk, never remove it:
    ``irreversible=False`` on a "delete" is still irreversible.
@@ -17,7 +20,9 @@ verdict wins (refuse > ask > auto) and the reason lists every rule that fired:
 
 :func:`escalate` turns "ask" into a final yes or no through a pluggable hook ``ask(action, decision)``;
 the default asks on the terminal, and in a non-interactive run (stdin is not a TTY, or ``CI`` is set)
-refuses without asking and says so. Each decision can be written to the proof-of-action log.
+refuses without asking and says so. A hook may also return an object with ``approved`` and ``args``
+(a person approved with edited arguments, as :class:`parsimon.governance.approvals.ApprovalAsk` does).
+Each decision can be written to the proof-of-action log.
 """
 
 from __future__ import annotations
@@ -67,6 +72,8 @@ class Decision:
     reason: str
     asked: bool = False
     rules: tuple[str, ...] = ()  # the names of the rules that fired
+    args: dict | None = None  # arguments a person edited when approving (None: unchanged)
+    approval_id: str | None = None  # the durable approval record, when one was made
 
 
 @dataclass(frozen=True)
@@ -105,6 +112,7 @@ class EscalationPolicy:
         run: The run whose budgets count (default: the current scope's run at decision time).
         workflow: The workflow whose budgets count (default: the current scope's workflow).
         clock: Seconds, monotonic (injectable for tests).
+        policy: A :class:`~parsimon.governance.policy.Policy` whose ``"action"`` rules are applied first.
 
     Example:
         >>> policy = EscalationPolicy(irreversible_kinds={"deploy"})
@@ -115,7 +123,8 @@ class EscalationPolicy:
     """
 
     def __init__(self, config: EscalationConfig | None = None, *, ledger=None, run: str | None = None,
-                 workflow: str | None = None, clock: Callable[[], float] = time.monotonic, **overrides: Any):
+                 workflow: str | None = None, clock: Callable[[], float] = time.monotonic, policy=None,
+                 **overrides: Any):
         base = config or EscalationConfig()
         if "irreversible_kinds" in overrides and config is None:
             overrides["irreversible_kinds"] = base.irreversible_kinds | frozenset(overrides["irreversible_kinds"])
@@ -124,7 +133,27 @@ class EscalationPolicy:
             raise ValueError(f"unknown setting(s) {unknown}; accepted: {sorted(asdict(base))}")
         self.config = replace(base, **overrides)
         self.ledger, self.run, self.workflow, self._clock = ledger, run, workflow, clock
+        self.policy = policy
         self._failures: deque[float] = deque()
+
+    @classmethod
+    def from_policy(cls, policy, *, ledger=None, run: str | None = None, workflow: str | None = None,
+                    clock: Callable[[], float] = time.monotonic) -> EscalationPolicy:
+        """The escalation policy a policy file describes: its ``[thresholds]`` and its ``"action"`` rules.
+
+        Args:
+            policy: A :class:`~parsimon.governance.policy.Policy` or the path of a policy file.
+            ledger: As for the constructor (budgets are checked when given).
+            run: As for the constructor.
+            workflow: As for the constructor.
+            clock: As for the constructor.
+        """
+        from parsimon.governance.policy import Policy, load_policy
+
+        if not isinstance(policy, Policy):
+            policy = load_policy(policy)
+        return cls(policy.escalation_config(), ledger=ledger, run=run, workflow=workflow, clock=clock,
+                   policy=policy)
 
     def record_failure(self) -> None:
         """Note that an action failed now."""
@@ -172,6 +201,21 @@ class EscalationPolicy:
         if not isinstance(action, ProposedAction):
             raise ValueError(f"`action` must be a ProposedAction, got {type(action).__name__}")
         cfg, fired = self.config, []
+        if self.policy is not None:
+            from parsimon.governance.scope import current_scope
+
+            workflow = self.workflow if self.workflow is not None else current_scope().workflow
+            verdict = self.policy.evaluate("action", action.kind, action.args, workflow=workflow)
+            if verdict.rule not in ("default",) and not verdict.rule.startswith("risk:"):
+                if verdict.effect == "deny":
+                    fired.append(("refuse", f"policy:{verdict.rule}", f"denied by policy rule {verdict.rule!r}"))
+                elif verdict.effect == "require_approval":
+                    fired.append(("ask", f"policy:{verdict.rule}", f"policy rule {verdict.rule!r} requires "
+                                  "approval"))
+            elif verdict.effect == "deny":
+                fired.append(("refuse", "policy:default", "the policy's default is deny"))
+            elif verdict.effect == "require_approval":
+                fired.append(("ask", "policy:default", "the policy's default is require_approval"))
         if self.is_irreversible(action):
             why = "flagged irreversible" if action.kind not in cfg.irreversible_kinds else "an irreversible kind"
             fired.append(("ask", "irreversible", f"{action.kind!r} is {why}"))
@@ -240,15 +284,22 @@ def escalate(action: ProposedAction, *, policy: EscalationPolicy, ask: AskHook |
                                 "(stdin is not a TTY or CI is set) and no ask hook given",
                                 asked=False, rules=decision.rules)
         else:
-            approved = bool((ask or terminal_ask)(action, decision))
+            answer = (ask or terminal_ask)(action, decision)
+            approved = bool(getattr(answer, "approved", answer))
+            edited = getattr(answer, "args", None)
+            edited = edited if approved and isinstance(edited, dict) and edited != action.args else None
             decision = Decision("auto" if approved else "refuse",
-                                decision.reason + ("; approved when asked" if approved else "; denied when asked"),
-                                asked=True, rules=decision.rules)
+                                decision.reason + ("; approved when asked" if approved else "; denied when asked")
+                                + ("; arguments edited" if edited is not None else ""),
+                                asked=True, rules=decision.rules, args=edited,
+                                approval_id=getattr(answer, "id", None))
     if audit is not None:
         audit.append(actor="escalation", action="decide", target=action.target,
                      args={"kind": action.kind, "target": action.target, "args": action.args,
                            "confidence": action.confidence, "irreversible": action.irreversible},
-                     after={"reason": decision.reason, "asked": decision.asked, "rules": list(decision.rules)},
+                     after={"reason": decision.reason, "asked": decision.asked, "rules": list(decision.rules),
+                            **({"edited_args": decision.args} if decision.args is not None else {}),
+                            **({"approval": decision.approval_id} if decision.approval_id else {})},
                      outcome=decision.verdict)
     return decision
 

@@ -10,6 +10,14 @@ limit is crossed when ``spent + requested > hard`` (reaching it exactly is allow
 1e-9 for floating-point sums); a soft limit is
 crossed when ``spent + requested > soft``. The budget check and the insert run in one
 ``BEGIN IMMEDIATE`` transaction, so concurrent processes cannot overspend a hard limit together.
+
+A call whose cost is only known afterwards (a model call) first *reserves* an upper bound of its cost
+(:meth:`Ledger.reserve`: checked against the hard limits together with what is spent and every other
+outstanding reservation, in one transaction), then *settles* the reservation with the actual amounts
+(:meth:`Ledger.settle`) or releases it (:meth:`Ledger.release`). A check that read the spend and wrote
+the charge later would let concurrent calls pass the same check; a reservation cannot. A reservation
+that is never settled (its process died) stops counting at its expiry.
+
 Running totals per run and per workflow live in ``ledger_totals``, updated in the same transaction, so a
 check costs one indexed lookup however many events a run has.
 """
@@ -28,12 +36,16 @@ from pathlib import Path
 from typing import Any
 
 from parsimon.errors import BudgetExceeded, ConfigError
+from parsimon.governance.amounts import METRICS, REL_TOL
+from parsimon.governance.amounts import check_amounts as _amounts
+from parsimon.governance.amounts import check_metric as _check_metric
+from parsimon.governance.amounts import check_scope_args as _check_scope_args
+from parsimon.governance.reservations import Reservations, settle_and_record
 from parsimon.governance.scope import current_scope
 from parsimon.governance.store import Handle, resolve_path
 
-__all__ = ["METRICS", "BudgetWarning", "Ledger", "LedgerEvent", "get_ledger"]
+__all__ = ["METRICS", "BudgetWarning", "Ledger", "LedgerEvent", "get_ledger", "settle_and_record"]
 
-METRICS = ("tokens", "money", "actions", "wall_s", "gpu_s")
 _GROUP_BY = ("run", "workflow", "component")
 _SCOPE_KINDS = ("run", "workflow")
 
@@ -54,7 +66,14 @@ CREATE TABLE IF NOT EXISTS ledger_totals (
 CREATE TABLE IF NOT EXISTS ledger_budgets (
     kind TEXT NOT NULL, scope TEXT NOT NULL, metric TEXT NOT NULL, soft REAL, hard REAL,
     PRIMARY KEY (kind, scope, metric)
-)
+);
+CREATE TABLE IF NOT EXISTS ledger_reservations (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, ts REAL NOT NULL, expires REAL NOT NULL, run TEXT, workflow TEXT,
+    component TEXT NOT NULL, tokens REAL NOT NULL, money REAL NOT NULL, actions REAL NOT NULL,
+    wall_s REAL NOT NULL, gpu_s REAL NOT NULL, meta TEXT
+);
+CREATE INDEX IF NOT EXISTS ledger_reservations_run ON ledger_reservations(run);
+CREATE INDEX IF NOT EXISTS ledger_reservations_workflow ON ledger_reservations(workflow)
 """
 
 
@@ -87,45 +106,7 @@ class LedgerEvent:
 SoftLimitCallback = Callable[[str, str, str, float, float], Any]
 
 
-# The largest amount one charge may record. Far above any real call (a trillion tokens, a trillion in
-# money, 30,000 years of seconds), and small enough that sums over millions of events stay exact in
-# SQLite's 64-bit integers and finite in its doubles.
-MAX_AMOUNT = 10**12
-# Limits are compared with this relative slack, so that reaching a hard limit exactly in several
-# floating-point steps (0.1 + 0.1 + 0.1 against 0.3) is allowed, as documented.
-_REL_TOL = 1e-9
-
-
-def _amounts(tokens_in: int, tokens_out: int, money: float, actions: int, wall_s: float, gpu_s: float):
-    values = {"tokens_in": tokens_in, "tokens_out": tokens_out, "money": money, "actions": actions,
-              "wall_s": wall_s, "gpu_s": gpu_s}
-    for name, value in values.items():
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"`{name}` must be a number, got {value!r}")
-        if isinstance(value, float) and not math.isfinite(value):
-            raise ConfigError(f"`{name}` must be finite, got {value!r}")
-        if not 0 <= value <= MAX_AMOUNT:
-            raise ConfigError(f"`{name}` must be between 0 and {MAX_AMOUNT:.0e} per charge, got {value!r}")
-    for name in ("tokens_in", "tokens_out", "actions"):
-        if int(values[name]) != values[name]:
-            raise ConfigError(f"`{name}` must be a whole number, got {values[name]!r}")
-    return {"tokens": tokens_in + tokens_out, "money": float(money), "actions": actions,
-            "wall_s": float(wall_s), "gpu_s": float(gpu_s)}
-
-
-def _check_scope_args(run: str | None, workflow: str | None) -> tuple[str, str]:
-    if (run is None) == (workflow is None):
-        raise ValueError(f"give exactly one of `run` and `workflow`, got run={run!r}, workflow={workflow!r}")
-    return ("run", run) if run is not None else ("workflow", workflow)  # type: ignore[return-value]
-
-
-def _check_metric(metric: str) -> str:
-    if metric not in METRICS:
-        raise ValueError(f"`metric` must be one of {sorted(METRICS)}, got {metric!r}")
-    return metric
-
-
-class Ledger:
+class Ledger(Reservations):
     """Cost events and budgets in the governance SQLite store.
 
     Use :func:`get_ledger` to share one instance per file in a process.
@@ -200,24 +181,42 @@ class Ledger:
                            "WHERE kind=? AND scope=?", (kind, scope)).fetchone()
         return dict(zip(METRICS, row or (0.0,) * len(METRICS), strict=True))
 
-    def _check(self, conn, scopes: list[tuple[str, str]], amounts: dict[str, float]) -> list[tuple]:
-        """Raise if a hard limit would be crossed; return the soft crossings as (kind, scope, metric, soft, new)."""
+    @staticmethod
+    def _reserved(conn, kind: str, scope: str, now: float) -> dict[str, float]:
+        row = conn.execute(f"SELECT SUM(tokens), SUM(money), SUM(actions), SUM(wall_s), SUM(gpu_s) FROM "
+                           f"ledger_reservations WHERE {kind}=? AND expires>?", (scope, now)).fetchone()
+        return {m: float(v or 0.0) for m, v in zip(METRICS, row, strict=True)}
+
+    def _check(self, conn, scopes: list[tuple[str, str]], amounts: dict[str, float], *,
+               hard_check: bool = True) -> list[tuple]:
+        """Raise if a hard limit would be crossed (counting outstanding reservations); return the soft
+        crossings as (kind, scope, metric, soft, new)."""
+        if not scopes:
+            return []
+        # One query for the budgets of every scope with what each scope has spent.
+        where = " OR ".join("(b.kind=? AND b.scope=?)" for _ in scopes)
+        rows = conn.execute(
+            "SELECT b.kind, b.scope, b.metric, b.soft, b.hard, t.tokens, t.money, t.actions, t.wall_s, t.gpu_s "
+            f"FROM ledger_budgets b LEFT JOIN ledger_totals t ON t.kind=b.kind AND t.scope=b.scope WHERE {where}",
+            [x for pair in scopes for x in pair]).fetchall()
+        if not rows:
+            return []
         soft_hits = []
-        for kind, scope in scopes:
-            budgets = conn.execute("SELECT metric, soft, hard FROM ledger_budgets WHERE kind=? AND scope=?",
-                                   (kind, scope)).fetchall()
-            if not budgets:
-                continue
-            spent = self._spent(conn, kind, scope)
-            for metric, soft, hard in budgets:
-                new = spent[metric] + amounts[metric]
-                if hard is not None and new > hard + _REL_TOL * max(1.0, abs(hard)):
-                    raise BudgetExceeded(
-                        f"{kind} {scope!r}: {metric} hard limit {hard:g} would be crossed "
-                        f"(spent {spent[metric]:g}, requested {amounts[metric]:g})"
-                    )
-                if soft is not None and new > soft + _REL_TOL * max(1.0, abs(soft)):
-                    soft_hits.append((kind, scope, metric, soft, new))
+        now = time.time()
+        reserved_by: dict[tuple[str, str], dict[str, float]] = {}
+        for kind, scope, metric, soft, hard, *totals in rows:
+            spent = totals[METRICS.index(metric)] or 0.0
+            new = spent + amounts[metric]
+            if hard_check and hard is not None:
+                if (kind, scope) not in reserved_by:
+                    reserved_by[(kind, scope)] = self._reserved(conn, kind, scope, now)
+                held = reserved_by[(kind, scope)][metric]
+                if new + held > hard + REL_TOL * max(1.0, abs(hard)):
+                    note = f", reserved by calls in flight {held:g}" if held else ""
+                    raise BudgetExceeded(f"{kind} {scope!r}: {metric} hard limit {hard:g} would be crossed "
+                                         f"(spent {spent:g}{note}, requested {amounts[metric]:g})")
+            if soft is not None and new > soft + REL_TOL * max(1.0, abs(soft)):
+                soft_hits.append((kind, scope, metric, soft, new))
         return soft_hits
 
     @staticmethod
@@ -277,25 +276,30 @@ class Ledger:
         run, workflow, pairs = self._scopes(run, workflow)
         with self._db.transaction() as conn:
             soft_hits = self._check(conn, pairs, amounts)
-            cur = conn.execute(
-                "INSERT INTO ledger_events (ts, run, workflow, component, tokens_in, tokens_out, money, "
-                "actions, wall_s, gpu_s, meta) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (time.time(), run, workflow, component, int(tokens_in), int(tokens_out), float(money),
-                 int(actions), float(wall_s), float(gpu_s), meta_text),
-            )
-            for kind, scope in pairs:
-                conn.execute(
-                    "INSERT INTO ledger_totals (kind, scope, tokens, money, actions, wall_s, gpu_s) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(kind, scope) DO UPDATE SET "
-                    "tokens=tokens+excluded.tokens, money=money+excluded.money, "
-                    "actions=actions+excluded.actions, wall_s=wall_s+excluded.wall_s, "
-                    "gpu_s=gpu_s+excluded.gpu_s",
-                    (kind, scope, *(amounts[m] for m in METRICS)),
-                )
-            event_id = int(cur.lastrowid)
+            event_id = self._insert(conn, run, workflow, pairs, component, amounts, tokens_in, tokens_out,
+                                    meta_text)
         for kind, scope, metric, soft, new in soft_hits:
             self._soft_limit(kind, scope, metric, soft, new)
         return event_id
+
+    @staticmethod
+    def _insert(conn, run, workflow, pairs, component, amounts, tokens_in, tokens_out, meta_text) -> int:
+        cur = conn.execute(
+            "INSERT INTO ledger_events (ts, run, workflow, component, tokens_in, tokens_out, money, "
+            "actions, wall_s, gpu_s, meta) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (time.time(), run, workflow, component, int(tokens_in), int(tokens_out), float(amounts["money"]),
+             int(amounts["actions"]), float(amounts["wall_s"]), float(amounts["gpu_s"]), meta_text),
+        )
+        for kind, scope in pairs:
+            conn.execute(
+                "INSERT INTO ledger_totals (kind, scope, tokens, money, actions, wall_s, gpu_s) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(kind, scope) DO UPDATE SET "
+                "tokens=tokens+excluded.tokens, money=money+excluded.money, "
+                "actions=actions+excluded.actions, wall_s=wall_s+excluded.wall_s, "
+                "gpu_s=gpu_s+excluded.gpu_s",
+                (kind, scope, *(amounts[m] for m in METRICS)),
+            )
+        return int(cur.lastrowid)
 
     def _soft_limit(self, kind: str, scope: str, metric: str, soft: float, spent: float) -> None:
         with self._warn_lock:

@@ -28,8 +28,8 @@ from parsimon import paths
 from parsimon.errors import StoreError
 
 __all__ = [
-    "BUSY_TIMEOUT_S", "SYNCHRONOUS", "Handle", "check_synchronous", "connect", "default_path", "resolve_path",
-    "write_transaction",
+    "BUSY_TIMEOUT_S", "SYNCHRONOUS", "Handle", "check_synchronous", "checkpoint_wal", "connect", "default_path",
+    "defer_wal_checkpoints", "resolve_path", "write_transaction",
 ]
 
 BUSY_TIMEOUT_S = 60.0  # a writer waits this long for the lock before failing
@@ -151,3 +151,24 @@ class Handle:
         if self._conn is not None and self._pid == os.getpid():
             self._conn.close()
         self._conn = None
+
+
+def defer_wal_checkpoints(*handles: Handle) -> None:
+    """Stop these connections from copying the WAL back into the database inside their own commits.
+
+    By default the commit that grows the WAL past 1,000 pages runs the checkpoint (an fsync and a copy of
+    the pages), so that one caller waits several milliseconds. A server that must answer every call fast
+    turns it off on its writing connections and calls :func:`checkpoint_wal` from a background thread.
+    """
+    for h in handles:
+        h.conn.execute("PRAGMA wal_autocheckpoint = 0")
+
+
+def checkpoint_wal(path: Path) -> tuple[int, int, int]:
+    """A passive WAL checkpoint of ``path`` on a fresh connection (it never waits for writers); returns
+    SQLite's ``(busy, wal pages, pages checkpointed)``."""
+    conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_S, isolation_level=None)
+    try:
+        return tuple(conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone())
+    finally:
+        conn.close()

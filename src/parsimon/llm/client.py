@@ -2,6 +2,13 @@
 
 Every call is checked against the governance ledger's budgets before it is sent (with an estimate of
 the prompt's tokens) and charged to the ledger afterwards with the token counts the endpoint reported.
+
+Behind the governance gateway (``parsimon gateway serve``; point ``base_url`` at it), each request carries
+the current run, workflow and component (``X-Parsimon-Run``/``-Workflow``/``-Component``) so the gateway
+charges them; a reply marked ``X-Parsimon-Charged: 1`` is not charged a second time here. A call the
+gateway holds for a person's approval raises :class:`~parsimon.errors.ApprovalPending` (keep its
+``resume_token`` and pass it back as ``chat(..., resume_token=...)``); a rejected one raises
+:class:`~parsimon.errors.ApprovalRejected`.
 """
 
 from __future__ import annotations
@@ -13,7 +20,7 @@ from typing import Any
 
 import httpx
 
-from parsimon.errors import LLMError, MalformedReply
+from parsimon.errors import ApprovalPending, ApprovalRejected, LLMError, MalformedReply
 from parsimon.llm.config import LLMConfig
 from parsimon.llm.types import ChatResponse, Usage
 
@@ -56,6 +63,24 @@ def _parse_reply(body: bytes) -> tuple[str, str, Usage, str, dict]:
     except (TypeError, ValueError) as exc:
         raise MalformedReply(f"`usage` has non-integer token counts: {usage_raw!r:.200}") from exc
     return content, str(choices[0].get("finish_reason") or "stop"), usage, str(data.get("model") or ""), data
+
+
+def _raise_approval(response: httpx.Response) -> None:
+    """Turn the gateway's approval answers (409 approval_pending, 403 approval_rejected) into exceptions."""
+    if response.status_code not in (403, 409):
+        return
+    try:
+        error = response.json().get("error") or {}
+    except (ValueError, AttributeError):
+        return
+    if not isinstance(error, dict):
+        return
+    if error.get("type") == "approval_pending":
+        raise ApprovalPending(str(error.get("message")), approval_id=error.get("approval_id"),
+                              resume_token=error.get("resume_token"), expires=error.get("expires"))
+    if error.get("type") == "approval_rejected":
+        raise ApprovalRejected(str(error.get("message")), approval_id=error.get("approval_id"),
+                               state=error.get("state"))
 
 
 class ChatClient:
@@ -149,6 +174,8 @@ class ChatClient:
         stop: list[str] | str | None = None,
         response_format: dict[str, Any] | None = None,
         seed: int | None = None,
+        resume_token: str | None = None,
+        request_id: str | None = None,
         **extra: Any,
     ) -> ChatResponse:
         """Send one chat completion request and return the first choice.
@@ -160,6 +187,10 @@ class ChatClient:
             stop: stop sequence(s).
             response_format: e.g. ``{"type": "json_object"}`` where the endpoint supports it.
             seed: sampling seed where the endpoint supports it.
+            resume_token: behind the gateway: resume a call that waited for approval (from
+                :class:`~parsimon.errors.ApprovalPending`), also from a restarted process.
+            request_id: behind the gateway: an idempotency key; re-sending a call that waits for approval
+                with the same id finds its approval.
             **extra: further fields passed through in the request body.
 
         Raises:
@@ -167,6 +198,8 @@ class ChatClient:
             BudgetExceeded: a hard budget would be crossed (nothing was sent).
             MalformedReply: the endpoint answered 200 with something that is not a chat completion.
             LLMError: the endpoint refused the request, or failed after all retries.
+            ApprovalPending: the gateway holds the call for a person's decision.
+            ApprovalRejected: a person rejected the call, or its approval expired.
         """
         if not isinstance(messages, list) or not messages:
             raise ValueError("`messages` must be a non-empty list of {'role': ..., 'content': ...} dicts")
@@ -197,6 +230,11 @@ class ChatClient:
                 money=self.config.cost(est, 0),
             )
         url = f"{self.config.base_url}/chat/completions"
+        headers = self._scope_headers()
+        if resume_token is not None:
+            headers["X-Parsimon-Resume-Token"] = resume_token
+        if request_id is not None:
+            headers["X-Parsimon-Request-Id"] = request_id
         last_error = ""
         attempts = 0
         t_start = time.perf_counter()
@@ -205,7 +243,7 @@ class ChatClient:
             response: httpx.Response | None = None
             t0 = time.perf_counter()
             try:
-                response = self._http.post(url, json=body)
+                response = self._http.post(url, json=body, headers=headers)
             except _RETRY_EXC as exc:
                 last_error = f"{type(exc).__name__}: {exc}"
             except httpx.HTTPError as exc:
@@ -215,7 +253,13 @@ class ChatClient:
                     text, finish, usage, model, raw = _parse_reply(response.content)
                     latency = time.perf_counter() - t0
                     cost = self.config.cost(usage.prompt_tokens, usage.completion_tokens)
-                    if ledger is not None:
+                    charged = response.headers.get("x-parsimon-charged") == "1"
+                    if charged:  # the gateway charged it (at its prices) to this run
+                        try:
+                            cost = float(response.headers.get("x-parsimon-cost", cost))
+                        except ValueError:
+                            pass
+                    if ledger is not None and not charged:
                         ledger.charge(
                             component=self.component,
                             tokens_in=usage.prompt_tokens,
@@ -227,6 +271,7 @@ class ChatClient:
                         )
                     return ChatResponse(text, finish, usage, cost, latency, model or self.config.model, attempts, raw)
                 excerpt = response.text[:300]
+                _raise_approval(response)
                 if response.status_code not in RETRY_STATUS:
                     raise LLMError(f"{url} answered HTTP {response.status_code}: {excerpt}")
                 last_error = f"HTTP {response.status_code}: {excerpt}"
@@ -239,6 +284,17 @@ class ChatClient:
         messages = [{"role": "system", "content": system}] if system else []
         messages.append({"role": "user", "content": prompt})
         return self.chat(messages, **kwargs).text
+
+    def _scope_headers(self) -> dict[str, str]:
+        from parsimon.governance.scope import current_scope
+
+        scope = current_scope()
+        headers = {"X-Parsimon-Component": self.component}
+        if scope.run is not None:
+            headers["X-Parsimon-Run"] = scope.run
+        if scope.workflow is not None:
+            headers["X-Parsimon-Workflow"] = scope.workflow
+        return headers
 
     def _ledger(self):
         if not self.use_ledger:

@@ -102,7 +102,8 @@ class LocalServer:
         """The server's command line."""
         model = self.model or model_path()
         return [
-            sys.executable, "-m", "llama_cpp.server",
+            # llama_cpp.server, with llama.cpp's AMX buffers off where they fault (see _llama_server)
+            sys.executable, "-m", "parsimon.llm._llama_server",
             "--model", str(model), "--model_alias", self.alias,
             "--host", "127.0.0.1", "--port", str(self.port),
             "--n_threads", str(self.n_threads), "--n_threads_batch", str(self.n_threads),
