@@ -57,7 +57,7 @@ class DiffusionConfig:
     lambda_min: float = -10.0  # ours [UNCONFIRMED]
     weighting: str = "sigmoid"  # paper §3.3: sigmoid weighting for the base model
     bias: float = 0.0  # sigmoid bias [UNCONFIRMED]
-    parameterization: str = "v"  # ours [UNCONFIRMED]
+    parameterization: str = "x"  # paper B1: networks predict clean data
 
     def __post_init__(self) -> None:
         for name in ("hidden", "depth", "layers_per_block"):

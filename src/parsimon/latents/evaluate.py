@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import torch
 
 from parsimon.errors import ConfigError
+from parsimon.latents.names import FEATURE_NAMES
 from parsimon.latents.metrics import FeatureNet, frechet_distance, nn_distance, psnr
 from parsimon.latents.sampling import SAMPLERS, decode_latent
 
@@ -44,8 +45,8 @@ class EvalConfig:
         if self.n_samples < 2:
             raise ConfigError(f"`n_samples` must be >= 2, got {self.n_samples}")
         SAMPLERS.check(self.sampler)
-        if self.features not in ("auto", "classifier", "random-conv"):
-            raise ConfigError(f"`features` must be one of ['auto', 'classifier', 'random-conv'], got {self.features!r}")
+        if self.features not in FEATURE_NAMES:
+            raise ConfigError(f"`features` must be one of {list(FEATURE_NAMES)}, got {self.features!r}")
 
 
 @torch.no_grad()

@@ -31,6 +31,7 @@ from diffusers import ConfigMixin, ModelMixin
 
 from parsimon.errors import ConfigError
 from parsimon.latents import losses
+from parsimon.latents.names import DECODER_KINDS, ENCODER_VARIANCES, PRIOR_MODES
 from parsimon.latents.nets import DENOISERS, ENCODERS, build_denoiser, build_encoder
 from parsimon.latents.schedules import (
     PARAMETERIZATIONS,
@@ -44,11 +45,7 @@ from parsimon.latents.schedules import (
     weight,
 )
 
-__all__ = ["ULConfig", "UnifiedLatents", "ENCODER_VARIANCES", "PRIOR_MODES", "DECODER_KINDS"]
-
-ENCODER_VARIANCES = ("fixed", "learned")
-PRIOR_MODES = ("joint", "stopgrad_kl")
-DECODER_KINDS = ("diffusion", "mse")
+__all__ = ["ULConfig", "UnifiedLatents"]
 
 
 @dataclass(frozen=True)
@@ -86,7 +83,7 @@ class ULConfig:
     decoder_layers_per_block: int = 1  # unet only
     decoder_attention: bool = False  # unet only
     decoder_dropout: float = 0.1  # paper B3: dropout 0.1 in the decoder and the base model
-    decoder_parameterization: str = "v"  # ours [UNCONFIRMED]; the loss is the same ε-form whatever the output
+    decoder_parameterization: str = "x"  # paper B1: networks predict clean data x̂ (the loss is the ε-form either way)
     decoder_schedule: str = "linear"  # ours (B7) [UNCONFIRMED]
     lambda_x_max: float = 10.0  # ours (B7) [UNCONFIRMED]
     lambda_x_min: float = -10.0  # ours (B7) [UNCONFIRMED]

@@ -28,11 +28,11 @@ import torch
 from torch import nn
 
 from parsimon.errors import ConfigError
+from parsimon.latents.names import PRECISIONS
 
 __all__ = ["FitResult", "TrainConfig", "PRECISIONS", "LR_SCHEDULES", "dist_info", "ema_weights", "fit", "lr_at",
            "resolve_device"]
 
-PRECISIONS = ("fp32", "bf16")
 LR_SCHEDULES = ("constant", "cosine")
 
 
