@@ -141,7 +141,8 @@ def _maybe_init_distributed(device: str | None) -> bool:
 
 def _model_options(*, method, data, image_size, channels, loss_factor, bias, lambda_z0, latent_channels,
                    latent_size, encoder_variance, prior_mode, decoder_kind, decoder_arch, steps, base_steps,
-                   batch_size, lr, device, precision, samples, t_samples, sampler, fd_at, ae_data) -> dict:
+                   batch_size, lr, device, precision, samples, t_samples, sampler, fd_at, ae_data,
+                   sample_steps=None) -> dict:
     stage = {"batch_size": batch_size, "lr": lr, "device": device, "precision": precision}
     return {
         "method": method,
@@ -155,7 +156,8 @@ def _model_options(*, method, data, image_size, channels, loss_factor, bias, lam
         "base": {"lambda_max": lambda_z0},
         "stage1": {"steps": steps, **stage},
         "stage2": {"steps": base_steps, **stage},
-        "eval": {"n_samples": samples, "t_samples": t_samples, "sampler": sampler},
+        "eval": {"n_samples": samples, "t_samples": t_samples, "sampler": sampler, "decoder_steps": sample_steps,
+                 "latent_steps": sample_steps},
     }
 
 
@@ -195,6 +197,8 @@ def train_cmd(
     samples: int = typer.Option(None, "--samples", min=2, help="Generated images for gen_fd and nn_dist."),
     t_samples: int = typer.Option(None, "--t-samples", min=1, help="Stratified t per held-out image for the bound."),
     sampler: SamplerName = typer.Option(None, "--sampler", help="ddpm (ancestral) or ddim."),
+    sample_steps: int = typer.Option(None, "--sample-steps", min=1, help="Sampler steps of the evaluation (latent "
+                                     "model and decoder each)."),
     fd_at: str = typer.Option(None, "--fd-at", help="Stage-2 steps at which to also measure gen FD, e.g. 500,1000."),
     ae_data: str = typer.Option(None, "--ae-data", help="Ablation C: train stage 1 on other data of the same shape "
                                 "(digits, patches or DIR)."),
@@ -209,7 +213,7 @@ def train_cmd(
                           encoder_variance=encoder_variance, prior_mode=prior_mode, decoder_kind=decoder_kind,
                           decoder_arch=decoder_arch, steps=steps, base_steps=base_steps, batch_size=batch_size,
                           lr=lr, device=device, precision=precision, samples=samples, t_samples=t_samples,
-                          sampler=sampler, fd_at=fd_at, ae_data=ae_data)
+                          sampler=sampler, fd_at=fd_at, ae_data=ae_data, sample_steps=sample_steps)
     cfg = build_config(config, opts)
     distributed = _maybe_init_distributed(cfg.stage1.device)
     from parsimon.latents.experiment import run_experiment

@@ -152,8 +152,18 @@ FEATURES.register("classifier", _classifier_features, describe="penultimate laye
 FEATURES.register("random-conv", _random_conv, describe="a fixed random-weight conv net (seeded)")
 
 
+_CACHE: dict[tuple, FeatureNet] = {}
+
+
 def feature_net_for(data, kind: str = "auto", seed: int = 0) -> FeatureNet:
-    """The feature net named ``kind``; ``auto``: the classifier where the data has labels, else random-conv."""
+    """The feature net named ``kind``; ``auto``: the classifier where the data has labels, else random-conv.
+
+    Kept per process for the same data (name, split sizes and a checksum of the images), so the runs of a
+    sweep measure in one feature space.
+    """
     if kind == "auto":
         kind = "classifier" if data.train_labels is not None else "random-conv"
-    return FEATURES.get(kind)(data, seed)
+    key = (kind, seed, data.name, tuple(data.train.shape), tuple(data.test.shape), float(data.train.double().sum()))
+    if key not in _CACHE:
+        _CACHE[key] = FEATURES.get(kind)(data, seed)
+    return _CACHE[key]
