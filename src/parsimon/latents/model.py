@@ -91,6 +91,9 @@ class ULConfig:
     loss_factor: float = 1.5  # paper Table 2/6 baseline c_lf = 1.5 (swept 1.3–2.1)
     bias: float = 0.0  # sigmoid bias b; paper does not state it [UNCONFIRMED] (B7 sweeps {−2, 0, 2})
     mse_sigma: float = 0.1  # MSE decoder only: the fixed likelihood std on [−1, 1] images [ours]
+    rate_warmup: int = 0  # ours, not in the paper: the rate term's weight rises linearly from 0 to 1 over
+    # this many training steps (0 = off), so small models find the informative latent before the prior's
+    # pressure closes it (posterior collapse); the bound reported is always the full, unweighted L_z
 
     def __post_init__(self) -> None:
         for name in ("image_size", "image_channels", "latent_size", "latent_channels", "encoder_hidden",
@@ -129,6 +132,8 @@ class ULConfig:
             raise ConfigError(f"`kl_weight` must be >= 0, got {self.kl_weight}")
         if not self.mse_sigma > 0:
             raise ConfigError(f"`mse_sigma` must be > 0, got {self.mse_sigma}")
+        if isinstance(self.rate_warmup, bool) or not isinstance(self.rate_warmup, int) or self.rate_warmup < 0:
+            raise ConfigError(f"`rate_warmup` must be an integer >= 0, got {self.rate_warmup!r}")
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -183,6 +188,16 @@ class UnifiedLatents(ModelMixin, ConfigMixin):
                                       dropout=cfg.decoder_dropout, take_input=cfg.decoder_kind == "diffusion")
         self.prior_schedule = make_schedule(cfg.prior_schedule, cfg.lambda_z0, cfg.lambda_z1)
         self.decoder_schedule = make_schedule(cfg.decoder_schedule, cfg.lambda_x_max, cfg.lambda_x_min)
+        self.step = 0  # the training step, set by the loop (for ``rate_warmup``)
+
+    def set_step(self, step: int) -> None:
+        """Called by the training loop before each step (0-based)."""
+        self.step = int(step)
+
+    def rate_weight(self) -> float:
+        """The rate term's weight in the training loss: 1, or the ``rate_warmup`` ramp."""
+        w = self.cfg.rate_warmup
+        return min(1.0, self.step / w) if w else 1.0
 
     # -- the pieces
     def encode_stats(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -265,7 +280,7 @@ class UnifiedLatents(ModelMixin, ConfigMixin):
                                       weight(cfg.decoder_weighting, lam, cfg.bias), cfg.loss_factor)
         else:
             dec = losses.mse_decoder_term(x, self.mse_decode(z0), cfg.mse_sigma, cfg.loss_factor)
-        total = getattr(self, 'rate_scale', 1.0) * rate + dec
+        total = self.rate_weight() * rate + dec
         logs = {"rate_bpp": rate.detach().mean() / (math.log(2) * cfg.image_size ** 2),
                 "decoder": dec.detach().mean()}
         if not joint:

@@ -2,7 +2,8 @@
 baselines (KL autoencoder, pixel diffusion) all train through :func:`fit`.
 
 A job is an ``nn.Module`` with ``draw(n, generator) -> noise`` and ``forward(x, noise) -> (loss, logs)``, so the
-loss is a deterministic function of the batch and its noise. Each step:
+loss is a deterministic function of the batch, its noise and the step (a job may define ``set_step(step)``).
+Each step:
 
 1. draw the indices of the global batch and its noise from the loop's own generator;
 2. take this rank's slice (DDP under ``torchrun``: every rank draws the same global batch, so the averaged
@@ -207,6 +208,8 @@ def fit(job: nn.Module, data: torch.Tensor, cfg: TrainConfig, *, seed: int = 0, 
             noise = {k: v[sl].to(device, non_blocking=True) for k, v in noise.items()}
             for group in opt.param_groups:
                 group["lr"] = lr_at(step, cfg)
+            if hasattr(job, "set_step"):
+                job.set_step(step)
             with autocast:
                 loss, logs = net(x, noise)
             opt.zero_grad(set_to_none=True)
