@@ -15,8 +15,8 @@ from typing import Any
 
 import typer
 
-from parsimon.cliutil import config_option, out_option, ray_option, resume_option, seed_option
 from parsimon.cliutil import choices as _choices
+from parsimon.cliutil import config_option, out_option, ray_option, resume_option, seed_option
 from parsimon.errors import ConfigError
 from parsimon.latents.names import (
     ARCHS,

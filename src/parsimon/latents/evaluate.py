@@ -19,8 +19,8 @@ from dataclasses import dataclass
 import torch
 
 from parsimon.errors import ConfigError
-from parsimon.latents.names import FEATURE_NAMES
 from parsimon.latents.metrics import FeatureNet, frechet_distance, nn_distance, psnr
+from parsimon.latents.names import FEATURE_NAMES
 from parsimon.latents.sampling import SAMPLERS, decode_latent
 
 __all__ = ["EvalConfig", "generation_metrics", "rate_bound", "reconstruction_metrics"]

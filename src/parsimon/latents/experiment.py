@@ -25,8 +25,8 @@ import torch
 
 from parsimon.errors import ConfigError
 from parsimon.latents.baselines import KLAEConfig, KLAutoencoder
-from parsimon.latents.data import DataConfig, load_data
-from parsimon.latents.diffusion import DiffusionConfig, DiffusionModel
+from parsimon.latents.data import DataConfig
+from parsimon.latents.diffusion import DiffusionConfig
 from parsimon.latents.evaluate import EvalConfig
 from parsimon.latents.model import ULConfig, UnifiedLatents
 from parsimon.latents.train import TrainConfig

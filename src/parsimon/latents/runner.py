@@ -47,6 +47,12 @@ class _Bar:
     def close(self) -> None:
         pass
 
+    def __enter__(self) -> _Bar:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
 
 class _RankRun:
     """What a DDP rank other than 0 sees of the run: it reads the checkpoint, writes nothing."""
@@ -141,7 +147,6 @@ def _encode_all(fn, x: torch.Tensor, device, batch: int = 512) -> torch.Tensor:
 
 def run(cfg, *, out_dir, seed: int, resume: bool, progress: bool, ledger: bool, until: dict[str, int],
         name: str) -> dict[str, Any]:
-    from parsimon.latents.baselines import KLAutoencoder
     from parsimon.latents.data import load_data
     from parsimon.latents.diffusion import DiffusionModel
     from parsimon.latents.experiment import _check_shapes, _stage1_job
@@ -162,7 +167,7 @@ def run(cfg, *, out_dir, seed: int, resume: bool, progress: bool, ledger: bool, 
         if tuple(ae_data.shape) != tuple(data.shape):
             raise ConfigError(f"`ae_data` images are {tuple(ae_data.shape)}, the data's {tuple(data.shape)}; "
                               "they must match")
-        metrics: dict[str, Any] = {"method": cfg.method, "data": data.name}
+        metrics: dict[str, Any] = {"method": cfg.method, "data": data.name, "stage1_data": ae_data.name}
         torch.manual_seed(seed)
         job1 = _stage1_job(cfg, data.shape)
         if job1 is not None:
