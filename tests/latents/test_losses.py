@@ -92,7 +92,7 @@ def test_model_loss_matches_the_terms():
     """The joint loss of Algorithm 1 equals the sum of the terms computed by hand from the same noise."""
     torch.manual_seed(0)
     cfg = ULConfig(decoder_dropout=0.0, decoder_hidden=32, prior_hidden=32, encoder_hidden=32, bias=1.0,
-                   loss_factor=1.7)
+                   loss_factor=1.7, rate_warmup=0)
     model = UnifiedLatents(cfg)
     for p in model.parameters():  # zero-initialised outputs would hide the networks' role
         nn.init.normal_(p, std=0.1)
@@ -116,3 +116,18 @@ def test_model_loss_matches_the_terms():
     dec = 10.0 * 1.7 * w * (noise["eps_x"] - eps_hat_x).pow(2).flatten(1).sum(1)
     assert float(loss) == pytest.approx(float((rate + dec).mean()), rel=1e-4)
     assert float(logs["decoder"]) == pytest.approx(float(dec.mean()), rel=1e-4)
+
+
+def test_rate_warmup_ramps_only_the_training_weight():
+    model = UnifiedLatents(ULConfig(decoder_hidden=32, prior_hidden=32, encoder_hidden=32, rate_warmup=10))
+    x = torch.rand(4, 1, 8, 8) * 2 - 1
+    noise = model.draw(4, torch.Generator().manual_seed(0))
+    weights = []
+    for step in (0, 5, 10, 50):
+        model.set_step(step)
+        weights.append(model.rate_weight())
+        loss, logs = model(x, noise)
+        # the loss is weight × rate + decoder; the logged rate is the full bound
+        rate_nats = float(logs["rate_bpp"]) * math.log(2) * 64
+        assert float(loss) == pytest.approx(weights[-1] * rate_nats + float(logs["decoder"]), rel=1e-4)
+    assert weights == [0.0, 0.5, 1.0, 1.0]

@@ -46,8 +46,8 @@ def test_bad_schedule_rejected():
 def test_b6_3_sigma_is_a_standard_deviation():
     """λ_z(0) = 5: α_0 = sqrt(sigmoid(5)) ≈ 0.9966 and σ_0 = sqrt(sigmoid(−5)) ≈ 0.0818 (spec B1; B6.3)."""
     a, s = alpha_sigma(torch.tensor(5.0, dtype=torch.float64))
-    assert float(a) == pytest.approx(0.99663, abs=1e-5)
-    assert float(s) == pytest.approx(0.08181, abs=1e-5)
+    assert float(a) == pytest.approx(0.996648, abs=1e-6)
+    assert float(s) == pytest.approx(0.081810, abs=1e-6)
     lam = torch.linspace(-12, 12, 25, dtype=torch.float64)
     a, s = alpha_sigma(lam)
     assert torch.allclose(a ** 2 + s ** 2, torch.ones_like(lam))

@@ -61,13 +61,13 @@ class ULConfig:
     latent_size: int = 4  # ours: 2× downsampling (paper: 16×, 32×32 latents at 512, §5)
     latent_channels: int = 2  # ours (paper: 32 channels, Table 3)
     encoder_arch: str = "mlp"  # "mlp" | "conv" (diffusers VAE Encoder); paper: ResNet [128, 256, 512, 512]
-    encoder_hidden: int = 256  # mlp width
+    encoder_hidden: int = 128  # mlp width (ours)
     encoder_depth: int = 2  # mlp hidden layers
     encoder_channels: tuple[int, ...] = (32, 64)  # conv: channels per level (levels = log2(image/latent) + 1)
     encoder_variance: str = "fixed"  # paper §3: deterministic encoder, fixed noise; "learned" = ablation D (Eq. 5)
     prior_arch: str = "mlp"  # "mlp" | "unet"; paper: ViT 8 blocks × 1024
-    prior_hidden: int = 256
-    prior_depth: int = 3
+    prior_hidden: int = 256  # ours
+    prior_depth: int = 3  # ours
     prior_channels: tuple[int, ...] = (32, 64)  # unet only
     prior_parameterization: str = "eps"  # ours (B7: ε-prediction for the prior) [UNCONFIRMED]
     prior_schedule: str = "linear"  # ours (B7) [UNCONFIRMED]
@@ -77,21 +77,21 @@ class ULConfig:
     kl_weight: float = 0.01  # ablation A only: the KL discount [UNCONFIRMED]
     decoder_kind: str = "diffusion"  # paper; "mse" = Table 5's diffusion prior / MSE decoder row
     decoder_arch: str = "mlp"  # "mlp" | "unet"; paper: UViT [128, 256, 512] + 8 × 1024 transformer blocks
-    decoder_hidden: int = 512
-    decoder_depth: int = 3
+    decoder_hidden: int = 256  # ours
+    decoder_depth: int = 3  # ours
     decoder_channels: tuple[int, ...] = (32, 64)  # unet only
     decoder_layers_per_block: int = 1  # unet only
     decoder_attention: bool = False  # unet only
-    decoder_dropout: float = 0.1  # paper B3: dropout 0.1 in the decoder and the base model
+    decoder_dropout: float = 0.0  # ours for short CPU runs (paper B3: 0.1 in the decoder and the base model)
     decoder_parameterization: str = "x"  # paper B1: networks predict clean data x̂ (the loss is the ε-form either way)
     decoder_schedule: str = "linear"  # ours (B7) [UNCONFIRMED]
     lambda_x_max: float = 10.0  # ours (B7) [UNCONFIRMED]
     lambda_x_min: float = -10.0  # ours (B7) [UNCONFIRMED]
     decoder_weighting: str = "sigmoid"  # paper: sigmoid-weighted decoder ELBO (B6.1: sigmoid(b − λ))
     loss_factor: float = 1.5  # paper Table 2/6 baseline c_lf = 1.5 (swept 1.3–2.1)
-    bias: float = 0.0  # sigmoid bias b; paper does not state it [UNCONFIRMED] (B7 sweeps {−2, 0, 2})
+    bias: float = 2.0  # sigmoid bias b; not stated in the paper [UNCONFIRMED]; ours (B7 sweeps {−2, 0, 2})
     mse_sigma: float = 0.1  # MSE decoder only: the fixed likelihood std on [−1, 1] images [ours]
-    rate_warmup: int = 0  # ours, not in the paper: the rate term's weight rises linearly from 0 to 1 over
+    rate_warmup: int = 1000  # ours, not in the paper (half the default 2000 stage-1 steps; 0 = off): the rate term's weight rises linearly from 0 to 1 over
     # this many training steps (0 = off), so small models find the informative latent before the prior's
     # pressure closes it (posterior collapse); the bound reported is always the full, unweighted L_z
 

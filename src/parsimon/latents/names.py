@@ -11,7 +11,7 @@ __all__ = ["ARCHS", "DATASET_NAMES", "DECODER_KINDS", "ENCODER_ARCHS", "ENCODER_
 
 METHOD_NAMES = ("klae", "pixel", "ul")
 DATASET_NAMES = ("digits", "folder", "patches")
-ARCHS = ("mlp", "unet")
+ARCHS = ("mlp", "patch", "unet")
 ENCODER_ARCHS = ("conv", "mlp")
 ENCODER_VARIANCES = ("fixed", "learned")
 PRIOR_MODES = ("joint", "stopgrad_kl")

@@ -19,7 +19,8 @@ from torch import nn
 from parsimon.errors import ConfigError
 from parsimon.registry import Registry
 
-__all__ = ["DENOISERS", "ENCODERS", "MLPDenoiser", "MLPEncoder", "ConvEncoder", "UNetDenoiser", "LAMBDA_SCALE",
+__all__ = ["DENOISERS", "ENCODERS", "MLPDenoiser", "MLPEncoder", "ConvEncoder", "PatchDenoiser", "UNetDenoiser",
+           "LAMBDA_SCALE",
            "build_denoiser", "build_encoder"]
 
 # The log-SNR is fed to the sinusoidal embedding as 50·λ (λ ∈ [−10, 10] → [−500, 500], the range of
@@ -99,6 +100,71 @@ class MLPDenoiser(nn.Module):
             h = block(h, temb)
         out = self.out(F.silu(self.out_norm(h)))
         return out.view(out.shape[0], *self.shape)
+
+
+class PatchDenoiser(nn.Module):
+    """A local denoiser on 2×2 patches (the paper's patching, B3): each patch is denoised by one shared MLP
+    from the noisy pixels of its ``k × k`` patch neighbourhood, the condition's ``k × k`` neighbourhood at
+    the patch's position, a learned position embedding and the noise level.
+
+    Its view of the image is local, so global structure is cheaper to carry in the latent than to model —
+    the regime UL's decoder is in at ImageNet scale, which an MLP seeing all 64 pixels of a digit is not
+    (it models the digit itself and the latent collapses; see docs/latents.md).
+
+    Args:
+        shape: ``(C, H, W)``; ``H`` and ``W`` must be even.
+        cond_shape: ``(Cc, H/2, W/2)`` (the latent grid must match the patch grid), or None.
+        hidden: MLP width.
+        depth: Residual blocks.
+        dropout: Dropout inside each block.
+        kernel: Patch neighbourhood (odd).
+        take_input: False for the MSE decoder.
+    """
+
+    def __init__(self, shape, cond_shape=None, *, hidden: int = 128, depth: int = 2, dropout: float = 0.0,
+                 kernel: int = 3, take_input: bool = True) -> None:
+        super().__init__()
+        from diffusers.models.embeddings import TimestepEmbedding, Timesteps
+
+        self.shape = tuple(int(s) for s in shape)
+        c, h, w = self.shape
+        if h % 2 or w % 2 or kernel % 2 == 0:
+            raise ConfigError(f"a patch decoder needs an even image size and an odd kernel, got {self.shape}, {kernel}")
+        self.cond_shape = tuple(int(s) for s in cond_shape) if cond_shape is not None else None
+        if self.cond_shape is not None and self.cond_shape[1:] != (h // 2, w // 2):
+            raise ConfigError(f"a patch decoder needs the latent on the 2×2 patch grid {(h // 2, w // 2)}, "
+                              f"got {self.cond_shape[1:]}; set `latent_size` to {h // 2}")
+        self.take_input, self.kernel = take_input, kernel
+        d_in = (c * (2 * kernel) ** 2 if take_input else 0) + (self.cond_shape[0] * kernel ** 2 if cond_shape else 0)
+        temb_dim = min(128, hidden)
+        self.time_proj = Timesteps(temb_dim, flip_sin_to_cos=True, downscale_freq_shift=0)
+        self.time_embed = TimestepEmbedding(temb_dim, hidden)
+        self.pos = nn.Parameter(torch.zeros(1, (h // 2) * (w // 2), hidden))
+        self.inp = nn.Linear(d_in, hidden)
+        self.blocks = nn.ModuleList(_ResMLPBlock(hidden, dropout) for _ in range(depth))
+        self.out_norm = nn.LayerNorm(hidden)
+        self.out = nn.Linear(hidden, c * 4)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, z_t: torch.Tensor | None, lam: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        c, h, w = self.shape
+        k = self.kernel
+        parts = []
+        if self.take_input:
+            parts.append(F.unfold(z_t, kernel_size=2 * k, stride=2, padding=k - 1))  # [B, C·(2k)², L]
+        if self.cond_shape is not None:
+            parts.append(F.unfold(cond, kernel_size=k, stride=1, padding=k // 2))  # [B, Cc·k², L]
+        x = torch.cat(parts, 1).transpose(1, 2)  # [B, L, D]
+        n, length = x.shape[0], x.shape[1]
+        hid = self.inp(x) + self.pos
+        temb = self.time_embed(self.time_proj(lam * LAMBDA_SCALE).to(hid.dtype))[:, None, :]
+        hid = hid.reshape(n * length, -1)
+        temb = temb.expand(n, length, -1).reshape(n * length, -1)
+        for block in self.blocks:
+            hid = block(hid, temb)
+        out = self.out(F.silu(self.out_norm(hid))).view(n, h // 2, w // 2, c, 2, 2)
+        return out.permute(0, 3, 1, 4, 2, 5).reshape(n, c, h, w)
 
 
 class UNetDenoiser(nn.Module):
@@ -204,6 +270,7 @@ class ConvEncoder(nn.Module):
 DENOISERS: Registry = Registry("arch")
 DENOISERS.register("mlp", MLPDenoiser, describe="residual MLP on flattened inputs (fast on CPU at 8×8)")
 DENOISERS.register("unet", UNetDenoiser, describe="diffusers UNet2DModel, condition concatenated")
+DENOISERS.register("patch", PatchDenoiser, describe="local MLP on 2×2 patches and their neighbourhood")
 ENCODERS: Registry = Registry("encoder_arch")
 ENCODERS.register("mlp", MLPEncoder, describe="MLP on the flattened image")
 ENCODERS.register("conv", ConvEncoder, describe="diffusers VAE Encoder (SD encoder family)")
@@ -215,6 +282,8 @@ def build_denoiser(arch: str, shape, cond_shape=None, *, hidden: int, depth: int
     cls = DENOISERS.get(arch)
     if cls is MLPDenoiser:
         return MLPDenoiser(shape, cond_shape, hidden=hidden, depth=depth, dropout=dropout, take_input=take_input)
+    if cls is PatchDenoiser:
+        return PatchDenoiser(shape, cond_shape, hidden=hidden, depth=depth, dropout=dropout, take_input=take_input)
     return UNetDenoiser(shape, cond_shape, channels=channels, layers_per_block=layers_per_block, attention=attention,
                         dropout=dropout, take_input=take_input)
 

@@ -34,22 +34,24 @@ PAPER_TABLE6 = {"baseline (c_lf 1.5)": (0.059, 0.47, 1.54), "A: stop-grad prior 
 SETTINGS: dict[str, dict[str, Any]] = {
     "quick": {
         "seeds": (0, 1, 2),
-        "ul": {"decoder_hidden": 256, "prior_hidden": 256, "encoder_hidden": 128},
-        "stage1": {"steps": 1000, "batch_size": 128, "warmup": 50, "ckpt_every": 500, "log_every": 50},
+        "ul": {"rate_warmup": 500},
+        "stage1": {"steps": 1000, "batch_size": 128, "warmup": 100, "ckpt_every": 500, "log_every": 50},
         "stage2": {"steps": 800, "batch_size": 128, "warmup": 50, "ckpt_every": 400, "log_every": 50},
         "base": {"hidden": 256, "depth": 2},
         "klae": {},
+        "klae_stage1": {"steps": 400, "batch_size": 64},
         "eval": {"n_samples": 500, "t_samples": 32, "decoder_steps": 40, "latent_steps": 40},
         "fd_at": (200, 400, 800),
         "ablations": ("B", "D"),
     },
     "full": {
         "seeds": (0, 1, 2, 3, 4),
-        "ul": {"decoder_hidden": 512, "prior_hidden": 256, "encoder_hidden": 256},
+        "ul": {"rate_warmup": 3000},
         "stage1": {"steps": 6000, "batch_size": 128, "warmup": 200, "ckpt_every": 1000, "log_every": 100},
         "stage2": {"steps": 4000, "batch_size": 128, "warmup": 200, "ckpt_every": 1000, "log_every": 100},
         "base": {"hidden": 512, "depth": 3},
         "klae": {},
+        "klae_stage1": {"steps": 2000, "batch_size": 64},
         "eval": {"n_samples": 1000, "t_samples": 64, "decoder_steps": 100, "latent_steps": 100},
         "fd_at": (500, 1000, 2000, 4000),
         "ablations": ("A", "B", "C", "D", "MSE"),
@@ -178,7 +180,8 @@ def _flops_part(ctx: ReproContext, s: dict[str, Any], sweep: dict[str, Any]) -> 
 
     seed = s["seeds"][0]
     ul = next(p for p in sweep["points"] if p["loss_factor"] == 1.5 and p["seed"] == seed)
-    klae = _run(ctx, f"klae-seed-{seed}", _experiment(s, method="klae", fd_at=tuple(s["fd_at"])), seed)
+    klae = _run(ctx, f"klae-seed-{seed}", _experiment(s, method="klae", fd_at=tuple(s["fd_at"]),
+                                                      stage1=s.get("klae_stage1", {})), seed)
     # pixel diffusion: a model of the base model's width on the images; its steps chosen to match the budgets
     cfg0 = _experiment(s, method="pixel")
     x = torch.zeros(8, 1, 8, 8)

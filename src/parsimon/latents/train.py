@@ -52,7 +52,7 @@ class TrainConfig:
     warmup: int = 100  # linear warm-up steps
     weight_decay: float = 0.0
     grad_clip: float = 1.0  # max gradient norm; 0 = off
-    ema_decay: float = 0.999  # B7; diffusers EMAModel with its (1 + n)/(10 + n) warm-up
+    ema_decay: float = 0.99  # ours for runs of a few thousand steps (B7: 0.999 for 20-50k); diffusers EMAModel
     ckpt_every: int = 500  # steps between checkpoints (and one at the end); 0 = only at the end
     log_every: int = 50  # steps between logged averages
     precision: str = "fp32"  # "bf16": autocast to bfloat16 (GPUs)
