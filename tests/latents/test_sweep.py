@@ -9,7 +9,7 @@ import pytest
 
 from parsimon.errors import ConfigError
 from parsimon.latents.experiment import quick_config
-from parsimon.latents.sweep import aggregate, sweep, sweep_points
+from parsimon.latents.sweep import aggregate, run_sweep, sweep_points
 
 
 def _tiny():
@@ -41,12 +41,12 @@ def test_points_are_checked():
 
 @pytest.mark.slow
 def test_sweep_in_process_and_resume(tmp_path):
-    res = sweep(_tiny(), [1.3, 1.7], [0], out_dir=tmp_path / "s", progress=False)
+    res = run_sweep(_tiny(), [1.3, 1.7], [0], out_dir=tmp_path / "s", progress=False)
     assert [r["loss_factor"] for r in res["rows"]] == [1.3, 1.7]
     saved = json.loads((tmp_path / "s" / "sweep.json").read_text())
     assert len(saved["points"]) == 2 and (tmp_path / "s" / "figures" / "sweep.png").is_file()
     # resume: finished points are read back, not trained again
-    again = sweep(_tiny(), [1.3, 1.7], [0], out_dir=tmp_path / "s", resume=True, progress=False)
+    again = run_sweep(_tiny(), [1.3, 1.7], [0], out_dir=tmp_path / "s", resume=True, progress=False)
     assert [p["bits_per_pixel"] for p in again["points"]] == [p["bits_per_pixel"] for p in res["points"]]
 
 
@@ -55,9 +55,9 @@ def test_sweep_over_ray_matches_in_process(tmp_path):
     pytest.importorskip("ray")
     import ray
 
-    local = sweep(_tiny(), [1.5], [0], out_dir=tmp_path / "local", progress=False)
+    local = run_sweep(_tiny(), [1.5], [0], out_dir=tmp_path / "local", progress=False)
     try:
-        remote = sweep(_tiny(), [1.5], [0], out_dir=tmp_path / "ray", ray_address="local", progress=False)
+        remote = run_sweep(_tiny(), [1.5], [0], out_dir=tmp_path / "ray", ray_address="local", progress=False)
     finally:
         ray.shutdown()
     assert remote["points"][0]["bits_per_pixel"] == local["points"][0]["bits_per_pixel"]

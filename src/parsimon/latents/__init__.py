@@ -2,26 +2,39 @@
 
 Public API: :class:`ULConfig` / :class:`UnifiedLatents` (stage 1), :class:`DiffusionConfig` /
 :class:`DiffusionModel` (stage-2 base model, pixel diffusion), :class:`ULPipeline` (sampling in the diffusers
-idiom), :class:`ExperimentConfig` / :func:`run_experiment` (one training run), :func:`sweep` (the c_lf sweep),
+idiom), :class:`ExperimentConfig` / :func:`run_experiment` (one training run), :func:`run_sweep` (the c_lf sweep),
 :func:`fit` / :class:`TrainConfig` (the training loop), :func:`rate_bound` (the latent bitrate bound),
 :class:`KLAutoencoder` (the SD-style baseline) and :func:`load_data` / :class:`DataConfig`.
+
+The names are re-exported lazily (PEP 562), so ``parsimon.latents.names`` and the command line import
+without torch or diffusers.
 """
 
 from __future__ import annotations
 
-from .baselines import KLAEConfig, KLAutoencoder
-from .data import DataConfig, ImageData, load_data
-from .diffusion import DiffusionConfig, DiffusionModel
-from .evaluate import EvalConfig, rate_bound
-from .experiment import ExperimentConfig, quick_config, run_experiment
-from .model import ULConfig, UnifiedLatents
-from .pipeline import ULPipeline
-from .sampling import sample, two_step_sample
-from .sweep import sweep
-from .train import TrainConfig, fit
+import importlib
 
-__all__ = [
-    "DataConfig", "DiffusionConfig", "DiffusionModel", "EvalConfig", "ExperimentConfig", "ImageData", "KLAEConfig",
-    "KLAutoencoder", "TrainConfig", "ULConfig", "ULPipeline", "UnifiedLatents", "fit", "load_data", "quick_config",
-    "rate_bound", "run_experiment", "sample", "sweep", "two_step_sample",
-]
+_EXPORTS = {
+    "KLAEConfig": "baselines", "KLAutoencoder": "baselines",
+    "DataConfig": "data", "ImageData": "data", "load_data": "data",
+    "DiffusionConfig": "diffusion", "DiffusionModel": "diffusion",
+    "EvalConfig": "evaluate", "rate_bound": "evaluate",
+    "ExperimentConfig": "experiment", "quick_config": "experiment", "run_experiment": "experiment",
+    "ULConfig": "model", "UnifiedLatents": "model",
+    "ULPipeline": "pipeline",
+    "two_step_sample": "sampling", "sample_run": "generate",
+    "run_sweep": "sweep",
+    "TrainConfig": "train", "fit": "train",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

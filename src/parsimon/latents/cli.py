@@ -244,7 +244,7 @@ def sample_cmd(
                                "the base model."),
 ) -> None:
     """Generate N images from a trained run (Algorithm 2 for UL) and write them as one image grid."""
-    from parsimon.latents.sample import sample_run
+    from parsimon.latents.generate import sample_run
 
     path = sample_run(run, n, out=out, seed=seed, steps=steps, sampler=sampler, use_prior=prior)
     typer.echo(f"wrote {path}")
@@ -275,9 +275,9 @@ def sweep_cmd(
                           batch_size=batch_size, lr=None, device=device, precision=None, samples=samples,
                           t_samples=None, sampler=None, fd_at=None, ae_data=None)
     cfg = build_config(config, opts)
-    from parsimon.latents.sweep import sweep
+    from parsimon.latents.sweep import run_sweep
 
-    res = sweep(cfg, _float_list("--loss-factors", loss_factors), _int_list("--seeds", seeds) or (),
+    res = run_sweep(cfg, _float_list("--loss-factors", loss_factors), _int_list("--seeds", seeds) or (),
                 out_dir=out, resume=resume, ray_address=ray)
     for row in res["rows"]:
         typer.echo(f"c_lf={row['loss_factor']:g}: bits/pixel {row.get('bits_per_pixel', float('nan')):.4f} "

@@ -16,7 +16,7 @@ from typing import Any
 
 from parsimon.errors import ConfigError
 
-__all__ = ["PAPER_TABLE2", "aggregate", "plot_sweep", "sweep", "sweep_points"]
+__all__ = ["PAPER_TABLE2", "aggregate", "plot_sweep", "run_sweep", "sweep_points"]
 
 # Table 2 of the paper (ImageNet-512): c_lf → (bits/pixel, rFID@50k, PSNR, gFID small, gFID medium).
 PAPER_TABLE2 = {1.3: (0.035, 0.79, 25.7, 1.42, 1.37), 1.5: (0.059, 0.47, 27.6, 1.54, 1.31),
@@ -126,7 +126,7 @@ def _ray_map(calls: list[tuple], ray_address: str) -> list[dict[str, Any]]:
     return ray.get([remote.remote(*c) for c in calls])
 
 
-def sweep(cfg, loss_factors, seeds, *, out_dir: str | Path | None = None, resume: bool = False,
+def run_sweep(cfg, loss_factors, seeds, *, out_dir: str | Path | None = None, resume: bool = False,
           ray_address: str | None = None, progress: bool = True) -> dict[str, Any]:
     """Train and evaluate one UL experiment per (c_lf, seed); return ``{"points", "rows"}``.
 
