@@ -183,14 +183,15 @@ def _flops_part(ctx: ReproContext, s: dict[str, Any], sweep: dict[str, Any]) -> 
     klae = _run(ctx, f"klae-seed-{seed}", _experiment(s, method="klae", fd_at=tuple(s["fd_at"]),
                                                       stage1=s.get("klae_stage1", {})), seed)
     # pixel diffusion: a model of the base model's width on the images; its steps chosen to match the budgets
-    cfg0 = _experiment(s, method="pixel")
+    width = {"hidden": s["base"]["hidden"], "depth": s["base"]["depth"]}
+    cfg0 = _experiment(s, method="pixel", pixel=width)
     x = torch.zeros(8, 1, 8, 8)
     lat = torch.zeros(8, *cfg0.ul.latent_shape)
     pixel_per_img = step_flops(DiffusionModel(cfg0.pixel, shape=(1, 8, 8)), x)["paper"] / 8
     base_per_img = step_flops(DiffusionModel(cfg0.base, shape=cfg0.ul.latent_shape), lat)["paper"] / 8
     ratio = base_per_img / pixel_per_img
     pixel_at = tuple(sorted({max(1, round(k * ratio)) for k in s["fd_at"]}))
-    pcfg = _experiment(s, method="pixel", stage2={"steps": max(pixel_at)}, fd_at=pixel_at)
+    pcfg = _experiment(s, method="pixel", pixel=width, stage2={"steps": max(pixel_at)}, fd_at=pixel_at)
     pixel = _run(ctx, f"pixel-seed-{seed}", pcfg, seed)
 
     def curve(m: dict[str, Any]) -> list[list[float]]:
