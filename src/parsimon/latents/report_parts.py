@@ -48,8 +48,9 @@ def sweep_tables(section: Section, sweep: dict[str, Any]) -> None:
                  "paper rFID", "gen FD (base)", "paper gFID (small)"],
         rows=rows,
         note="bits/pixel = held-out E[L_z] / ln 2 / 64 (the bound on the latent's information, Eq. 3); PSNR of "
-             "decoder samples from z_0; FDs in a digits classifier's features (reference: the 297 held-out "
-             "images), not Inception features — not comparable in value with FID."))
+             "decoder samples from z_0; FDs in a digits classifier's features, not Inception features — not "
+             "comparable in value with FID (recon FD: held-out images against their reconstructions; gen FD: 1,000 "
+             "samples against the 1,500 training images)."))
     rows = [[r["loss_factor"], _pm(r, "gen_fd", 3), _pm(r, "gen_fd_prior", 3), _pm(r, "nn_dist", 3)]
             for r in sweep["rows"]]
     section.tables.append(Table(
@@ -57,8 +58,9 @@ def sweep_tables(section: Section, sweep: dict[str, Any]) -> None:
               "generator (§3.3)",
         columns=["c_lf", "gen FD, base model", "gen FD, stage-1 prior", "nearest-neighbour dist. (base)"],
         rows=rows,
-        note="Same decoder and sampler; only the model that generates z_0 differs. nearest-neighbour distance: "
-             "RMS pixel distance ([0, 1] scale) of a sample to its nearest training image."))
+        note="Same decoder, sampler and noise (common random numbers); only the model that generates z_0 differs. "
+             "Nearest-neighbour distance: RMS pixel distance ([0, 1] scale) of a sample to its nearest training "
+             f"image (held-out images: {_f(sweep['points'][0].get('nn_dist_test'))})."))
 
 
 def ablation_table(section: Section, ablations: dict[str, dict], paper: dict[str, tuple]) -> None:

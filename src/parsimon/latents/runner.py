@@ -250,15 +250,19 @@ def _sampler(cfg, job1, base, device):
 
 def _evaluate(cfg, r, job1, base, data, features, device, sample_fn) -> dict[str, Any]:
     ev = cfg.eval
-    g = torch.Generator().manual_seed(ev.seed)
+
+    def fresh() -> torch.Generator:  # common random numbers for every measurement
+        return torch.Generator().manual_seed(ev.seed)
+
     out: dict[str, Any] = {"feature_net": features.kind, "eval_images": len(data.test), "eval_samples": ev.n_samples}
     if features.accuracy is not None:
         out["feature_net_accuracy"] = features.accuracy
     test = data.test
     rec = None
     if cfg.method == "ul":
-        out.update(rate_bound(job1, test, t_samples=ev.t_samples, generator=g))
-        m, rec = reconstruction_metrics(job1, test, features, steps=ev.decoder_steps, sampler=ev.sampler, generator=g)
+        out.update(rate_bound(job1, test, t_samples=ev.t_samples, generator=fresh()))
+        m, rec = reconstruction_metrics(job1, test, features, steps=ev.decoder_steps, sampler=ev.sampler,
+                                        generator=fresh())
         out.update(m)
         if cfg.ul.encoder_variance == "learned":
             with torch.no_grad():
@@ -267,6 +271,7 @@ def _evaluate(cfg, r, job1, base, data, features, device, sample_fn) -> dict[str
             sigma0 = math.sqrt(1 / (1 + math.exp(cfg.ul.lambda_z0)))
             out.update(encoder_std=std, encoder_std_over_sigma0=std / sigma0)
         if base is not None:
+            g = fresh()
             m, prior_samples = generation_metrics(
                 lambda k: two_step_sample(job1, job1, k, latent_steps=ev.latent_steps, decoder_steps=ev.decoder_steps,
                                           sampler=ev.sampler, generator=g, device=device),
@@ -283,6 +288,7 @@ def _evaluate(cfg, r, job1, base, data, features, device, sample_fn) -> dict[str
         out.update(psnr=float(p.mean()), psnr_stderr=float(p.std() / math.sqrt(len(p))),
                    recon_fd=frechet_distance(features.features(test), features.features(rec)),
                    kl_bits_per_pixel=bits_per_pixel(kl, data.image_size))
+    g = fresh()
     m, samples = generation_metrics(lambda k: sample_fn(k, g), ev.n_samples, test, data.train, features)
     out.update(m)
     out["gen_fd_source"] = "base" if (cfg.method != "ul" or base is not None) else "prior"
