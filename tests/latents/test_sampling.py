@@ -53,3 +53,16 @@ def test_sampler_is_seeded_and_checked():
     with pytest.raises(ConfigError, match="sampler"):
         sample(_oracle(1.0), (3, 2), sched, 3, "euler")
     assert math.isfinite(float(a.sum()))
+
+
+def test_two_step_sample_checks_decode_from():
+    from parsimon.latents.model import ULConfig, UnifiedLatents
+    from parsimon.latents.sampling import two_step_sample
+
+    model = UnifiedLatents(ULConfig(encoder_hidden=16, prior_hidden=16, decoder_hidden=16))
+    for mode in ("z0", "zhat"):
+        x = two_step_sample(model, model, 3, latent_steps=2, decoder_steps=2, decode_from=mode,
+                            generator=torch.Generator().manual_seed(0))
+        assert x.shape == (3, 1, 8, 8) and x.abs().max() <= 1
+    with pytest.raises(ConfigError, match="decode_from"):
+        two_step_sample(model, model, 3, decode_from="mean")

@@ -134,3 +134,15 @@ def test_cuda_without_cuda_is_a_config_error(digits):
         pytest.skip("CUDA present")
     with pytest.raises(ConfigError, match="CUDA"):
         fit(UnifiedLatents(ULConfig(**SMALL)), digits.train, TrainConfig(steps=1, device="cuda"))
+
+
+def test_b6_4_ablation_c_trains_stage1_on_other_data(tmp_path):
+    """Decision B6.4: ablation C is what the text describes — the autoencoder (stage 1) trained on other data
+    (grey photo patches here), the base model and the evaluation on the data itself (digits)."""
+    patches = DataConfig(name="patches", image_size=8, channels=1, n_train=64, n_test=16)
+    m = run_experiment(_tiny(ae_data=patches), out_dir=tmp_path / "c", seed=0, progress=False, ledger=False)
+    assert m["stage1_data"] == "patches" and m["data"] == "digits"
+    assert m["eval_images"] == 297
+    with pytest.raises(ConfigError, match="ae_data"):
+        run_experiment(_tiny(ae_data=DataConfig(name="patches", image_size=8, n_train=64, n_test=16)),
+                       out_dir=tmp_path / "c3", seed=0, progress=False, ledger=False)  # RGB vs grey digits
