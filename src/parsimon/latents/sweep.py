@@ -97,7 +97,8 @@ def plot_sweep(rows: list[dict[str, Any]], path: str | Path) -> Path:
         twin.set_ylabel(f"paper {key}", color="grey")
         ax.set_xlabel("loss factor c_lf")
         ax.set_ylabel(key)
-        ax.legend(loc="upper left", fontsize=7)
+        handles = ax.get_legend_handles_labels()[0] + twin.get_legend_handles_labels()[0]
+        ax.legend(handles, [h.get_label() for h in handles], loc="upper left", fontsize=7)
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
