@@ -114,8 +114,8 @@ def test_model_loss_matches_the_terms():
     eps_hat_x = (x_t - ax * x_hat) / sx
     w = torch.sigmoid(1.0 - lam_x)
     dec = 10.0 * 1.7 * w * (noise["eps_x"] - eps_hat_x).pow(2).flatten(1).sum(1)
-    assert float(loss) == pytest.approx(float((rate + dec).mean()), rel=1e-4)
-    assert float(logs["decoder"]) == pytest.approx(float(dec.mean()), rel=1e-4)
+    assert float(loss.detach()) == pytest.approx(float((rate + dec).detach().mean()), rel=1e-4)
+    assert float(logs["decoder"]) == pytest.approx(float(dec.detach().mean()), rel=1e-4)
 
 
 def test_rate_warmup_ramps_only_the_training_weight():
@@ -129,5 +129,5 @@ def test_rate_warmup_ramps_only_the_training_weight():
         loss, logs = model(x, noise)
         # the loss is weight × rate + decoder; the logged rate is the full bound
         rate_nats = float(logs["rate_bpp"]) * math.log(2) * 64
-        assert float(loss) == pytest.approx(weights[-1] * rate_nats + float(logs["decoder"]), rel=1e-4)
+        assert float(loss.detach()) == pytest.approx(weights[-1] * rate_nats + float(logs["decoder"]), rel=1e-4)
     assert weights == [0.0, 0.5, 1.0, 1.0]

@@ -221,6 +221,8 @@ def claims(section: Section, sweep: dict[str, Any], ablations: dict[str, dict], 
 
 
 def not_reproduced(section: Section, s: dict[str, Any], full: bool) -> None:
+    section.not_reproduced += [f"{c.text}: not at this scale (ours: {c.ours}; paper: {c.paper})"
+                               for c in section.claims if c.reproduced is False]
     section.not_reproduced += [
         "Absolute numbers: ImageNet-512 gFID 1.4, Kinetics-600 FVD 1.3, text-to-image (Table 1), Tables 3–5 "
         "(channels, resolutions, prior types) — they need ImageNet/Kinetics and GPU-months; we run 8×8 digits "
