@@ -19,7 +19,8 @@ undiscounted one) when its episode ends; for our apps 1 when ``check(goal, state
 0 otherwise. ``info["success"]`` says whether the task is solved.
 
 ## Starting State
-The task's page after ``setup(seed)`` and ``settle_ms`` of virtual time. With ``freeze_time`` (default)
+The task's page after ``setup(seed)`` and ``settle_ms`` of virtual time (``settle_ms`` also passes after
+every action except ``wait``, which lets exactly its own seconds pass). With ``freeze_time`` (default)
 the page runs on a virtual clock (see :mod:`parsimon.gui.web.js`), so the same seed and actions give the
 same pages.
 
@@ -191,7 +192,8 @@ class BrowserEnv(gym.Env):
                 info.update(valid=False, error=str(exc))
             except Exception as exc:  # noqa: BLE001 - a Playwright failure is the step's outcome, not a crash
                 info.update(error=f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}")
-            self._settle()
+            # a wait is its own settle time: exactly the seconds asked for pass
+            self._settle(0 if action.kind == "wait" else self.task.settle_ms)
             self._status = self.task.status(self.page)
             self._done = self._status.done
         truncated = not self._done and self.steps >= self.task.max_steps
@@ -203,12 +205,12 @@ class BrowserEnv(gym.Env):
         reward = float(self._status.reward) if self._status.done else 0.0
         return obs, reward, bool(self._status.done), truncated, info
 
-    def _settle(self) -> None:
+    def _settle(self, ms: float) -> None:
         try:
             self.page.wait_for_load_state("load", timeout=5000)
         except Exception:  # noqa: BLE001 - a slow page is observed as it is
             pass
-        self.advance(self.task.settle_ms)
+        self.advance(ms)
 
     @property
     def status(self) -> TaskStatus:

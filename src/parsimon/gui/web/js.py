@@ -151,6 +151,9 @@ SNAPSHOT = r"""
     if (tag === 'option') rec.selected = el.selected;
     if (tag === 'select') rec.options = Array.from(el.options).map((o) => oneLine(o.textContent));
     if (el.disabled) rec.disabled = true;
+    if (cs.backgroundColor && cs.backgroundColor !== 'rgba(0, 0, 0, 0)' && cs.backgroundColor !== 'transparent') {
+      rec.bg = cs.backgroundColor;
+    }
     if (el.scrollHeight > el.clientHeight + 2 && ['auto', 'scroll'].includes(cs.overflowY)) rec.scrollable = true;
     elements.push(rec);
   }

@@ -50,6 +50,7 @@ class ElementInfo:
     options: tuple[str, ...] | None = None
     disabled: bool = False
     scrollable: bool = False
+    bg: str | None = None  # computed background colour, when not transparent
 
     @property
     def center(self) -> tuple[float, float]:

@@ -56,6 +56,12 @@ class _Handler(SimpleHTTPRequestHandler):
                     return os.fspath(target)
         return os.fspath(Path(os.devnull) / "missing")
 
+    def guess_type(self, path: str) -> str:  # noqa: D102 - the handler's hook
+        ctype = super().guess_type(path)
+        if ctype.startswith("text/") or ctype in ("application/javascript", "application/json"):
+            return ctype + "; charset=utf-8"
+        return ctype
+
     def end_headers(self) -> None:  # noqa: D102 - the handler's hook
         self.send_header("Cache-Control", "no-store")
         super().end_headers()
