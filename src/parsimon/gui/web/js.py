@@ -151,6 +151,7 @@ SNAPSHOT = r"""
     if (tag === 'option') rec.selected = el.selected;
     if (tag === 'select') rec.options = Array.from(el.options).map((o) => oneLine(o.textContent));
     if (el.disabled) rec.disabled = true;
+    if (el.hasAttribute('data-irreversible')) rec.irreversible = true;
     if (cs.backgroundColor && cs.backgroundColor !== 'rgba(0, 0, 0, 0)' && cs.backgroundColor !== 'transparent') {
       rec.bg = cs.backgroundColor;
     }

@@ -51,6 +51,7 @@ class ElementInfo:
     disabled: bool = False
     scrollable: bool = False
     bg: str | None = None  # computed background colour, when not transparent
+    irreversible: bool = False  # the app marks it (data-irreversible): its effect cannot be undone
 
     @property
     def center(self) -> tuple[float, float]:
