@@ -107,6 +107,12 @@ class Suite(ABC):
         """The tasks evaluated when none are named."""
         return self.task_names()
 
+    def make_env(self, **kwargs: Any) -> Any:
+        """A fresh environment that can run every task of the suite (a browser one by default)."""
+        from parsimon.gui.web.env import BrowserEnv
+
+        return BrowserEnv(**kwargs)
+
 
 _SERVER = None
 _SERVER_LOCK = threading.Lock()
