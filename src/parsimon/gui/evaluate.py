@@ -95,7 +95,7 @@ def parse_seeds(text: str) -> tuple[int, ...]:
 def resolve_tasks(suite_name: str, spec: str | tuple | list | None) -> tuple[str, ...]:
     """Task names from ``"a,b"``, ``"all"``, ``"default"``, a MiniWoB group (``dom``, ``visual``,
     ``rule``: those with a rule), or an apps prefix (``todo``, ``L3``)."""
-    from parsimon.gui.suites.base import SUITES
+    from parsimon.gui.registry import SUITES
 
     suite = SUITES.get(suite_name)()
     names = suite.task_names()
@@ -124,9 +124,8 @@ def resolve_tasks(suite_name: str, spec: str | tuple | list | None) -> tuple[str
 
 def make_policy(name: str, kwargs: dict[str, Any] | None = None, *, roles: bool = False) -> Any:
     """A policy by registry name (``roles`` wraps it in the Mobile-Agent roles)."""
-    import parsimon.gui.policies  # noqa: F401 - registers every policy
-    from parsimon.gui.policies.base import POLICIES
     from parsimon.gui.policies.roles import RolesPolicy
+    from parsimon.gui.registry import POLICIES
 
     factory = POLICIES.get(name)
     try:
@@ -152,7 +151,7 @@ def _run_chunk(cfg_json: str, episodes: list[tuple[str, int]], out_dir: str, run
     """Run episodes on one environment (one browser); return their summaries and step records."""
     from parsimon.governance import CallbackSink, FeedbackEmitter, get_audit_log, run_scope
     from parsimon.gui.agent import run_episode
-    from parsimon.gui.suites.base import SUITES
+    from parsimon.gui.registry import SUITES
     from parsimon.gui.transitions import TransitionRecorder
 
     cfg = EvalConfig(**{k: tuple(v) if k in ("tasks", "seeds") else v for k, v in json.loads(cfg_json).items()})

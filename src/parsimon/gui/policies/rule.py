@@ -1,8 +1,9 @@
 """The ``rule`` policy: hand-written rules that read the page like a careful script would.
 
 For MiniWoB++ it runs the task's rule from :mod:`parsimon.gui.policies.miniwob_rules`; for our own apps
-it parses the instruction (their grammar is :mod:`parsimon.gui.suites.synth`'s) and plays each step
-against the element table. It queues the actions a rule returns, asks again after the queue empties,
+(desktop browser and phone) it parses the instruction (their grammar is :mod:`parsimon.gui.suites.synth`'s)
+and plays each step against the element table; on the X desktop it does the same with screen points
+(:mod:`parsimon.gui.policies.desktop_rules`). It queues the actions a rule returns, asks again after the queue empties,
 and stops (``terminate``) when the rule has nothing left to do. A rule never reads the reward or the
 app's state: only the instruction and the observation.
 """
@@ -29,11 +30,13 @@ class RulePolicy(Policy):
 
     def reset(self, goal: str, info: dict[str, Any]) -> None:  # noqa: D102
         from parsimon.gui.policies.apps_rules import apps_rule
+        from parsimon.gui.policies.desktop_rules import desktop_rule
         from parsimon.gui.policies.miniwob_rules import RULES
 
         self._queue, self._mem = [], {}
         suite, _, name = str(info.get("task", "")).partition("/")
-        self._rule = RULES.get(name) if suite == "miniwob" else apps_rule if suite in ("apps", "mobile") else None
+        self._rule = (RULES.get(name) if suite == "miniwob" else apps_rule if suite in ("apps", "mobile")
+                      else desktop_rule if suite == "desktop" else None)
 
     @property
     def covers(self) -> bool:
