@@ -216,16 +216,18 @@ class Executor:
         raise InvalidAction(f"the browser cannot perform {k!r}")
 
     def _type(self, action: Action) -> dict[str, Any]:
+        out: dict[str, Any] = {"typed": len(action.text or "")}
         if action.target is not None:
             x, y = self.resolve(action.target)
             self.tap(x, y)
+            out["at"] = [x, y]
         if action.clear:
             self.page.keyboard.press("Control+A")
             self.page.keyboard.press("Backspace")
         self.page.keyboard.type(action.text or "")
         if action.enter:
             self.page.keyboard.press("Enter")
-        return {"typed": len(action.text or "")}
+        return out
 
     def _chord(self, keys: list[str]) -> dict[str, Any]:
         for key in keys:
