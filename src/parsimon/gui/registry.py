@@ -6,7 +6,7 @@ browser or a model on import), so the two registries are complete wherever they 
 
 from __future__ import annotations
 
-import parsimon.gui.desktop.env  # noqa: F401 - registers "desktop"
+import parsimon.gui.desktop.suite  # noqa: F401 - registers "desktop"
 import parsimon.gui.policies  # noqa: F401 - registers every policy
 import parsimon.gui.suites.apps  # noqa: F401 - registers "apps" and "mobile"
 import parsimon.gui.suites.miniwob  # noqa: F401 - registers "miniwob"

@@ -45,7 +45,7 @@ def _moves(kind: str, arg: str) -> list:
 
 def desktop_rule(obs: Any, mem: dict) -> Action | None:
     """One move at a time; None when the instruction is done."""
-    from parsimon.gui.desktop.env import parse_notes_instruction
+    from parsimon.gui.desktop.suite import parse_notes_instruction
 
     if "plan" not in mem:
         mem["plan"] = [m for kind, arg in parse_notes_instruction(obs.goal) for m in _moves(kind, arg)]
