@@ -6,6 +6,11 @@ Gymnasium, Xvfb and xdotool).
 
 from __future__ import annotations
 
-from parsimon.gui.desktop.suite import DesktopSuite, DesktopTask, parse_notes_instruction, render_notes_instruction
+from parsimon.gui.desktop.suite import (
+    DesktopSuite,
+    DesktopTask,
+    parse_notes_instruction,
+    render_notes_instruction,
+)
 
 __all__ = ["DesktopSuite", "DesktopTask", "parse_notes_instruction", "render_notes_instruction"]

@@ -67,7 +67,7 @@ class WebTask(ABC):
 
     @abstractmethod
     def path(self) -> str:
-        """The page's path on the shared server."""
+        """The page's path on the shared server (or a full ``http://`` URL of another local server)."""
 
     @abstractmethod
     def setup(self, page: Any, seed: int) -> str:

@@ -145,7 +145,8 @@ class BrowserEnv(gym.Env):
                                  advance=self.advance if self.task.freeze_time else None,
                                  home_url=self.server.url(self.task.home) if self.task.home else None, apps=apps)
         t0 = time.perf_counter()
-        self.page.goto(self.server.url(self.task.path()), wait_until="load")
+        path = self.task.path()
+        self.page.goto(path if path.startswith(("http://", "https://")) else self.server.url(path), wait_until="load")
         self.goal = self.task.setup(self.page, task_seed)
         self.advance(self.task.settle_ms)
         self.steps, self._done = 0, False

@@ -173,6 +173,8 @@ SNAPSHOT = r"""
     else if (tag === 'option') { if (a.selected) b.setAttribute('selected', ''); else b.removeAttribute('selected'); }
   }
   for (const el of clone.querySelectorAll('script')) el.remove();
+  // Playwright's screenshots leave an empty style attribute on form fields (caret hiding)
+  for (const el of clone.querySelectorAll('[style=""]')) el.removeAttribute('style');
   for (const sel of hidden) for (const el of clone.querySelectorAll(sel)) el.remove();
   const f = document.activeElement;
   return {elements, html: '<!DOCTYPE html>\n' + clone.outerHTML, url: location.href, title: document.title,
