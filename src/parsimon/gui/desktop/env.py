@@ -221,8 +221,11 @@ class DesktopEnv(gym.Env):
                 self._xdo("click", "--repeat", str(clicks), "--delay", "20", button)
         elif k == "type":
             if a.target is not None:
-                self._run(Action("click", target=a.target))
-            if a.clear:
+                # a triple click selects the whole field (Tk's Ctrl+A moves to the line start)
+                self._run(Action("triple_click" if a.clear else "click", target=a.target))
+                if a.clear:
+                    self._xdo("key", "BackSpace")
+            elif a.clear:
                 self._xdo("key", "ctrl+a", "BackSpace")
             self._xdo("type", "--delay", "8", "--", a.text or "")
             if a.enter:

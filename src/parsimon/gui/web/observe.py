@@ -220,7 +220,7 @@ def _backend_pids(cdp: Any) -> dict[int, int]:
 
 def observe(page: Any, *, goal: str, hidden: tuple[str, ...] = (), step: int = 0, cdp: Any = None,
             screenshot: bool = True, axtree: bool = True, dom: bool = True,
-            clip: dict | None = None) -> Observation:
+            clip: dict | None = None, scale: str = "css") -> Observation:
     """Snapshot ``page`` into an :class:`Observation`.
 
     Args:
@@ -231,6 +231,7 @@ def observe(page: Any, *, goal: str, hidden: tuple[str, ...] = (), step: int = 0
         cdp: A CDP session of the page (made if None and ``axtree`` is wanted).
         screenshot, axtree, dom: Which parts to produce (the element table is always made).
         clip: A screenshot clip ``{"x", "y", "width", "height"}`` (default: the viewport).
+        scale: ``"css"`` (one image pixel per CSS pixel) or ``"device"`` (the device's pixel ratio).
     """
     snap = page.evaluate(SNAPSHOT, list(hidden))
     elements = tuple(ElementInfo.from_js(e) for e in snap["elements"])
@@ -239,7 +240,7 @@ def observe(page: Any, *, goal: str, hidden: tuple[str, ...] = (), step: int = 0
         cdp = cdp or page.context.new_cdp_session(page)
         nodes = cdp.send("Accessibility.getFullAXTree")["nodes"]
         tree = axtree_text(nodes, _backend_pids(cdp)) if nodes else ""
-    png = page.screenshot(type="png", clip=clip) if screenshot else b""
+    png = page.screenshot(type="png", clip=clip, scale=scale) if screenshot else b""
     vw, vh = snap["viewport"]
     return Observation(goal=goal, url=snap["url"], screenshot=png, size=(int(vw), int(vh)), elements=elements,
                        axtree=tree, dom=snap["html"] if dom else "", title=snap["title"], focused=snap["focused"],
