@@ -207,7 +207,8 @@ def evaluate(cfg: EvalConfig, *, out_dir: str | os.PathLike | None = None, resum
                    progress=progress) as run:
         ep_path, step_path = run.path("episodes.jsonl"), run.path("steps.jsonl")
         done = _done_episodes(ep_path) if resume else {}
-        todo = [(t, s) for t in tasks for s in cfg.seeds if (t, s) not in done]
+        # episodes are recorded under the task's id, "<suite>/<name>"
+        todo = [(t, s) for t in tasks for s in cfg.seeds if (f"{cfg.suite}/{t}", s) not in done]
         cfg_json = json.dumps(asdict(cfg))
         with run.progress(f"gui eval {cfg.suite}/{cfg.policy}", total=len(tasks) * len(cfg.seeds)) as bar:
             bar.update(completed=len(tasks) * len(cfg.seeds) - len(todo))
