@@ -18,15 +18,22 @@ which tool to invoke", as the OSWorld-MCP GUI-Owl client does.
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 from typing import Any
 
 from parsimon.errors import ConfigError
 
-__all__ = ["ACTION_ARGS", "PLATFORMS", "TOOLS", "mcp_tool_line", "parameters_schema", "system_prompt",
-           "tool_line", "tool_name"]
+__all__ = ["ACTION_ARGS", "OFFICIAL_PROMPT_SHA256", "PLATFORMS", "TOOLS", "mcp_tool_line", "parameters_schema",
+           "prompt_sha256", "system_prompt", "tool_line", "tool_name"]
 
 PLATFORMS = ("computer", "mobile", "browser")
+# SHA-256 of the official clients' SYSTEM_PROMPT strings (commit 11cea57; see the module docstring).
+OFFICIAL_PROMPT_SHA256 = {
+    "computer": "c81ce4add7fdc174795fed0d197734479154bcade1462ac5e24781d181cb448e",
+    "mobile": "28235cbaf0bd969239f5cdd3f1fa67a59edf8de4a39c49e96011feac2fbf62fe",
+    "browser": "5b49d7c7f61b781731b56e75ff9019352a3104b988de32c91e0123619d38ec68",
+}
 
 COMPUTER_USE: dict[str, Any] = {
     'type': 'function',
@@ -357,6 +364,11 @@ def system_prompt(platform: str, mcp_tools: list[dict[str, Any]] | tuple = ()) -
     lines = [tool_line(platform)] + [mcp_tool_line(t) for t in mcp_tools]
     fmt = _RESPONSE_FORMAT.format(mcp=_MCP_CLAUSE if mcp_tools else "", brief=brief)
     return _HEADER + "\n".join(lines) + _CALL_FORMAT + fmt + rules
+
+
+def prompt_sha256(platform: str) -> str:
+    """SHA-256 of :func:`system_prompt` without MCP tools (compare with :data:`OFFICIAL_PROMPT_SHA256`)."""
+    return hashlib.sha256(system_prompt(platform).encode("utf-8")).hexdigest()
 
 
 def parameters_schema(platform: str) -> dict[str, Any]:
