@@ -17,6 +17,11 @@ fi
 need_apt=()
 command -v cmake >/dev/null 2>&1 || need_apt+=(cmake)
 command -v g++ >/dev/null 2>&1 || need_apt+=(g++)
+# parsimon.gui: Debian's Chromium (never `playwright install`), an X server and xdotool for the desktop
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+command -v Xvfb >/dev/null 2>&1 || need_apt+=(xvfb)
+command -v xdotool >/dev/null 2>&1 || need_apt+=(xdotool)
+"$PY" -c "import tkinter" >/dev/null 2>&1 || need_apt+=(python3-tk)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq "${need_apt[@]}"
   else sudo apt-get update -qq && sudo apt-get install -y -qq "${need_apt[@]}"; fi
