@@ -279,6 +279,8 @@ def _plot(res: dict, path: Path) -> None:
         axes[2].bar([x + "\ninvalid" for x in xs], [100 * llm[x]["invalid_rate"] for x in xs], color="#b33")
         axes[2].bar([x + "\nsuccess" for x in xs], [100 * llm[x]["success_rate"] for x in xs], color="#2d5b88")
         axes[2].set_ylabel("% (SmolLM2-135M, axtree-json policy)")
+    else:
+        axes[2].set_title("SmolLM2 runs skipped (--llm-seeds 0)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

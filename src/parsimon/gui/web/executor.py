@@ -114,9 +114,12 @@ class Executor:
         raise InvalidAction(f"cannot point at {target!r}")
 
     # -- pointer primitives (mouse on a desktop page, touch on a phone page)
-    def _touch(self, kind: str, x: float, y: float) -> None:
+    def _touch(self, kind: str, x: float, y: float, timestamp: float | None = None) -> None:
         points = [] if kind == "touchEnd" else [{"x": x, "y": y, "id": 1, "radiusX": 1, "radiusY": 1, "force": 1}]
-        self._cdp_session().send("Input.dispatchTouchEvent", {"type": kind, "touchPoints": points})
+        params: dict[str, Any] = {"type": kind, "touchPoints": points}
+        if timestamp is not None:
+            params["timestamp"] = timestamp
+        self._cdp_session().send("Input.dispatchTouchEvent", params)
 
     def tap(self, x: float, y: float, *, count: int = 1, button: str = "left") -> None:
         """A click (or a tap on a phone) at CSS pixels."""
@@ -145,11 +148,15 @@ class Executor:
         """Drag (or swipe) from ``start`` to ``end``."""
         (x0, y0), (x1, y1) = start, end
         if self.touch:
-            self._touch("touchStart", x0, y0)
+            # Event timestamps of a 300 ms swipe that rests 120 ms before lifting: a finger that stops before
+            # it lifts starts no fling, so the next tap is a tap (a tap during a fling only stops the fling).
+            t = time.time() - (0.025 * steps + 0.13)  # the gesture ends now; its events lie in the past
+            self._touch("touchStart", x0, y0, t)
             for i in range(1, steps + 1):
-                self._touch("touchMove", x0 + (x1 - x0) * i / steps, y0 + (y1 - y0) * i / steps)
+                self._touch("touchMove", x0 + (x1 - x0) * i / steps, y0 + (y1 - y0) * i / steps, t + 0.025 * i)
                 self.pass_time(8)
-            self._touch("touchEnd", x1, y1)
+            self._touch("touchMove", x1, y1, t + 0.025 * steps + 0.12)
+            self._touch("touchEnd", x1, y1, t + 0.025 * steps + 0.13)
         else:
             self.page.mouse.move(x0, y0)
             self.page.mouse.down()
