@@ -147,34 +147,51 @@ def bootstrap_ci(values: list[float], resamples: int = 2000, seed: int = 0) -> t
     return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
 
 
-def _run_chunk(cfg_json: str, episodes: list[tuple[str, int]], out_dir: str, run_id: str | None) -> list[dict]:
-    """Run episodes on one environment (one browser); return their summaries and step records."""
-    from parsimon.governance import CallbackSink, FeedbackEmitter, get_audit_log, run_scope
-    from parsimon.gui.agent import run_episode
-    from parsimon.gui.registry import SUITES
-    from parsimon.gui.transitions import TransitionRecorder
+class _Worker:
+    """One environment (one browser or X display) and one policy, running episodes one after another."""
 
-    cfg = EvalConfig(**{k: tuple(v) if k in ("tasks", "seeds") else v for k, v in json.loads(cfg_json).items()})
-    suite = SUITES.get(cfg.suite)()
-    env = suite.make_env()
-    policy = make_policy(cfg.policy, json.loads(cfg.policy_kwargs), roles=cfg.roles)
-    recorder = TransitionRecorder(Path(out_dir) / "transitions") if cfg.transitions else None
-    out = []
+    def __init__(self, cfg_json: str, out_dir: str, run_id: str | None) -> None:
+        from parsimon.gui.registry import SUITES
+        from parsimon.gui.transitions import TransitionRecorder
+
+        self.cfg = EvalConfig(**{k: tuple(v) if k in ("tasks", "seeds") else v
+                                 for k, v in json.loads(cfg_json).items()})
+        self.run_id = run_id
+        self.suite = SUITES.get(self.cfg.suite)()
+        self.env = self.suite.make_env()
+        self.policy = make_policy(self.cfg.policy, json.loads(self.cfg.policy_kwargs), roles=self.cfg.roles)
+        self.recorder = TransitionRecorder(Path(out_dir) / "transitions") if self.cfg.transitions else None
+
+    def run(self, name: str, seed: int) -> dict:
+        """One episode: its summary, step records and feedback events."""
+        from parsimon.governance import CallbackSink, FeedbackEmitter, get_audit_log, run_scope
+        from parsimon.gui.agent import run_episode
+
+        # every event is collected here; the run's own emitter (its verbosity policy) decides which reach
+        # events.jsonl and the terminal
+        events: list = []
+        emitter = FeedbackEmitter("verbose", sinks=[CallbackSink(events.append)])
+        with run_scope(run=self.run_id):
+            res = run_episode(self.env, self.policy, self.suite.task(name), seed, approve=self.cfg.approve,
+                              feedback=emitter, audit=get_audit_log(), recorder=self.recorder,
+                              max_steps=self.cfg.max_steps or None)
+        return {"summary": res.summary(), "steps": [asdict(r) for r in res.records], "events": events}
+
+    def close(self) -> None:
+        """Release the policy and the environment."""
+        try:
+            self.policy.close()
+        finally:
+            self.env.close()
+
+
+def _run_chunk(cfg_json: str, episodes: list[tuple[str, int]], out_dir: str, run_id: str | None) -> list[dict]:
+    """Run a chunk of episodes on one worker (a Ray task)."""
+    worker = _Worker(cfg_json, out_dir, run_id)
     try:
-        with run_scope(run=run_id):
-            audit = get_audit_log()
-            for name, seed in episodes:
-                # every event is collected here; the run's own emitter (its verbosity policy) decides
-                # which reach events.jsonl and the terminal
-                events: list = []
-                emitter = FeedbackEmitter("verbose", sinks=[CallbackSink(events.append)])
-                res = run_episode(env, policy, suite.task(name), seed, approve=cfg.approve, feedback=emitter,
-                                  audit=audit, recorder=recorder, max_steps=cfg.max_steps or None)
-                out.append({"summary": res.summary(), "steps": [asdict(r) for r in res.records], "events": events})
+        return [worker.run(name, seed) for name, seed in episodes]
     finally:
-        policy.close()
-        env.close()
-    return out
+        worker.close()
 
 
 def _done_episodes(path: Path) -> dict[tuple[str, int], dict]:
@@ -238,8 +255,12 @@ def _dispatch(cfg_json: str, episodes: list[tuple[str, int]], out_dir: str, run_
     if not episodes:
         return
     if ray is None:
-        for ep in episodes:
-            yield _run_chunk(cfg_json, [ep], out_dir, run_id)
+        worker = _Worker(cfg_json, out_dir, run_id)
+        try:
+            for name, seed in episodes:
+                yield [worker.run(name, seed)]
+        finally:
+            worker.close()
         return
     from parsimon.errors import require
 

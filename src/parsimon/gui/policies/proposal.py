@@ -25,6 +25,9 @@ _STOP = frozenset("a an the to of and or in on at into for with by from then thi
                   "your you please click select enter type press hit button field text box".split())
 _SUBMIT = frozenset({"submit", "search", "login", "log in", "ok", "save", "send", "done", "go", "next", "apply",
                      "pay now", "send reply"})
+# a control named by one of these verbs does that thing: it should be wanted by the instruction
+_VERBS = frozenset({"delete", "remove", "archive", "star", "unstar", "reply", "send", "save", "pay", "add", "apply",
+                    "clear", "cancel", "close", "forward", "open", "edit", "share", "like", "retweet"})
 
 
 @dataclass(frozen=True)
@@ -74,9 +77,14 @@ def propose(obs: Any, history: list[Action] | tuple = (), k: int | None = None) 
             continue
         a = Action("click", target=Element(e.pid))
         score = overlap + (4.0 if exact else 0.0)
+        words = _words(label)
+        verb = label.strip().lower().split(" ", 1)[0].rstrip(":") if label.strip() else ""
+        if verb in _VERBS:
+            score += 1.0 if verb in goal_words else -2.0
         if e.type in ("checkbox", "radio"):
-            mentioned = bool(e.name) and e.name.lower() in goal.lower()
-            score = (3.0 if mentioned and not e.checked else -1.0) + overlap
+            # named in the instruction, as a whole or word for word ("Done: milk" for "mark milk as done")
+            mentioned = bool(e.name) and (e.name.lower() in goal.lower() or bool(words) and words <= goal_words)
+            score = (3.0 if mentioned and not e.checked else -1.0) + 0.5 * overlap
         elif label.strip().lower() in _SUBMIT:
             score = max(score, 1.5 if acted else 0.3)
         if a in done:
