@@ -168,8 +168,9 @@ def reproduce(ctx: ReproContext) -> Section:
              f"has a rule for them. Mean time per step: rule {1000 * over['rule']['seconds_per_step']:.0f} ms, "
              f"proposal {1000 * over['proposal']['seconds_per_step']:.0f} ms (decide, act, observe, log)."))
     slots = [n for n in slot_names() if int(n.rsplit("-", 1)[1]) < s.apps_per_length and n.split("-")[0] in s.apps]
-    ap = {p: _eval(ctx, f"apps-{p}", suite="apps", tasks=tuple(slots), seeds=s.apps_seeds, policy=p, approve="auto")
-          for p in ("rule", "proposal")}
+    # the proposal policy stops after 16 actions (a synthesized task needs at most 4 per step for the rule)
+    ap = {p: _eval(ctx, f"apps-{p}", suite="apps", tasks=tuple(slots), seeds=s.apps_seeds, policy=p, approve="auto",
+                   max_steps=16 if p == "proposal" else 0) for p in ("rule", "proposal")}
     app_rows = []
     for app in s.apps:
         for n in range(1, 7):
