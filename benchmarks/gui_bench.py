@@ -50,8 +50,10 @@ def child_ours(task: str, steps: int) -> dict:
     from parsimon.gui.web.env import BrowserEnv
 
     env = BrowserEnv()
+    t = MiniWoBTask(task)
+    t.max_steps = steps + 1  # BrowserGym's env has no step limit either
     try:
-        obs, _ = env.reset(seed=0, options={"task": MiniWoBTask(task)})
+        obs, _ = env.reset(seed=0, options={"task": t})
         boxes = _toggles(obs.elements)
         times = []
         for i in range(steps):
