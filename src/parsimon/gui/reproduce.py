@@ -4,7 +4,8 @@ and the suites, measured with the non-LLM policies (the model's weights cannot b
 The jobs are runs of :func:`parsimon.gui.evaluate.evaluate` under ``<out>/runs/``; the tables are built
 from their ``results.json``. Quick mode: the first 40 DOM-solvable MiniWoB++ tasks (alphabetical, with
 or without a rule) x 1 seed for the rule and proposal policies, one apps slot per app and length (29
-synthesized tasks) for each policy, two phone and two desktop tasks, roles on/off on 10 MiniWoB tasks,
+synthesized tasks) for the rule policy and the 10 of 1-2 steps for the proposal policy, two phone and two
+desktop tasks, roles on/off on 6 MiniWoB tasks,
 a BrowserGym parity check on 3 episodes, and one filmstrip. ``--full``: every DOM-solvable task x 10
 seeds, all 232 apps slots x 2 seeds, more phone, desktop and parity episodes.
 """
@@ -42,10 +43,12 @@ class Settings:
     roles_tasks: int
     parity: tuple[tuple[str, int, str], ...]  # (task, seed, policy)
     apps: tuple[str, ...] = ("todo", "inbox", "settings", "table", "checkout")  # apps in the apps table
+    proposal_max_len: int = 6  # the proposal policy runs the apps tasks up to this many steps
 
 
-QUICK = Settings(40, (0,), 1, (0,), ("todo-L3-0", "inbox-L3-1"), ("notes-L3-0", "notes-L5-1"), 10,
-                 (("click-button", 0, "rule"), ("enter-text", 1, "rule"), ("click-checkboxes", 2, "random")))
+QUICK = Settings(40, (0,), 1, (0,), ("todo-L3-0", "inbox-L3-1"), ("notes-L3-0", "notes-L5-1"), 6,
+                 (("click-button", 0, "rule"), ("enter-text", 1, "rule"), ("click-checkboxes", 2, "random")),
+                 proposal_max_len=2)
 FULL = Settings(0, tuple(range(10)), 8, (0, 1), tuple(f"{a}-L{n}-0" for a in ("todo", "inbox", "settings", "table",
                                                                                 "checkout") for n in (2, 4)),
                 tuple(f"notes-L{n}-{k}" for n in (2, 3, 4, 5) for k in range(3)), 40,
@@ -169,8 +172,11 @@ def reproduce(ctx: ReproContext) -> Section:
              f"proposal {1000 * over['proposal']['seconds_per_step']:.0f} ms (decide, act, observe, log)."))
     slots = [n for n in slot_names() if int(n.rsplit("-", 1)[1]) < s.apps_per_length and n.split("-")[0] in s.apps]
     # the proposal policy stops after 16 actions (a synthesized task needs at most 4 per step for the rule)
-    ap = {p: _eval(ctx, f"apps-{p}", suite="apps", tasks=tuple(slots), seeds=s.apps_seeds, policy=p, approve="auto",
-                   max_steps=16 if p == "proposal" else 0) for p in ("rule", "proposal")}
+    short = tuple(n for n in slots if int(n.split("-L")[1].split("-")[0]) <= s.proposal_max_len)
+    ap = {"rule": _eval(ctx, "apps-rule", suite="apps", tasks=tuple(slots), seeds=s.apps_seeds, policy="rule",
+                        approve="auto"),
+          "proposal": _eval(ctx, "apps-proposal", suite="apps", tasks=short, seeds=s.apps_seeds, policy="proposal",
+                            approve="auto", max_steps=16)}
     app_rows = []
     for app in s.apps:
         for n in range(1, 7):
@@ -178,22 +184,27 @@ def reproduce(ctx: ReproContext) -> Section:
             if not keys:
                 continue
             r = [ap["rule"]["per_task"][k]["success_rate"] for k in keys]
-            q = [ap["proposal"]["per_task"][k]["success_rate"] for k in keys]
+            q = [ap["proposal"]["per_task"][k]["success_rate"] for k in keys if k in ap["proposal"]["per_task"]]
             st = [ap["rule"]["per_task"][k]["mean_steps"] for k in keys]
-            app_rows.append([app, n, len(keys) * len(s.apps_seeds), _pct(sum(r) / len(r)), _pct(sum(q) / len(q)),
-                             f"{sum(st) / len(st):.1f}"])
+            app_rows.append([app, n, len(keys) * len(s.apps_seeds), _pct(sum(r) / len(r)),
+                             _pct(sum(q) / len(q)) if q else "not run", f"{sum(st) / len(st):.1f}"])
     extra = {"mobile": _eval(ctx, "mobile-rule", suite="mobile", tasks=s.mobile, seeds=(0,), policy="rule"),
              "desktop": _eval(ctx, "desktop-rule", suite="desktop", tasks=s.desktop, seeds=(0,), policy="rule")}
     for suite, res in extra.items():
         o = res["overall"]
-        app_rows.append([f"{suite} (rule)", "3-5", o["episodes"], _pct(o["success_rate"]), "–", f"{o['mean_steps']:.1f}"])
+        names = s.mobile if suite == "mobile" else s.desktop
+        lengths = sorted({int(n.split("-L")[1].split("-")[0]) for n in names})
+        app_rows.append([f"{suite} (rule)", ", ".join(map(str, lengths)), o["episodes"], _pct(o["success_rate"]), "–",
+                         f"{o['mean_steps']:.1f}"])
     section.tables.append(Table(
         f"Our apps: {len(slots) * len(s.apps_seeds)} DAG-synthesized tasks"
-        f"{' (quick mode: one slot per app and length)' if not ctx.full else ''}, plus phone and X-desktop runs",
+        f"{' (quick mode: one slot per app and length; the proposal policy on tasks of 1-2 steps)' if not ctx.full else ''}"
+        ", plus phone and X-desktop runs",
         ["app", "steps in task", "episodes", "rule policy", "proposal policy", "rule: actions per episode"], app_rows,
         note="Tasks come from atomic operations with pre- and post-conditions sampled as a walk over a dependency "
              f"DAG ({len(slot_names())} slots of lengths 1-6, each seed a different instance); success is the "
-             "check(goal, state) oracle on the app's real state. Irreversible 'Pay now' is escalated; these runs "
+             "check(goal, state) oracle on the app's real state. The phone rows start on the home screen and use "
+             "long presses and swipes. Irreversible 'Pay now' is escalated; these runs "
              "approve it automatically (--approve auto), which is recorded in the proof-of-action log."))
     roles_tasks = tasks[: s.roles_tasks]
     ro = {r: _eval(ctx, f"roles-{'on' if r else 'off'}", suite="miniwob", tasks=roles_tasks, seeds=(0,),
@@ -239,4 +250,4 @@ def _parity(ctx: ReproContext, s: Settings, section: Section) -> Table:
                  [[r["task"], r["seed"], r["actions"], r["ours_raw_reward"], r["browsergym_raw_reward"],
                    "yes" if r["agree"] else "NO"] for r in rows],
                  note="Our actions' screen points and keystrokes replayed with BrowserGym's coordinate actions; the "
-                      "random policy supplies failing episodes (raw reward -1).")
+                      "random policy supplies failing episodes (raw reward below 0).")
