@@ -206,7 +206,8 @@ def reproduce(ctx: ReproContext) -> Section:
              "check(goal, state) oracle on the app's real state. The phone rows start on the home screen and use "
              "long presses and swipes. Irreversible 'Pay now' is escalated; these runs "
              "approve it automatically (--approve auto), which is recorded in the proof-of-action log."))
-    roles_tasks = tasks[: s.roles_tasks]
+    # spread over the alphabet (the first tasks alphabetically are the hardest: book-flight, choose-date)
+    roles_tasks = dom[:: max(1, len(dom) // s.roles_tasks)][: s.roles_tasks]
     ro = {r: _eval(ctx, f"roles-{'on' if r else 'off'}", suite="miniwob", tasks=roles_tasks, seeds=(0,),
                    policy="proposal", roles=r) for r in (False, True)}
     section.tables.append(Table(
@@ -214,8 +215,8 @@ def reproduce(ctx: ReproContext) -> Section:
         ["roles", "success", "mean actions", "ms per step"],
         [["off" if not r else "on", _pct(ro[r]["overall"]["success_rate"]), f"{ro[r]['overall']['mean_steps']:.1f}",
           f"{1000 * ro[r]['overall']['seconds_per_step']:.0f}"] for r in (False, True)],
-        note=f"{len(roles_tasks)} MiniWoB++ tasks x 1 seed. The roles are computed (reflector: screen and element "
-             "table before and after), not prompted."))
+        note=f"{len(roles_tasks)} MiniWoB++ tasks x 1 seed ({', '.join(t for t in roles_tasks)}). The roles are "
+             "computed (reflector: screen and element table before and after), not prompted."))
     section.tables.append(_parity(ctx, s, section))
     section.figures.append(_filmstrip(ctx))
     for bench, score in PAPER_SCORES.items():
