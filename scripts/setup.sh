@@ -24,6 +24,7 @@ if [ "${PARSIMON_NO_BROWSER:-0}" != 1 ]; then
   command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
   command -v Xvfb >/dev/null 2>&1 || need_apt+=(xvfb)
   command -v xdotool >/dev/null 2>&1 || need_apt+=(xdotool)
+  "$PY" -c "import tkinter" >/dev/null 2>&1 || need_apt+=(python3-tk)
 fi
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq "${need_apt[@]}"
