@@ -86,3 +86,57 @@ class MockOpenAI:
     def __exit__(self, *exc):
         self.server.shutdown()
         self.server.server_close()
+
+
+class TrickleServer:
+    """Answers ``GET`` at once (so it looks alive) and a ``POST`` with a valid-looking HTTP reply sent one byte
+    every ``interval`` seconds, for at most ``max_bytes`` bytes (then closes): a server that never lets a
+    per-read timeout fire."""
+
+    def __init__(self, interval: float = 1.0, max_bytes: int = 12):
+        import socket
+
+        self.interval, self.max_bytes = interval, max_bytes
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+
+    def _serve(self):
+        reply = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 200\r\n\r\n" + b"{" * 200
+        self.sock.settimeout(0.2)
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            threading.Thread(target=self._trickle, args=(conn, reply), daemon=True).start()
+
+    def _trickle(self, conn, reply):
+        with conn:
+            try:
+                if conn.recv(65536).startswith(b"GET"):
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 12\r\n"
+                                 b"Connection: close\r\n\r\n{\"data\": []}")
+                    return
+                for b in reply[: self.max_bytes]:
+                    if self.stop.is_set():
+                        return
+                    conn.sendall(bytes([b]))
+                    time.sleep(self.interval)
+            except OSError:
+                pass
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.sock.getsockname()[1]}/v1"
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join(timeout=2)
+        self.sock.close()
