@@ -28,12 +28,30 @@ def completion(text="hello", prompt_tokens=11, completion_tokens=3, model="mock-
     }
 
 
-class MockOpenAI:
-    """Serves replies from a script (the last one repeats); records every request."""
+def request_form(body: dict) -> str:
+    """How a request asks for structure: json_schema, json_object, grammar or plain."""
+    rf = body.get("response_format") or {}
+    if rf.get("type") == "json_schema":
+        return "json_schema"
+    if rf.get("type") == "json_object":
+        return "json_object"
+    return "grammar" if "grammar" in body else "plain"
 
-    def __init__(self, script: list[Reply] | None = None):
+
+_FIELD = {"json_schema": "response_format.type", "json_object": "response_format.schema", "grammar": "grammar"}
+
+
+class MockOpenAI:
+    """Serves replies from a script (the last one repeats), or from ``respond(request_json) -> text``; records
+    every request. With ``accepts`` (a set of request forms, see :func:`request_form`), a request in another
+    structured form is refused with HTTP ``refusal_status`` naming the field, as OpenAI (400) and
+    llama-cpp-python (500) refuse what they do not take; refused requests are recorded with ``refused``."""
+
+    def __init__(self, script: list[Reply] | None = None, *, accepts: set[str] | None = None,
+                 respond=None, refusal_status: int = 400):
         self.script = list(script or [Reply()])
         self.requests: list[dict] = []
+        self.accepts, self.respond, self.refusal_status = accepts, respond, refusal_status
         mock = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -51,11 +69,19 @@ class MockOpenAI:
             def do_POST(self):
                 n = int(self.headers.get("Content-Length", 0))
                 raw = self.rfile.read(n)
-                mock.requests.append(
-                    {"path": self.path, "headers": dict(self.headers), "json": json.loads(raw)}
-                )
-                idx = min(len(mock.requests) - 1, len(mock.script) - 1)
-                reply = mock.script[idx]
+                req = json.loads(raw)
+                form = request_form(req)
+                refused = mock.accepts is not None and form != "plain" and form not in mock.accepts
+                mock.requests.append({"path": self.path, "headers": dict(self.headers), "json": req,
+                                      "form": form, "refused": refused})
+                if refused:
+                    reply = Reply(status=mock.refusal_status, body={"error": {
+                        "message": f"Unrecognized request argument supplied: {_FIELD[form]}"}})
+                elif mock.respond is not None:
+                    reply = Reply(body=completion(mock.respond(req)))
+                else:
+                    served = [r for r in mock.requests if not r["refused"]]
+                    reply = mock.script[min(len(served) - 1, len(mock.script) - 1)]
                 if reply.delay:
                     time.sleep(reply.delay)
                 body = reply.body if reply.body is not None else completion()

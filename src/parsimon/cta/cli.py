@@ -6,13 +6,18 @@ Only light modules are imported here; the environments load inside the commands.
 from __future__ import annotations
 
 import json
+from contextlib import ExitStack
 from pathlib import Path
 
 import typer
 
+from parsimon.cliutil import choices
 from parsimon.errors import ConfigError, DependencyNotInstalled
+from parsimon.llm.structured import OUTPUT_MODES
 
 __all__ = ["COMMANDS", "app"]
+
+OutputMode = choices(OUTPUT_MODES)
 
 app = typer.Typer(help="Calibrate-Then-Act: cost-aware exploration environments, optimal planners, LLM agents, "
                   "evaluation.", no_args_is_help=True)
@@ -31,7 +36,12 @@ def eval_cmd(
     seed: int = typer.Option(0, "--seed", help="Seed for task generation and prior noise."),
     base_url: str = typer.Option(None, "--base-url", help="LLM endpoint for llm-* policies (default: local)."),
     model: str = typer.Option(None, "--model", help="LLM model name for llm-* policies."),
-    max_tokens: int = typer.Option(None, "--max-tokens", min=1, help="LLM completion budget per turn."),
+    max_tokens: int = typer.Option(None, "--max-tokens", min=1, help="LLM completion budget per turn (default: 64 "
+                                   "for pandora and qa, 384 for filereading; 512, and 1024 for filereading, with the "
+                                   "-thinking policies)."),
+    output: OutputMode = typer.Option("constrained", "--output", help="LLM policies: constrained (JSON replies "
+                                      "constrained to the action space where the endpoint supports it, else parsed "
+                                      "and re-asked once) or free (the paper's free text)."),
     ray: str = typer.Option(None, "--ray", help="Spread the tasks over Ray: local (a local instance), auto (a running cluster) or ray://host:port."),
     data_root: Path = typer.Option(None, "--data-root", help="FILEREADING: folder holding task_csv_<id>/ for the "
                                    "paper's released task files."),
@@ -63,17 +73,15 @@ def eval_cmd(
     else:
         task_list = spec.generate(n or 100, seed)
     kwargs = {}
-    if spec.policies[policy].needs_llm:
-        from parsimon.llm import LLMConfig, is_serving
-
-        url = LLMConfig.resolve(base_url, model).base_url
-        if url.startswith(("http://127.0.0.1", "http://localhost")) and not is_serving(url):
-            typer.echo(f"no LLM endpoint answers at {url}: start the local model with `parsimon llm serve` "
-                       "or pass --base-url", err=True)
-            raise typer.Exit(2)
-        kwargs = {k: v for k, v in (("base_url", base_url), ("model", model), ("max_tokens", max_tokens)) if v}
+    uses_llm = spec.policies[policy].needs_llm
+    if uses_llm:
+        kwargs = {k: v for k, v in (("model", model), ("max_tokens", max_tokens), ("output", output)) if v}
     console = Console(stderr=True)
-    with standard_progress(console=console) as progress:
+    with ExitStack() as stack, standard_progress(console=console) as progress:
+        if uses_llm:  # the default local endpoint starts the local model when nothing answers; others must answer
+            from parsimon.llm.endpoint import ensure_endpoint
+
+            kwargs["base_url"] = stack.enter_context(ensure_endpoint(base_url, model)).base_url
         try:
             m = evaluate(spec.name, policy, task_list, prior=prior if prior is not None else "default", seed=seed,
                          out_dir=out, policy_kwargs=kwargs, ray=ray, progress=progress, resume=resume)
@@ -81,10 +89,30 @@ def eval_cmd(
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(2) from exc
     mr = "n/a" if m.match_rate is None else f"{m.match_rate:.3f}"
-    typer.echo(f"{env}/{policy} prior={m.prior}: n={m.n_tasks} mean_reward={m.mean_reward:.4f} match_rate={mr}")
+    llm_part = _llm_summary(spec.name, policy, kwargs, m.policy_stats) if uses_llm else ""
+    typer.echo(f"{env}/{policy} prior={m.prior}: n={m.n_tasks} mean_reward={m.mean_reward:.4f} match_rate={mr}"
+               f"{llm_part}")
     for g, d in m.per_rho.items():
         typer.echo(f"  {g}: n={d['n']} mean_reward={d['mean_reward']:.4f}")
     typer.echo(f"wrote {out / 'metrics.json'}")
+    calls, errors = m.policy_stats.get("llm_calls", 0), m.policy_stats.get("llm_errors", 0)
+    if uses_llm and calls and errors == calls:
+        from parsimon.errors import LLMError
+
+        raise LLMError(f"every one of the {int(calls)} LLM calls failed (see {out / 'trajectories.jsonl'}); the "
+                       "run is not a result")
+
+
+def _llm_summary(env: str, policy: str, kwargs: dict, stats: dict) -> str:
+    """`` parse_failures=P/N max_tokens=T output=... (modes)`` for the summary line of an LLM policy."""
+    from parsimon.cta.registry import make_policy
+
+    cap = getattr(make_policy(env, policy, **{k: v for k, v in kwargs.items() if k != "base_url"}), "max_tokens", "?")
+    calls = int(stats.get("llm_calls", 0))
+    modes = ", ".join(f"{k[len('replies_'):].replace('_', '-')} {int(v)}" for k, v in sorted(stats.items())
+                      if k.startswith("replies_"))
+    return (f" parse_failures={int(stats.get('parse_failures', 0))}/{calls} llm_errors={int(stats.get('llm_errors', 0))}"
+            f" max_tokens={cap} output={kwargs.get('output', 'constrained')}" + (f" ({modes})" if modes else ""))
 
 
 @app.command("generate")

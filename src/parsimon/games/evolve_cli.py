@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import json
+from contextlib import ExitStack
 from pathlib import Path
 
 import typer
 
+from parsimon.cliutil import choices
+from parsimon.llm.structured import OUTPUT_MODES
+
 __all__ = ["register"]
+
+OutputMode = choices(OUTPUT_MODES)
 
 
 def evolve_cmd(
@@ -32,6 +38,9 @@ def evolve_cmd(
     temperature: float = typer.Option(0.8, "--temperature", min=0.0, help="LLM sampling temperature."),
     llm_timeout: float = typer.Option(300.0, "--llm-timeout", min=1.0,
                                       help="Seconds for one LLM request (a slow local model needs minutes)."),
+    output: OutputMode = typer.Option("constrained", "--output", help="LLM edits: constrained (JSON whose SEARCH "
+                                      "is a snippet of the parent, where the endpoint supports it) or free (the "
+                                      "paper's SEARCH/REPLACE text)."),
     rng_seed: int = typer.Option(0, "--rng-seed"),
     out: Path = typer.Option(Path("games_evolve"), "--out", help="Run folder (checkpoint, lineage, best program)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its checkpoint."),
@@ -58,17 +67,24 @@ def evolve_cmd(
                            memory_mb=memory_mb, cascade_factor=cascade or None, workers=workers, use_ray=ray,
                            rng_seed=rng_seed)
         cfg.seed_source()
-        mutator = OfflineMutator() if offline else LLMMutator(
-            base_url=base_url, model=model, max_tokens=max_tokens, temperature=temperature, timeout=llm_timeout)
     except ConfigError as exc:
         raise typer.BadParameter(str(exc)) from None
-    try:
-        res = evolve(cfg, mutator, out_dir=out, resume=resume, progress=True)
-    except ConfigError as exc:
-        raise typer.BadParameter(str(exc)) from None
-    except ParsimonError as exc:  # e.g. a spent budget: the last generation's checkpoint is kept
-        typer.echo(f"error: {type(exc).__name__}: {exc}", err=True)
-        raise typer.Exit(1) from None
+    with ExitStack() as stack:
+        if offline:
+            mutator = OfflineMutator()
+        else:  # the default local endpoint starts the local model when nothing answers; others must answer
+            from parsimon.llm.endpoint import ensure_endpoint
+
+            ep = stack.enter_context(ensure_endpoint(base_url, model))
+            mutator = LLMMutator(base_url=ep.base_url, model=ep.model, max_tokens=max_tokens,
+                                 temperature=temperature, timeout=llm_timeout, output=output)
+        try:
+            res = evolve(cfg, mutator, out_dir=out, resume=resume, progress=True)
+        except ConfigError as exc:
+            raise typer.BadParameter(str(exc)) from None
+        except ParsimonError as exc:  # e.g. a spent budget: the last generation's checkpoint is kept
+            typer.echo(f"error: {type(exc).__name__}: {exc}", err=True)
+            raise typer.Exit(1) from None
     statuses = Counter(r["status"] for r in res.lineage)
     stages = Counter(r.get("failed_stage", "?") for r in res.lineage if r["status"] == "mutation_failed")
     usage = [r["llm_usage"] for r in res.lineage if r.get("llm_usage")]
@@ -79,7 +95,19 @@ def evolve_cmd(
                "llm_tokens": {"calls": len(usage), "prompt": sum(u["prompt_tokens"] for u in usage),
                               "completion": sum(u["completion_tokens"] for u in usage)},
                "out": str(out)}
+    llm_failed = [r for r in res.lineage if r.get("failed_stage") == "llm"]
+    all_failed = not offline and res.lineage and len(llm_failed) == len(res.lineage)
+    summary["status"] = (f"failed: every one of the {len(llm_failed)} LLM requests failed, last error: "
+                         f"{llm_failed[-1].get('error', '')[:200]}" if all_failed else "ok")
+    if not offline:
+        modes = Counter(u.get("mode", "free") for u in usage)
+        summary["llm_output"] = {"requested": output, "modes": dict(modes),
+                                 "reasks": sum(u.get("reasks", 0) for u in usage)}
     typer.echo(json.dumps(summary, indent=1))
+    if all_failed:
+        from parsimon.errors import LLMError
+
+        raise LLMError(f"{summary['status']} (see {out / 'lineage.jsonl'}); the run is not a result")
 
 
 def register(app: typer.Typer) -> None:

@@ -31,6 +31,7 @@ from parsimon.errors import ConfigError, MalformedReply
 __all__ = [
     "FORMS",
     "MODES",
+    "OUTPUT_MODES",
     "EndpointSupport",
     "StructuredError",
     "StructuredOutput",
@@ -41,6 +42,8 @@ __all__ = [
     "validate_json",
 ]
 
+# What an agent asks for: structured replies (constrained where the endpoint can) or the paper's free text.
+OUTPUT_MODES = ("constrained", "free")
 # The modes a reply can come from; "free" = no structure was asked for.
 MODES = ("constrained-schema", "constrained-grammar", "fallback", "free")
 # Request forms, in the order they are tried (the OpenAI form first: an endpoint that knows it honours it).

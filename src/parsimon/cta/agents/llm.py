@@ -31,13 +31,12 @@ from parsimon.cta.actions import CHARS_PER_TOKEN, ActionFormat
 from parsimon.cta.agents.parser import ActionGrammar, parse_action
 from parsimon.cta.base import Policy
 from parsimon.errors import BudgetExceeded, ConfigError, LLMError
+from parsimon.llm.structured import OUTPUT_MODES as OUTPUTS
 from parsimon.llm.structured import StructuredError
 
 __all__ = ["DEFAULT_MAX_TOKENS", "DEFAULT_THINKING_TOKENS", "OUTPUTS", "LLMAgent", "PromptSet", "pandora_prompts",
            "qa_prompts"]
 
-# Output modes of an agent: JSON constrained to the action space (default), or the paper's free text.
-OUTPUTS = ("constrained", "free")
 # Completion tokens per turn: (non-thinking, thinking). A structured Pandora / QA action is 15-30 tokens.
 DEFAULT_MAX_TOKENS = (64, 512)
 # The cap on a constrained reply's thinking field, in tokens (times CHARS_PER_TOKEN characters).
