@@ -127,27 +127,36 @@ def test_openai_form_carries_the_schema():
 
 
 def test_llama_cpp_python_forms_and_the_cache():
-    """llama-cpp-python answers the OpenAI form with HTTP 500 and takes json_object + schema; the refusal is
-    remembered, so the next call goes straight to the accepted form."""
+    """llama-cpp-python answers the OpenAI form with HTTP 500 and takes our grammar; the refusal is remembered,
+    so the next call goes straight to the accepted form."""
     out = StructuredOutput(SCHEMA)
     with MockOpenAI(accepts={"json_object", "grammar"}, refusal_status=500,
                     respond=lambda req: json.dumps(GOOD)) as mock:
         c = _client(mock.base_url, max_retries=3)
         r1 = c.chat(MSG, structured=out)
         r2 = c.chat(MSG, structured=out)
-    assert [q["form"] for q in mock.requests] == ["json_schema", "json_object", "json_object"]
-    assert mock.requests[1]["json"]["response_format"] == {"type": "json_object", "schema": SCHEMA}
-    assert r1.mode == r2.mode == "constrained-schema" and r1.parsed == GOOD
+    assert [q["form"] for q in mock.requests] == ["json_schema", "grammar", "grammar"]
+    assert mock.requests[1]["json"]["grammar"] == out.grammar and "response_format" not in mock.requests[1]["json"]
+    assert r1.mode == r2.mode == "constrained-grammar" and r1.parsed == GOOD
     assert r1.attempts == 2 and r2.attempts == 1  # the 500 refusal was not retried as a transient error
     sup = endpoint_support(c.base_url, c.model)
-    assert sup.forms == {"json_schema": False, "json_object": True}
+    assert sup.forms == {"json_schema": False, "grammar": True}
+
+
+def test_json_object_form_carries_the_schema():
+    out = StructuredOutput(SCHEMA)
+    with MockOpenAI(accepts={"json_object"}, respond=lambda req: json.dumps(GOOD)) as mock:
+        r = _client(mock.base_url).chat(MSG, structured=out)
+    assert [q["form"] for q in mock.requests] == ["json_schema", "grammar", "json_object"]
+    assert mock.requests[-1]["json"]["response_format"] == {"type": "json_object", "schema": SCHEMA}
+    assert r.mode == "constrained-schema" and r.parsed == GOOD
 
 
 def test_grammar_form_carries_the_grammar():
     out = StructuredOutput(SCHEMA)
     with MockOpenAI(accepts={"grammar"}, respond=lambda req: json.dumps(GOOD)) as mock:
         r = _client(mock.base_url).chat(MSG, structured=out)
-    assert [q["form"] for q in mock.requests] == ["json_schema", "json_object", "grammar"]
+    assert [q["form"] for q in mock.requests] == ["json_schema", "grammar"]
     assert mock.requests[-1]["json"]["grammar"] == out.grammar and "response_format" not in mock.requests[-1]["json"]
     assert r.mode == "constrained-grammar" and r.parsed == GOOD
 
@@ -170,7 +179,7 @@ def test_fallback_parses_and_reasks_once_with_the_error():
         c = _client(mock2.base_url)
         c.chat(MSG, structured=out)
         c.chat(MSG, structured=out)
-    assert [q["form"] for q in mock2.requests] == ["json_schema", "json_object", "grammar", "plain", "plain"]
+    assert [q["form"] for q in mock2.requests] == ["json_schema", "grammar", "json_object", "plain", "plain"]
 
 
 def test_fallback_gives_up_after_one_reask():

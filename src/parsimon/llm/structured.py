@@ -3,14 +3,17 @@
 A :class:`StructuredOutput` holds a JSON schema (a small, checked subset: objects with ordered required
 properties, strings with ``enum`` / ``const`` / ``minLength`` / ``maxLength``, integers, numbers, booleans,
 arrays with ``minItems`` / ``maxItems``, ``anyOf`` / ``oneOf``) and the GBNF grammar derived from it. The
-chat client sends it in one of three request forms and remembers, per endpoint, which forms are refused:
+chat client sends it in the first of three request forms that the endpoint has not refused, and remembers
+the refusals per endpoint for the rest of the process:
 
-* ``json_schema`` — OpenAI's ``response_format={"type": "json_schema", "json_schema": {...}}`` (OpenAI,
-  vLLM, llama.cpp's own ``llama-server``);
-* ``json_object`` — ``response_format={"type": "json_object", "schema": {...}}`` (llama-cpp-python's
-  server, the local model here; it answers the OpenAI form with HTTP 500 "Input should be 'text' or
-  'json_object'");
-* ``grammar`` — a GBNF grammar in the request's ``grammar`` field (llama-cpp-python, llama.cpp).
+1. ``json_schema`` — OpenAI's ``response_format={"type": "json_schema", "json_schema": {...}}`` (OpenAI,
+   vLLM, llama.cpp's own ``llama-server``);
+2. ``grammar`` — our GBNF grammar in the request's ``grammar`` field (llama-cpp-python's server, the local
+   model here, which answers the OpenAI form with HTTP 500 "Input should be 'text' or 'json_object'";
+   llama.cpp);
+3. ``json_object`` — ``response_format={"type": "json_object", "schema": {...}}`` (llama-cpp-python's own
+   schema conversion, last because it expands ``maxLength: N`` into N nested rules: at N = 1200 its grammar
+   fails to parse and the 0.3.36 server process dies with SIGSEGV; our grammar uses ``char{0,N}``).
 
 An endpoint that accepts none of them gets the plain request; the reply is parsed and validated here, and a
 reply that does not validate is asked for once more with the error (mode ``fallback``). Every reply says
@@ -47,7 +50,7 @@ OUTPUT_MODES = ("constrained", "free")
 # The modes a reply can come from; "free" = no structure was asked for.
 MODES = ("constrained-schema", "constrained-grammar", "fallback", "free")
 # Request forms, in the order they are tried (the OpenAI form first: an endpoint that knows it honours it).
-FORMS = ("json_schema", "json_object", "grammar")
+FORMS = ("json_schema", "grammar", "json_object")
 MODE_OF_FORM = {"json_schema": "constrained-schema", "json_object": "constrained-schema",
                 "grammar": "constrained-grammar"}
 # Words an endpoint's refusal names when it rejects a form (checked in the error body, lower case).

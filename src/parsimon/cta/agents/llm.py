@@ -297,5 +297,7 @@ class LLMAgent(Policy):
                 parsed = None
         if parsed is None:
             self.count("parse_failures")
+            if getattr(reply, "finish_reason", "") == "length":
+                self.count("replies_cut")  # the reply hit max_tokens before its JSON closed
             return reply.text
         return fmt.action(parsed)
