@@ -140,15 +140,16 @@ def _llm_rows(ctx: ReproContext, env: str, tasks: list, client: Any, why: str, r
         for label, pol, prior, fmt in runs:
             try:
                 m = evaluate(env, pol, tasks, prior=prior, seed=ctx.seed,
-                             policy_kwargs={"client": client, "max_tokens": max_tokens})
+                             policy_kwargs={"client": client, "max_tokens": max_tokens, "output": "free"})
             except Exception as exc:  # noqa: BLE001 - report and go on
                 return rows, f"Local LLM rows incomplete: {type(exc).__name__}: {exc}.", res
             res[pol] = m
             pf = m.policy_stats.get("parse_failures", 0) / max(1, m.policy_stats.get("llm_calls", 1))
             rows.append(fmt(f"{label}, {len(tasks)} tasks", m, pf))
             bar.advance()
-    return rows, (f"LLM rows: SmolLM2-135M-Instruct, greedy, non-thinking, {max_tokens} tokens per turn, first "
-                  f"{len(tasks)} tasks only (about 15 tokens/s on this CPU)."), res
+    return rows, (f"LLM rows: SmolLM2-135M-Instruct, greedy, non-thinking, free-text replies (the paper's format), "
+                  f"{max_tokens} tokens per turn, first {len(tasks)} tasks only (about 15 tokens/s on this CPU); the "
+                  "same agents with constrained (JSON) output are in the shared LLM section."), res
 
 
 def _qa(ctx: ReproContext, section: Section, client: Any = None, why: str = "") -> dict[str, Any]:
