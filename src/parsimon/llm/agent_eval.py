@@ -27,7 +27,8 @@ from typing import Any
 from parsimon.errors import ConfigError
 from parsimon.llm.structured import OUTPUT_MODES
 
-__all__ = ["AgentBenchConfig", "QUICK", "WORKLOADS", "run_agent_bench", "summary_rows"]
+__all__ = ["AgentBenchConfig", "QUICK", "REPORT_FULL", "SUMMARY_HEADER", "WORKLOADS", "run_agent_bench",
+           "summary_rows"]
 
 WORKLOADS = ("pandora", "qa", "filereading", "mutator")
 # The exact planners run on the same tasks for reference (policy name, prior source).
@@ -75,8 +76,10 @@ class AgentBenchConfig:
             raise ConfigError("`filereading_max_turns`, `mutator_max_tokens` and `mutator_iterations` must be >= 1")
 
 
-# The report's quick setting: a few decisions per workload (about one to two minutes on one thread).
-QUICK = AgentBenchConfig(pandora=6, qa=6, filereading=1, mutations=2, filereading_max_turns=3)
+# The report's quick setting: a few decisions per workload (about two minutes on one quiet thread).
+QUICK = AgentBenchConfig(pandora=4, qa=3, filereading=1, mutations=1, filereading_max_turns=2)
+# The report's --full setting.
+REPORT_FULL = AgentBenchConfig(pandora=20, qa=20, filereading=4, mutations=4)
 
 
 def _paper_rows() -> dict[str, str]:
