@@ -82,8 +82,11 @@ def ensure_endpoint(base_url: str | None = None, model: str | None = None, *, au
         yield Endpoint(cfg.base_url, cfg.model)
         return
     if not (autostart and is_default_endpoint(cfg.base_url)):
-        hint = ("start it with `parsimon llm serve`" if is_default_endpoint(cfg.base_url)
-                else "check --base-url / PARSIMON_LLM_BASE_URL")
+        parts = urlsplit(cfg.base_url)
+        hint = "check --base-url / PARSIMON_LLM_BASE_URL"
+        if parts.hostname in ("127.0.0.1", "localhost"):
+            port = "" if parts.port in (None, DEFAULT_PORT) else f" --port {parts.port}"
+            hint = f"start a local model there with `parsimon llm serve{port}`, or {hint}"
         raise LLMError(f"no LLM endpoint answers at {cfg.base_url}; {hint}")
     from parsimon.llm.server import LocalServer
 
