@@ -6,12 +6,12 @@ import json
 
 import numpy as np
 import pytest
+from tests.llm.mock_openai import MockOpenAI, Reply, completion
 
 from parsimon.games.candidate import SEED_CFR_PLUS
 from parsimon.games.evolve.mutate import EditError, LLMMutator, edit_output, search_snippets
 from parsimon.llm import ChatClient
 from parsimon.llm.structured import forget_endpoint_support
-from tests.llm.mock_openai import MockOpenAI, Reply, completion
 
 LINE = "        w = (iteration_number + 1) * reach_prob"
 

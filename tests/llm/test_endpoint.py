@@ -109,3 +109,8 @@ def test_games_evolve_whose_every_llm_call_failed_exits_nonzero(tmp_path):
     summary = json.JSONDecoder().raw_decode(r.output[r.output.index("{"):])[0]
     assert summary["status"].startswith("failed: every one of the 2 LLM requests failed")
     assert "not a result" in r.output
+
+
+def test_serve_with_a_missing_gguf_is_one_line_exit_2(tmp_path):
+    r = CliRunner().invoke(app, ["llm", "serve", "--model", str(tmp_path / "nope.gguf")])
+    assert r.exit_code == 2 and "`--model` must be the path of a GGUF file" in r.output
