@@ -224,7 +224,8 @@ def run_agent_bench(base_url: str, cfg: AgentBenchConfig = AgentBenchConfig(), *
 
     work = Path(work_dir)
     work.mkdir(parents=True, exist_ok=True)
-    client = ChatClient(base_url, model, max_retries=1, component="llm.agent_bench")
+    # 300 s per attempt: a 768-token mutation reply from a small model on a loaded CPU can take minutes
+    client = ChatClient(base_url, model, max_retries=1, timeout=300.0, component="llm.agent_bench")
     t0 = time.perf_counter()
     rows, planners = [], []
     try:
