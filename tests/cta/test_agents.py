@@ -44,7 +44,8 @@ def test_llm_cta_vs_prompted_prompts_and_parse_failures():
               Reply(body=completion("GUESS A"))]
     with MockOpenAI(script) as mock:
         client = ChatClient(mock.base_url, "mock-model", max_retries=0)
-        m = evaluate("pandora", "llm-cta", _tasks(), prior="true", policy_kwargs={"client": client})
+        m = evaluate("pandora", "llm-cta", _tasks(), prior="true",
+                     policy_kwargs={"client": client, "output": "free"})
         user0 = mock.requests[0]["json"]["messages"][1]["content"]
         assert "Prior Probabilities: A: 0.2, B: 0.7, C: 0.1" in user0 and "Discount Factor r: 0.5" in user0
         assert m.policy_stats["parse_failures"] == 2 and m.policy_stats["llm_calls"] == 4
@@ -55,7 +56,7 @@ def test_llm_cta_vs_prompted_prompts_and_parse_failures():
         assert m.policy_stats["tokens_in"] > 0
     with MockOpenAI([Reply(body=completion("<think>ok</think>Action: GUESS A"))]) as mock:
         client = ChatClient(mock.base_url, "mock-model", max_retries=0)
-        evaluate("pandora", "llm-prompted-thinking", _tasks()[:1], policy_kwargs={"client": client})
+        evaluate("pandora", "llm-prompted-thinking", _tasks()[:1], policy_kwargs={"client": client, "output": "free"})
         msgs = mock.requests[0]["json"]["messages"]
         assert "Prior Probabilities" not in msgs[1]["content"] and "Action:" in msgs[0]["content"]
         assert mock.requests[0]["json"]["max_tokens"] == 512
@@ -82,7 +83,8 @@ def test_real_local_model_smoke(tmp_path):
 
     with LocalServer(port=0, log_path=tmp_path / "server.log") as srv:
         client = ChatClient(srv.base_url, max_retries=1)
-        m = evaluate("pandora", "llm-cta", _tasks(), prior="true", policy_kwargs={"client": client, "max_tokens": 8})
+        m = evaluate("pandora", "llm-cta", _tasks(), prior="true",
+                     policy_kwargs={"client": client, "max_tokens": 8, "output": "free"})
     assert m.n_tasks == 2 and m.policy_stats["llm_calls"] >= 2
     assert m.policy_stats.get("llm_errors", 0) == 0
 
@@ -95,7 +97,7 @@ def test_qa_llm_agents_with_mock():
     script = [Reply(body=completion("Action: RETRIEVE")), Reply(body=completion(f"ANSWER: {t.answer}"))]
     with MockOpenAI(script) as mock:
         client = ChatClient(mock.base_url, "mock-model", max_retries=0)
-        m = evaluate("qa", "llm-cta", [t], prior="estimated", policy_kwargs={"client": client})
+        m = evaluate("qa", "llm-cta", [t], prior="estimated", policy_kwargs={"client": client, "output": "free"})
         first = mock.requests[0]["json"]["messages"][1]["content"]
         assert "Estimated probability that your direct answer is correct" in first and t.question in first
         assert "Retrieved document:" in mock.requests[1]["json"]["messages"][-1]["content"]

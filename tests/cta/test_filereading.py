@@ -398,12 +398,13 @@ class _ScriptedClient:
 
 def test_llm_agent_roundtrip(small_tasks):
     client = _ScriptedClient()
-    m = evaluate("filereading", "llm-cta", small_tasks[:2], prior="true", policy_kwargs={"client": client},
-                 audit=False, ledger=False)
+    m = evaluate("filereading", "llm-cta", small_tasks[:2], prior="true",
+                 policy_kwargs={"client": client, "output": "free"}, audit=False, ledger=False)
     assert m.summary["correct"] == 1.0 and m.policy_stats["parse_failures"] == 2
     assert "Format likelihoods: delimiter:" in client.seen[0]
     client2 = _ScriptedClient()
-    evaluate("filereading", "llm-prompted", small_tasks[:1], policy_kwargs={"client": client2}, audit=False, ledger=False)
+    evaluate("filereading", "llm-prompted", small_tasks[:1], policy_kwargs={"client": client2, "output": "free"},
+             audit=False, ledger=False)
     assert "No format likelihoods are provided." in client2.seen[0]
 
 

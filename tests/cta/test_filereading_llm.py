@@ -48,7 +48,8 @@ def test_context_overflow_drops_oldest_turns(two_tasks):
     first = len(_fr_system(False)) + len(_fr_first(two_tasks[0].public(), None))
     client = _SmallContextClient(limit=first + 2000)  # room for about three exchanges
     env = FileReadingEnv(max_turns=8)
-    m = evaluate(env, "llm-prompted", two_tasks[:1], policy_kwargs={"client": client}, audit=False, ledger=False)
+    m = evaluate(env, "llm-prompted", two_tasks[:1], policy_kwargs={"client": client, "output": "free"}, audit=False,
+                 ledger=False)
     ep = m.episodes[0]
     assert ep.summary["truncated"] and ep.summary["turns"] == 8
     st = m.policy_stats
@@ -60,7 +61,8 @@ def test_context_overflow_drops_oldest_turns(two_tasks):
 
 def test_context_overflow_with_nothing_left_to_drop(two_tasks):
     client = _SmallContextClient(limit=10)  # not even the first turn fits
-    m = evaluate(FileReadingEnv(max_turns=2), "llm-prompted", two_tasks[:1], policy_kwargs={"client": client},
+    m = evaluate(FileReadingEnv(max_turns=2), "llm-prompted", two_tasks[:1],
+                 policy_kwargs={"client": client, "output": "free"},
                  audit=False, ledger=False)
     st = m.policy_stats
     assert st["llm_calls"] == 2 and st["llm_errors"] == 2 and st["parse_failures"] == 2

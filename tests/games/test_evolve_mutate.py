@@ -79,7 +79,7 @@ def test_llm_mutator_with_mock_server(tmp_path):
 
     with MockOpenAI([Reply(body=completion(REPLY, prompt_tokens=900, completion_tokens=120))]) as srv:
         client = ChatClient(base_url=srv.base_url, model="mock-model", component="games.evolve.llm")
-        mut = LLMMutator(client).mutate(SEED_CFR_PLUS, [(SEED_CFR_PLUS, {"mean": -0.001})], np.random.default_rng(0))
+        mut = LLMMutator(client, output="free").mutate(SEED_CFR_PLUS, [(SEED_CFR_PLUS, {"mean": -0.001})], np.random.default_rng(0))
         sent = srv.requests[0]["json"]["messages"][0]["content"]
     assert "## Program to improve" in sent and "update_accumulate_regret" in sent
     assert "** 2 * reach_prob" in mut.source
@@ -102,7 +102,7 @@ def test_loop_with_llm_counts_failed_mutations_and_their_tokens(tmp_path):
     cfg = EvolveConfig(games=["kuhn_poker"], generations=2, islands=2, iterations=30, time_s=60, memory_mb=512)
     with MockOpenAI(script) as srv:
         client = ChatClient(base_url=srv.base_url, model="mock-model", component="games.evolve.llm", max_retries=0)
-        res = evolve(cfg, LLMMutator(client, max_tokens=64), out_dir=tmp_path)
+        res = evolve(cfg, LLMMutator(client, max_tokens=64, output="free"), out_dir=tmp_path)
         assert [r["json"]["max_tokens"] for r in srv.requests] == [64] * 4
     lin = res.lineage
     assert [r["status"] for r in lin[:2]] == ["mutation_failed"] * 2

@@ -31,7 +31,7 @@ def test_cta_llm_agent_through_the_gateway(serve, monkeypatch):
         monkeypatch.setenv("PARSIMON_LLM_MODEL", "default")
         monkeypatch.setenv("PARSIMON_LLM_API_KEY", "sk-cta")
         tasks = [PandoraTask(["A", "B", "C"], {"A": 0.2, "B": 0.7, "C": 0.1}, 0.5, "B", task_id="a")]
-        m = evaluate("pandora", "llm-cta", tasks, prior="true")
+        m = evaluate("pandora", "llm-cta", tasks, prior="true", policy_kwargs={"output": "free"})
     assert m.mean_reward == 1.0 and m.policy_stats["llm_calls"] == 1
     assert "Prior Probabilities" in up.requests[0]["json"]["messages"][1]["content"]
     calls = [r for r in get_audit_log().records() if r.action == "model.call"]
@@ -54,7 +54,8 @@ def test_games_evolution_mutator_through_the_gateway(serve):
 
     with MockUpstream(lambda body: (REPLY, 0.9)) as up:
         gw = serve(one_model(up.base_url, extra=KEYS))
-        mutator = LLMMutator(base_url=gw.base_url, model="m", api_key="sk-evolve", max_retries=0)
+        mutator = LLMMutator(base_url=gw.base_url, model="m", api_key="sk-evolve", max_retries=0,
+                              output="free")
         mutation = mutator.mutate(SEED_CFR_PLUS, [], np.random.default_rng(0))
     assert "** 2 * reach_prob" in mutation.source
     rec = [r for r in get_audit_log().records() if r.action == "model.call"][0]

@@ -28,12 +28,30 @@ def completion(text="hello", prompt_tokens=11, completion_tokens=3, model="mock-
     }
 
 
-class MockOpenAI:
-    """Serves replies from a script (the last one repeats); records every request."""
+def request_form(body: dict) -> str:
+    """How a request asks for structure: json_schema, json_object, grammar or plain."""
+    rf = body.get("response_format") or {}
+    if rf.get("type") == "json_schema":
+        return "json_schema"
+    if rf.get("type") == "json_object":
+        return "json_object"
+    return "grammar" if "grammar" in body else "plain"
 
-    def __init__(self, script: list[Reply] | None = None):
+
+_FIELD = {"json_schema": "response_format.type", "json_object": "response_format.schema", "grammar": "grammar"}
+
+
+class MockOpenAI:
+    """Serves replies from a script (the last one repeats), or from ``respond(request_json) -> text``; records
+    every request. With ``accepts`` (a set of request forms, see :func:`request_form`), a request in another
+    structured form is refused with HTTP ``refusal_status`` naming the field, as OpenAI (400) and
+    llama-cpp-python (500) refuse what they do not take; refused requests are recorded with ``refused``."""
+
+    def __init__(self, script: list[Reply] | None = None, *, accepts: set[str] | None = None,
+                 respond=None, refusal_status: int = 400):
         self.script = list(script or [Reply()])
         self.requests: list[dict] = []
+        self.accepts, self.respond, self.refusal_status = accepts, respond, refusal_status
         mock = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -51,11 +69,19 @@ class MockOpenAI:
             def do_POST(self):
                 n = int(self.headers.get("Content-Length", 0))
                 raw = self.rfile.read(n)
-                mock.requests.append(
-                    {"path": self.path, "headers": dict(self.headers), "json": json.loads(raw)}
-                )
-                idx = min(len(mock.requests) - 1, len(mock.script) - 1)
-                reply = mock.script[idx]
+                req = json.loads(raw)
+                form = request_form(req)
+                refused = mock.accepts is not None and form != "plain" and form not in mock.accepts
+                mock.requests.append({"path": self.path, "headers": dict(self.headers), "json": req,
+                                      "form": form, "refused": refused})
+                if refused:
+                    reply = Reply(status=mock.refusal_status, body={"error": {
+                        "message": f"Unrecognized request argument supplied: {_FIELD[form]}"}})
+                elif mock.respond is not None:
+                    reply = Reply(body=completion(mock.respond(req)))
+                else:
+                    served = [r for r in mock.requests if not r["refused"]]
+                    reply = mock.script[min(len(served) - 1, len(mock.script) - 1)]
                 if reply.delay:
                     time.sleep(reply.delay)
                 body = reply.body if reply.body is not None else completion()
@@ -86,3 +112,57 @@ class MockOpenAI:
     def __exit__(self, *exc):
         self.server.shutdown()
         self.server.server_close()
+
+
+class TrickleServer:
+    """Answers ``GET`` at once (so it looks alive) and a ``POST`` with a valid-looking HTTP reply sent one byte
+    every ``interval`` seconds, for at most ``max_bytes`` bytes (then closes): a server that never lets a
+    per-read timeout fire."""
+
+    def __init__(self, interval: float = 1.0, max_bytes: int = 12):
+        import socket
+
+        self.interval, self.max_bytes = interval, max_bytes
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+
+    def _serve(self):
+        reply = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 200\r\n\r\n" + b"{" * 200
+        self.sock.settimeout(0.2)
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            threading.Thread(target=self._trickle, args=(conn, reply), daemon=True).start()
+
+    def _trickle(self, conn, reply):
+        with conn:
+            try:
+                if conn.recv(65536).startswith(b"GET"):
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 12\r\n"
+                                 b"Connection: close\r\n\r\n{\"data\": []}")
+                    return
+                for b in reply[: self.max_bytes]:
+                    if self.stop.is_set():
+                        return
+                    conn.sendall(bytes([b]))
+                    time.sleep(self.interval)
+            except OSError:
+                pass
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.sock.getsockname()[1]}/v1"
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join(timeout=2)
+        self.sock.close()

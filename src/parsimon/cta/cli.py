@@ -6,6 +6,7 @@ Only light modules are imported here; the environments load inside the commands.
 from __future__ import annotations
 
 import json
+from contextlib import ExitStack
 from pathlib import Path
 
 import typer
@@ -21,8 +22,11 @@ from parsimon.cliutil import (
 )
 from parsimon.cta.registry import BUILTIN_ENVS
 from parsimon.errors import ConfigError
+from parsimon.llm.structured import OUTPUT_MODES
 
 __all__ = ["COMMANDS", "app"]
+
+OutputMode = choices(OUTPUT_MODES)
 
 app = typer.Typer(help="Calibrate-Then-Act: cost-aware exploration environments, optimal planners, LLM agents, "
                   "evaluation.", no_args_is_help=True)
@@ -49,8 +53,12 @@ def eval_cmd(
     base_url: str = typer.Option(None, "--base-url", help="LLM endpoint for llm-* policies (default: "
                                  "$PARSIMON_LLM_BASE_URL, else the local model server)."),
     model: str = typer.Option(None, "--model", help="LLM model name for llm-* policies."),
-    max_tokens: int = typer.Option(None, "--max-tokens", min=1, help="LLM completion budget per turn of llm-* "
-                                   "policies (default: the agent's)."),
+    max_tokens: int = typer.Option(None, "--max-tokens", min=1, help="LLM completion budget per turn (default: 64 "
+                                   "for pandora and qa, 384 for filereading; 512, and 1024 for filereading, with the "
+                                   "-thinking policies)."),
+    output: OutputMode = typer.Option("constrained", "--output", help="LLM policies: constrained (JSON replies "
+                                      "constrained to the action space where the endpoint supports it, else parsed "
+                                      "and re-asked once) or free (the paper's free text)."),
     ray: str = ray_option(),
     data_root: Path = typer.Option(None, "--data-root", metavar="DIR", help="FILEREADING: folder holding the "
                                    "task_csv_<id>/ folders of the paper's released task file (default: beside it)."),
@@ -66,30 +74,44 @@ def eval_cmd(
     cfg = resolve_config(EvalConfig(), config, {
         "env": env, "policy": policy, "tasks": None if tasks is None else str(tasks), "n": n, "prior": prior,
         "seed": seed, "base_url": base_url, "model": model, "max_tokens": max_tokens, "ray": ray,
-        "data_root": None if data_root is None else str(data_root)})
+        "output": output, "data_root": None if data_root is None else str(data_root)})
     if not cfg.env or not cfg.policy:
         missing = "--env" if not cfg.env else "--policy"
         raise ConfigError(f"`{missing}` is required (on the command line or in --config)")
     if resume and out is None:
         raise ConfigError("`--resume` needs `--out`, the run folder to continue")
-    if policy_entry(cfg.env, cfg.policy).needs_llm:
-        _check_llm_endpoint(cfg.base_url, cfg.model)
     out = out if out is not None else default_out("cta eval")
-    m = evaluate_config(cfg, out_dir=out, resume=resume)
-    typer.echo(m.line())
+    uses_llm = policy_entry(cfg.env, cfg.policy).needs_llm
+    with ExitStack() as stack:
+        extra = {}
+        if uses_llm:  # the default local endpoint starts the local model when nothing answers; others must answer
+            from parsimon.llm.endpoint import ensure_endpoint
+
+            extra["base_url"] = stack.enter_context(ensure_endpoint(cfg.base_url, cfg.model)).base_url
+        m = evaluate_config(cfg, out_dir=out, resume=resume, policy_kwargs=extra)
+    typer.echo(m.line() + (_llm_summary(cfg, m.policy_stats) if uses_llm else ""))
     for g, d in m.per_rho.items():
         typer.echo(f"  {g}: n={d['n']} mean_reward={d['mean_reward']:.4f}")
     typer.echo(f"wrote {out / 'metrics.json'}")
+    calls, errors = m.policy_stats.get("llm_calls", 0), m.policy_stats.get("llm_errors", 0)
+    if uses_llm and calls and errors == calls:
+        from parsimon.errors import LLMError
+
+        raise LLMError(f"every one of the {int(calls)} LLM calls failed (see {out / 'trajectories.jsonl'}); the "
+                       "run is not a result")
 
 
-def _check_llm_endpoint(base_url: str | None, model: str | None) -> None:
-    """A local endpoint that does not answer is an error before any work (a remote one is tried as given)."""
-    from parsimon.llm import LLMConfig, is_serving
+def _llm_summary(cfg, stats: dict) -> str:
+    """`` parse_failures=P/N max_tokens=T output=... (modes)`` for the summary line of an LLM policy."""
+    from parsimon.cta.registry import make_policy
 
-    url = LLMConfig.resolve(base_url, model).base_url
-    if url.startswith(("http://127.0.0.1", "http://localhost")) and not is_serving(url):
-        raise ConfigError(f"no LLM endpoint answers at {url}: start the local model with `parsimon llm serve` "
-                          "or pass --base-url")
+    kwargs = {k: v for k, v in cfg.llm_kwargs().items() if k != "base_url"}
+    cap = getattr(make_policy(cfg.env, cfg.policy, **kwargs), "max_tokens", "?")
+    calls = int(stats.get("llm_calls", 0))
+    modes = ", ".join(f"{k[len('replies_'):].replace('_', '-')} {int(v)}" for k, v in sorted(stats.items())
+                      if k.startswith("replies_"))
+    return (f" parse_failures={int(stats.get('parse_failures', 0))}/{calls} llm_errors={int(stats.get('llm_errors', 0))}"
+            f" max_tokens={cap} output={cfg.output}" + (f" ({modes})" if modes else ""))
 
 
 @app.command("generate")

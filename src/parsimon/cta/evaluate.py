@@ -57,6 +57,7 @@ class EvalConfig:
     base_url: str | None = None  # LLM endpoint of llm-* policies (default: $PARSIMON_LLM_BASE_URL or local)
     model: str | None = None  # LLM model name of llm-* policies
     max_tokens: int | None = None  # LLM completion budget per turn of llm-* policies
+    output: str = "constrained"  # llm-* policies: "constrained" (structured replies) or "free" (free text)
     ray: str | None = None  # Ray address ('local', 'auto', ray://host:port); None: in this process
     ray_chunks: int = 8  # slices the tasks are cut into on Ray
     audit: bool = True  # every action to the proof-of-action log
@@ -75,9 +76,10 @@ class EvalConfig:
             raise ConfigError(f"`ray_chunks` must be an integer >= 1, got {self.ray_chunks!r}")
 
     def llm_kwargs(self) -> dict[str, Any]:
-        """``base_url`` / ``model`` / ``max_tokens`` where given (the LLM policies' factory arguments)."""
+        """``base_url`` / ``model`` / ``max_tokens`` / ``output`` where given (the LLM policies' factory
+        arguments)."""
         return {k: v for k, v in (("base_url", self.base_url), ("model", self.model),
-                                  ("max_tokens", self.max_tokens)) if v is not None}
+                                  ("max_tokens", self.max_tokens), ("output", self.output)) if v is not None}
 
 
 @dataclass
@@ -137,7 +139,8 @@ def _resolve(env: str | EnvSpec | CTAEnv, policy: str | Policy, tasks: Any, cfg:
     ids = "\n".join(ids_env.task_id(ids_env.coerce_task(t)) for t in task_list)
     config = replace(cfg, env=spec.name, policy=name, prior=prior, n=len(task_list),
                      tasks=str(tasks) if isinstance(tasks, (str, Path)) else None,
-                     policy_kwargs={k: _plain(v) for k, v in sorted(policy_kwargs.items())},
+                     # where the endpoint is (an auto-started local model's port) is not what was evaluated
+                     policy_kwargs={k: _plain(v) for k, v in sorted(policy_kwargs.items()) if k != "base_url"},
                      task_ids_sha256=hashlib.sha256(ids.encode()).hexdigest())
     return _Job(config=config, spec=spec, tasks=task_list, env=ids_env, policy=pol, policy_kwargs=policy_kwargs)
 
@@ -294,9 +297,10 @@ def evaluate_config(config: EvalConfig, *, out_dir: str | Path | None = None, re
         if not getattr(config, name):
             raise ConfigError(f"`--{name}` is required (on the command line or as `{name}` in --config)")
     tasks = config.tasks if config.tasks is not None else (config.n or DEFAULT_N)
+    llm = config.llm_kwargs() if policy_entry(config.env, config.policy).needs_llm else {}
     return evaluate(config.env, config.policy, tasks, prior=config.prior, seed=config.seed,
                     n=config.n if config.tasks is not None else None, data_root=config.data_root, out_dir=out_dir,
-                    policy_kwargs={**config.llm_kwargs(), **(policy_kwargs or {})}, audit=config.audit,
+                    policy_kwargs={**llm, **(policy_kwargs or {})}, audit=config.audit,
                     ledger=config.ledger, ray=config.ray, ray_chunks=config.ray_chunks, progress=progress,
                     resume=resume)
 

@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from parsimon.cta.actions import ActionFormat, ActionKind, enum_field, show
 from parsimon.cta.base import CTAEnv, Policy
 from parsimon.cta.registry import (
     EnvSpec,
@@ -45,6 +46,7 @@ from parsimon.cta.taskfile import build_tasks, read_records
 __all__ = [
     "GAMMAS",
     "PandoraEnv",
+    "action_format",
     "PandoraTask",
     "brute_force_value",
     "closed_form_value",
@@ -327,9 +329,18 @@ def parse_action(text: str, labels: list[str]) -> tuple[str, str] | None:
     return found
 
 
+def action_format(remaining: list[str] | tuple[str, ...]) -> ActionFormat:
+    """The structured action space: VERIFY or GUESS one of the ``remaining`` labels (those that may still
+    hold the prize: all at first, fewer after each NO, only the verified one after a YES)."""
+    labels = list(remaining)
+    kinds = tuple(ActionKind(k, {"label": enum_field(labels)}, {"label": show(labels)}) for k in ("VERIFY", "GUESS"))
+    return ActionFormat("pandora_action", kinds, lambda a: f"{a['kind']} {a['label']}")
+
+
 class PandoraEnv(CTAEnv):
     """The Pandora environment (text actions ``VERIFY X`` / ``GUESS X``); default ``max_turns = 3``
-    (K for K boxes), as the paper's conversation manager."""
+    (K for K boxes), as the paper's conversation manager. ``info["remaining"]`` lists the labels that may
+    still hold the prize (see :func:`action_format`)."""
 
     name = "pandora"
 
@@ -351,9 +362,10 @@ class PandoraEnv(CTAEnv):
         if self._fixed_turns is None:
             self.max_turns = max(3, len(task.labels))
         self.verified: set[str] = set()
+        self.remaining = list(task.labels)
         obs = (f"--- NEW GAME ---\nTIMESTEP: t=0\nBag labels: {', '.join(task.labels)}\n"
                f"Discount factor r: {task.gamma}\nChoose your action.")
-        return obs, {"labels": list(task.labels), "gamma": task.gamma}
+        return obs, {"labels": list(task.labels), "gamma": task.gamma, "remaining": list(self.remaining)}
 
     def _act(self, action: str) -> tuple[str, float, bool, dict]:
         task = self.task
@@ -362,15 +374,18 @@ class PandoraEnv(CTAEnv):
             msg = (f"Invalid action {action.strip()[:80]!r}. Respond with exactly one action: VERIFY <label> or "
                    f"GUESS <label>, label one of {', '.join(task.labels)}.")
             return f"{msg}\nTIMESTEP: t={self.t + 1}", 0.0, False, {
-                "valid": False, "error": msg, "costs": {"invalid": 1}, "canonical_action": "INVALID"}
+                "valid": False, "error": msg, "costs": {"invalid": 1}, "canonical_action": "INVALID",
+                "remaining": list(self.remaining)}
         kind, label = parsed
         canonical = f"{kind} {label}"
         if kind == "VERIFY":
             self.verified.add(label)
             hit = label == task.prize
+            self.remaining = [label] if hit else [x for x in self.remaining if x != label] or [label]
             obs = (f"The verification result is: {'YES' if hit else 'NO'}, {label} is "
                    f"{'correct' if hit else 'incorrect'}.\nTIMESTEP: t={self.t + 1}")
-            return obs, 0.0, False, {"costs": {"verify": 1}, "canonical_action": canonical, "verified": hit}
+            return obs, 0.0, False, {"costs": {"verify": 1}, "canonical_action": canonical, "verified": hit,
+                                     "remaining": list(self.remaining)}
         correct = label == task.prize
         reward = float(task.gamma**self.t) if correct else 0.0
         obs = f"You guessed {label}: {'correct' if correct else 'incorrect'}. Reward: {reward:.4f}."

@@ -164,15 +164,17 @@ def _llm_rows(ctx: ReproContext, env: str, tasks: list, client: Any, why: str,
     with ctx.progress(f"cta: local LLM on {env}", total=len(runs)) as bar:
         for label, pol, prior in runs:
             try:
-                m = _eval(ctx, env, pol, tasks, prior, policy_kwargs={"client": client, "max_tokens": max_tokens})
+                m = _eval(ctx, env, pol, tasks, prior,
+                          policy_kwargs={"client": client, "max_tokens": max_tokens, "output": "free"})
             except Exception as exc:  # noqa: BLE001 - report and go on
                 return rows, f"Local LLM rows incomplete: {type(exc).__name__}: {exc}."
             pf = m.policy_stats.get("parse_failures", 0) / max(1, m.policy_stats.get("llm_calls", 1))
             rows.append(row(f"{label}, {len(tasks)} tasks", m, f"parse failures {100 * pf:.0f}%"))
             ctx.log_metrics({f"{env}/{pol}": {**_headline(m), "parse_failure_rate": pf}})
             bar.advance()
-    return rows, (f"LLM rows: SmolLM2-135M-Instruct, greedy, non-thinking, {max_tokens} tokens per turn, first "
-                  f"{len(tasks)} tasks only (about 15 tokens/s on this CPU).")
+    return rows, (f"LLM rows: SmolLM2-135M-Instruct, greedy, non-thinking, free-text replies (the paper's format), "
+                  f"{max_tokens} tokens per turn, first {len(tasks)} tasks only (about 15 tokens/s on this CPU); the "
+                  "same agents with constrained (JSON) output are in the shared LLM section.")
 
 
 def _qa(ctx: ReproContext, section: Section, client: Any = None, why: str = "") -> dict[str, Any]:

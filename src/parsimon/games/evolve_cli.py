@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+from contextlib import ExitStack
 from pathlib import Path
 
 import typer
 
 from parsimon.cliutil import (
+    choices,
     config_option,
     emit,
     json_option,
@@ -17,14 +19,16 @@ from parsimon.cliutil import (
     resume_option,
     seed_option,
 )
-from parsimon.errors import ConfigError
+from parsimon.errors import ConfigError, LLMError
 from parsimon.games.cliopts import split_games
 from parsimon.games.evolve.loop import EvolveConfig
 from parsimon.games.evolve.seeds import SEEDS
+from parsimon.llm.structured import OUTPUT_MODES
 
 __all__ = ["register"]
 
 _C = EvolveConfig()
+OutputMode = choices(OUTPUT_MODES)
 
 
 def evolve_cmd(
@@ -56,6 +60,9 @@ def evolve_cmd(
     temperature: float = typer.Option(0.8, "--temperature", min=0.0, help="LLM sampling temperature."),
     llm_timeout: float = typer.Option(300.0, "--llm-timeout", min=1.0,
                                       help="Seconds for one LLM request (a slow local model needs minutes)."),
+    output: OutputMode = typer.Option("constrained", "--output", help="LLM edits: constrained (JSON whose SEARCH "
+                                      "is a snippet of the parent, where the endpoint supports it) or free (the "
+                                      "paper's SEARCH/REPLACE text)."),
     seed: int = seed_option(None),
     out: Path = out_option("games evolve"),
     resume: bool = resume_option(),
@@ -91,15 +98,37 @@ def evolve_cmd(
     from parsimon.games.evolve import LLMMutator, OfflineMutator, evolve
     from parsimon.run import start_run
 
-    mutator = OfflineMutator() if offline else LLMMutator(
-        base_url=base_url, model=model, max_tokens=max_tokens, temperature=temperature, timeout=llm_timeout)
-    program_id = cfg.program if "\n" not in cfg.program else f"source sha256:{cfg.identity()['program']}"
     mutator_id = {"kind": "offline"} if offline else {"kind": "llm", "base_url": base_url, "model": model,
-                                                      "max_tokens": max_tokens, "temperature": temperature}
+                                                      "max_tokens": max_tokens, "temperature": temperature,
+                                                      "output": output}
+    program_id = cfg.program if "\n" not in cfg.program else f"source sha256:{cfg.identity()['program']}"
     run_config = {**dataclasses.asdict(cfg), "program": program_id, "mutator": mutator_id}
-    with start_run("games evolve", run_config, out_dir=out, seed=cfg.seed, resume=resume) as run:
-        res = evolve(cfg, mutator, run=run)
-    emit({**res.summary(), "out": str(run.dir)}, as_json)
+    with ExitStack() as stack:
+        if offline:
+            mutator = OfflineMutator()
+        else:  # the default local endpoint starts the local model when nothing answers; others must answer
+            from parsimon.llm.endpoint import ensure_endpoint
+
+            ep = stack.enter_context(ensure_endpoint(base_url, model))
+            mutator = LLMMutator(base_url=ep.base_url, model=ep.model, max_tokens=max_tokens,
+                                 temperature=temperature, timeout=llm_timeout, output=output)
+        with start_run("games evolve", run_config, out_dir=out, seed=cfg.seed, resume=resume) as run:
+            res = evolve(cfg, mutator, run=run)
+            summary = {**res.summary(), "out": str(run.dir)}
+            usage = [r["llm_usage"] for r in res.lineage if r.get("llm_usage")]
+            llm_failed = [r for r in res.lineage if r.get("failed_stage") == "llm"]
+            all_failed = not offline and res.lineage and len(llm_failed) == len(res.lineage)
+            if not offline:
+                from collections import Counter
+
+                summary["llm_output"] = {"requested": output, "modes": dict(Counter(u.get("mode", "free") for u in usage)),
+                                         "reasks": sum(u.get("reasks", 0) for u in usage)}
+            summary["status"] = (f"failed: every one of the {len(llm_failed)} LLM requests failed, last error: "
+                                 f"{llm_failed[-1].get('error', '')[:200]}" if all_failed else "ok")
+            if all_failed:  # a run whose every LLM call failed is not a result: the run is marked failed
+                emit(summary, as_json)
+                raise LLMError(f"{summary['status']} (see {run.dir / 'lineage.jsonl'}); the run is not a result")
+    emit(summary, as_json)
 
 
 def register(app: typer.Typer) -> None:

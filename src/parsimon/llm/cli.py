@@ -7,8 +7,8 @@ import typer
 __all__ = ["COMMANDS"]
 
 app = typer.Typer(
-    help="The shared LLM client: `serve` runs SmolLM2-135M-Instruct on 127.0.0.1, `chat` talks to the "
-    "configured endpoint (PARSIMON_LLM_BASE_URL; the local server by default).",
+    help="The shared LLM client: `serve` runs SmolLM2-135M-Instruct (or any GGUF file, `--model PATH.gguf`) on "
+    "127.0.0.1, `chat` talks to the configured endpoint (PARSIMON_LLM_BASE_URL; the local server by default).",
     no_args_is_help=True,
 )
 
@@ -18,13 +18,30 @@ def serve(
     port: int = typer.Option(8765, help="TCP port on 127.0.0.1 (the client's default endpoint uses 8765)."),
     threads: int = typer.Option(1, help="Generation threads; 1 is fastest on a shared 2-core machine."),
     ctx: int = typer.Option(2048, help="Context length in tokens."),
-    model: str = typer.Option(None, help="Path of another GGUF file (default: SmolLM2-135M-Instruct)."),
+    model: str = typer.Option(None, help="Path of another GGUF file, e.g. a Qwen3 instruct model, to serve "
+                              "instead of the built-in SmolLM2-135M-Instruct (agents then use it through the "
+                              "default endpoint)."),
+    extra_buffers: bool = typer.Option(None, "--extra-buffers/--no-extra-buffers",
+                                       help="llama.cpp's extra CPU buffer types (AMX, weight repacking); default: "
+                                       "off on CPUs that advertise AMX (some VMs crash with it)."),
 ) -> None:
-    """Serve the local model behind an OpenAI-compatible API until interrupted (Ctrl-C)."""
+    """Serve a local model behind an OpenAI-compatible API until interrupted (Ctrl-C).
+
+    Any GGUF chat model works: `parsimon llm serve --model ~/models/Qwen3-4B-Instruct-Q4_K_M.gguf --threads 2`,
+    then every agent pointed at the default endpoint uses it.
+    """
     import signal
     import time
+    from pathlib import Path
 
+    from parsimon.errors import ConfigError
     from parsimon.llm.server import LocalServer
+
+    alias = None
+    if model is not None:
+        if not Path(model).is_file():
+            raise ConfigError(f"`--model` must be the path of a GGUF file, got {model!r} (no such file)")
+        alias = Path(model).stem
 
     def _interrupt(signum, frame):
         raise KeyboardInterrupt
@@ -33,7 +50,8 @@ def serve(
     # started this command in the background with SIGINT ignored.
     for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
         signal.signal(sig, _interrupt)
-    srv = LocalServer(port=port, n_threads=threads, n_ctx=ctx, model=model)
+    srv = LocalServer(port=port, n_threads=threads, n_ctx=ctx, model=model, extra_buffers=extra_buffers,
+                      **({"alias": alias} if alias else {}))
     # The signal may arrive while start() is still waiting for the child to answer (it already serves then),
     # so start-up is inside the try: the child is stopped and the exit is clean either way.
     try:
@@ -58,8 +76,10 @@ def chat(
     system: str = typer.Option(None, help="An optional system message."),
     base_url: str = typer.Option(None, help="Endpoint base URL (default: $PARSIMON_LLM_BASE_URL or the local server)."),
     model: str = typer.Option(None, help="Model name (default: $PARSIMON_LLM_MODEL or smollm2-135m-instruct)."),
-    max_tokens: int = typer.Option(256, help="Upper bound on reply tokens."),
-    temperature: float = typer.Option(0.0, help="Sampling temperature (0 = greedy)."),
+    max_tokens: int = typer.Option(256, min=1, help="Upper bound on reply tokens."),
+    temperature: float = typer.Option(0.0, min=0.0, help="Sampling temperature (0 = greedy)."),
+    timeout: float = typer.Option(120.0, min=0.1, help="Seconds the question may take in all (retries included); "
+                                  "starting the local model is not counted."),
     autostart: bool = typer.Option(
         True, help="If the endpoint is the local default and nothing answers there, start the local model "
         "for this one question."
@@ -67,31 +87,16 @@ def chat(
     show_usage: bool = typer.Option(False, "--usage", help="Print token usage and cost after the reply."),
 ) -> None:
     """Ask one question and print the reply; the call is charged to the governance ledger."""
-    from parsimon.errors import ParsimonError
     from parsimon.llm.client import ChatClient
-    from parsimon.llm.config import DEFAULT_BASE_URL, LLMConfig
-    from parsimon.llm.server import LocalServer, is_serving
+    from parsimon.llm.endpoint import ensure_endpoint
 
-    cfg = LLMConfig.resolve(base_url, model)
-    server = None
-    url = cfg.base_url
-    if autostart and cfg.base_url == DEFAULT_BASE_URL and not is_serving(cfg.base_url):
-        typer.echo("no server at the default endpoint; starting the local model for this question", err=True)
-        server = LocalServer(port=0).start()
-        url = server.base_url
-    try:
-        with ChatClient(base_url=url, model=cfg.model) as client:
-            reply = client.chat(
-                ([{"role": "system", "content": system}] if system else [])
-                + [{"role": "user", "content": question}],
-                max_tokens=max_tokens, temperature=temperature,
-            )
-    except ParsimonError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from exc
-    finally:
-        if server is not None:
-            server.stop()
+    with ensure_endpoint(base_url, model, autostart=autostart) as ep, \
+            ChatClient(base_url=ep.base_url, model=ep.model, timeout=timeout, deadline=timeout) as client:
+        reply = client.chat(
+            ([{"role": "system", "content": system}] if system else [])
+            + [{"role": "user", "content": question}],
+            max_tokens=max_tokens, temperature=temperature,
+        )
     typer.echo(reply.text)
     if show_usage:
         typer.echo(

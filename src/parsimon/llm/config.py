@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
-__all__ = ["LLMConfig", "DEFAULT_BASE_URL", "DEFAULT_MODEL", "DEFAULT_PORT"]
+from parsimon.errors import ConfigError
+
+__all__ = ["LLMConfig", "DEFAULT_BASE_URL", "DEFAULT_MODEL", "DEFAULT_PORT", "check_base_url"]
 
 DEFAULT_PORT = 8765  # `parsimon llm serve` listens here unless told otherwise
 DEFAULT_BASE_URL = f"http://127.0.0.1:{DEFAULT_PORT}/v1"
@@ -17,9 +21,28 @@ def _env_float(name: str) -> float | None:
     if raw in (None, ""):
         return None
     try:
-        return float(raw)
-    except ValueError as exc:
-        raise ValueError(f"environment variable {name} must be a number, got {raw!r}") from exc
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not math.isfinite(value):
+        raise ConfigError(f"environment variable {name} must be a finite number, got {raw!r}")
+    return value
+
+
+def check_base_url(url: str, source: str = "`base_url` (--base-url)") -> str:
+    """``url`` without a trailing slash, or a :class:`ConfigError` naming ``source`` when it is not an
+    http(s) URL with a host."""
+    if not isinstance(url, str):
+        raise ConfigError(f"{source} must be a URL string, got {type(url).__name__}")
+    try:
+        parts = urlsplit(url.strip())
+        host = parts.hostname
+    except ValueError:
+        parts, host = None, None
+    if parts is None or parts.scheme not in ("http", "https") or not host:
+        raise ConfigError(f"{source} must be an http:// or https:// URL with a host, such as "
+                          f"{DEFAULT_BASE_URL}; got {url!r}")
+    return url.strip().rstrip("/")
 
 
 @dataclass(frozen=True)
@@ -50,17 +73,20 @@ class LLMConfig:
         price_out_per_1k: float | None = None,
     ) -> LLMConfig:
         """Fill each unset argument from the environment, then from the defaults."""
-        base = base_url or os.environ.get("PARSIMON_LLM_BASE_URL") or DEFAULT_BASE_URL
-        if not base.startswith(("http://", "https://")):
-            raise ValueError(f"`base_url` must start with http:// or https://, got {base!r}")
+        if base_url:
+            base = check_base_url(base_url)
+        elif os.environ.get("PARSIMON_LLM_BASE_URL"):
+            base = check_base_url(os.environ["PARSIMON_LLM_BASE_URL"], "environment variable PARSIMON_LLM_BASE_URL")
+        else:
+            base = DEFAULT_BASE_URL
         key = api_key or os.environ.get("PARSIMON_LLM_API_KEY") or os.environ.get("OPENAI_API_KEY") or None
         pin = price_in_per_1k if price_in_per_1k is not None else _env_float("PARSIMON_LLM_PRICE_IN")
         pout = price_out_per_1k if price_out_per_1k is not None else _env_float("PARSIMON_LLM_PRICE_OUT")
         for name, value in (("price_in_per_1k", pin), ("price_out_per_1k", pout)):
-            if value is not None and value < 0:
-                raise ValueError(f"`{name}` must be >= 0, got {value}")
+            if value is not None and not (math.isfinite(value) and value >= 0):
+                raise ConfigError(f"`{name}` must be a finite number >= 0, got {value}")
         return cls(
-            base_url=base.rstrip("/"),
+            base_url=base,
             model=model or os.environ.get("PARSIMON_LLM_MODEL") or DEFAULT_MODEL,
             api_key=key,
             price_in_per_1k=pin or 0.0,

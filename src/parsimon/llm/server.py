@@ -3,6 +3,10 @@ llama-cpp-python's OpenAI-compatible server on 127.0.0.1. Nothing is downloaded.
 
 Generation threads default to 1: on a shared 2-core machine llama.cpp's thread pools spin-wait
 against other load and more threads are much slower.
+
+llama.cpp's extra CPU buffer types (AMX tiles, weight repacking) are off by default on CPUs that advertise
+AMX: virtual machines that advertise it without enabling its register state crash on the first chat
+request (see :mod:`parsimon.llm.serve_process`).
 """
 
 from __future__ import annotations
@@ -38,6 +42,15 @@ def model_path() -> Path:
     return path
 
 
+def cpu_advertises_amx() -> bool:
+    """True when ``/proc/cpuinfo`` lists AMX tiles (False where it cannot be read)."""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            return any(line.startswith("flags") and " amx_tile" in line for line in fh)
+    except OSError:
+        return False
+
+
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -63,6 +76,8 @@ class LocalServer:
         alias: the model name the server answers to.
         startup_timeout: seconds to wait for the server to answer.
         log_path: where the server's output goes (default: discarded).
+        extra_buffers: use llama.cpp's extra CPU buffer types (AMX, repacking); default: only where the
+            CPU does not advertise AMX, or as `PARSIMON_LLM_EXTRA_BUFFERS` (0/1) says (see the module docstring).
 
     Example::
 
@@ -80,6 +95,7 @@ class LocalServer:
         alias: str = DEFAULT_MODEL,
         startup_timeout: float = 120.0,
         log_path: str | Path | None = None,
+        extra_buffers: bool | None = None,
     ):
         if n_threads < 1:
             raise ValueError(f"`n_threads` must be >= 1, got {n_threads}")
@@ -92,6 +108,10 @@ class LocalServer:
         self.model = Path(model) if model else None
         self.alias, self.startup_timeout = alias, startup_timeout
         self.log_path = Path(log_path) if log_path else None
+        if extra_buffers is None:
+            env = os.environ.get("PARSIMON_LLM_EXTRA_BUFFERS")
+            extra_buffers = env == "1" if env in ("0", "1") else not cpu_advertises_amx()
+        self.extra_buffers = bool(extra_buffers)
         self.proc: subprocess.Popen | None = None
 
     @property
@@ -102,8 +122,8 @@ class LocalServer:
         """The server's command line."""
         model = self.model or model_path()
         return [
-            # llama_cpp.server, with llama.cpp's AMX buffers off where they fault (see _llama_server)
-            sys.executable, "-m", "parsimon.llm._llama_server",
+            sys.executable, "-m", "parsimon.llm.serve_process",
+            *([] if self.extra_buffers else ["--no-extra-buffers"]),
             "--model", str(model), "--model_alias", self.alias,
             "--host", "127.0.0.1", "--port", str(self.port),
             "--n_threads", str(self.n_threads), "--n_threads_batch", str(self.n_threads),

@@ -2,13 +2,22 @@
 agents, thinking and non-thinking, over any OpenAI-compatible endpoint via :class:`parsimon.llm.ChatClient`.
 
 Both variants get the task and its cost parameters (γ, or d_u / d_c); only CTA-PROMPTED gets the prior
-block. *Thinking* asks for reasoning and then a final ``Action: ...`` line (larger token budget);
-*non-thinking* asks for the action alone (the paper prepends an empty ``<think></think>``; with
-``no_think_tag=True`` we also append Qwen3's ``/no_think`` switch to each user turn). A reply that
-does not parse is sent to the environment as is, which answers with an error and consumes the turn (as
-the paper handles it); it is counted in ``stats["parse_failures"]``. When the conversation outgrows the
-model's context window (the endpoint answers "maximum context length"), the oldest exchange is dropped and
-the request sent again (``stats["history_trimmed"]``); the system prompt and first turn always stay.
+block. Output comes in two modes (``output=``):
+
+* ``constrained`` (the default): each reply is a JSON object derived from the environment's action space
+  in the current state (its ``action_format``), ``{"thinking": ..., "action": {"kind": ..., ...}}``, with
+  ``thinking`` only for thinking agents and capped at ``thinking_tokens`` (about four characters a token).
+  The client constrains generation to it where the endpoint can (JSON schema or GBNF grammar), otherwise
+  parses the reply and asks once more on an error (``stats["replies_fallback"]``, ``stats["reasks"]``).
+* ``free``: the paper's free text. *Thinking* asks for reasoning and then a final ``Action: ...`` line;
+  *non-thinking* asks for the action alone (the paper prepends an empty ``<think></think>``; with
+  ``no_think_tag=True`` we also append Qwen3's ``/no_think`` switch to each user turn). The reply is parsed
+  with the environment's grammar.
+
+A reply that does not parse is sent to the environment as is, which answers with an error and consumes the
+turn (as the paper handles it); it is counted in ``stats["parse_failures"]``. When the conversation outgrows
+the model's context window (the endpoint answers "maximum context length"), the oldest exchange is dropped
+and the request sent again (``stats["history_trimmed"]``); the system prompt and first turn always stay.
 """
 
 from __future__ import annotations
@@ -18,11 +27,20 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from parsimon.cta.actions import CHARS_PER_TOKEN, ActionFormat
 from parsimon.cta.agents.parser import ActionGrammar, parse_action
 from parsimon.cta.base import Policy
-from parsimon.errors import BudgetExceeded, LLMError
+from parsimon.errors import BudgetExceeded, ConfigError, LLMError
+from parsimon.llm.structured import OUTPUT_MODES as OUTPUTS
+from parsimon.llm.structured import StructuredError
 
-__all__ = ["LLMAgent", "PromptSet", "pandora_prompts", "qa_prompts"]
+__all__ = ["DEFAULT_MAX_TOKENS", "DEFAULT_THINKING_TOKENS", "OUTPUTS", "LLMAgent", "PromptSet", "pandora_prompts",
+           "qa_prompts"]
+
+# Completion tokens per turn: (non-thinking, thinking). A structured Pandora / QA action is 15-30 tokens.
+DEFAULT_MAX_TOKENS = (64, 512)
+# The cap on a constrained reply's thinking field, in tokens (times CHARS_PER_TOKEN characters).
+DEFAULT_THINKING_TOKENS = 256
 
 # How OpenAI-compatible servers (llama-cpp-python, vLLM, OpenAI) say the prompt does not fit the context.
 _CONTEXT_FULL = re.compile(r"context_length_exceeded|maximum context length|context window|too many tokens",
@@ -31,12 +49,24 @@ _CONTEXT_FULL = re.compile(r"context_length_exceeded|maximum context length|cont
 
 @dataclass(frozen=True)
 class PromptSet:
-    """What an environment gives an LLM agent: ``system(thinking)``, ``first(view, prior)`` (the first
-    user turn; ``prior`` None for PROMPTED) and ``grammar(view)`` (the action grammar)."""
+    """What an environment gives an LLM agent.
 
-    system: Callable[[bool], str]
+    Attributes:
+        system: ``system(thinking, reply_format)``: the system prompt; ``reply_format`` is the structured
+            reply's description (constrained output) or None (free text: the prompt asks for text actions).
+        first: ``first(view, prior)``: the first user turn (``prior`` None for PROMPTED).
+        grammar: ``grammar(view)``: the free-text action grammar.
+        action_format: ``action_format(view, info)``: the structured action space in the state ``info``
+            describes (the environment's ``action_format``).
+        parse_free: ``parse_free(text, view)``: the text action to send for a free reply, or None when it has
+            none (default: the last action ``grammar`` finds).
+    """
+
+    system: Callable[[bool, str | None], str]
     first: Callable[[Any, Any], str]
     grammar: Callable[[Any], ActionGrammar]
+    action_format: Callable[[Any, dict], ActionFormat]
+    parse_free: Callable[[str, Any], str | None] | None = None
 
 
 def _fmt(p: float) -> str:
@@ -45,7 +75,14 @@ def _fmt(p: float) -> str:
 
 # ---------------------------------------------------------------------------------------------- Pandora
 
-def _pandora_system(thinking: bool) -> str:
+def _reply_instruction(thinking: bool, reply_format: str) -> str:
+    if thinking:
+        return (f"Reply with {reply_format}. Think briefly about the trade-off in the thinking field, then give "
+                "the action.")
+    return f"Reply with only {reply_format}."
+
+
+def _pandora_system(thinking: bool, reply_format: str | None = None) -> str:
     base = (
         "You are playing a game with several bags. Exactly one bag holds a prize. Each turn you take one "
         "action:\n"
@@ -55,6 +92,8 @@ def _pandora_system(thinking: bool) -> str:
         "If you GUESS the prize bag at timestep t you receive r^t, where r is the discount factor; a wrong "
         "guess gives 0. Verifying costs time, so the reward shrinks with every VERIFY. Maximise your "
         "expected reward.\n")
+    if reply_format is not None:
+        return base + _reply_instruction(thinking, reply_format)
     if thinking:
         return base + ("Think briefly about the trade-off, then finish with one line: "
                        "`Action: VERIFY <label>` or `Action: GUESS <label>`.")
@@ -70,17 +109,26 @@ def _pandora_first(view: dict, prior: dict | None) -> str:
     return "\n".join(lines)
 
 
-pandora_prompts = PromptSet(_pandora_system, _pandora_first, lambda view: ActionGrammar.pandora(view["labels"]))
+def _pandora_format(view: dict, info: dict) -> ActionFormat:
+    from parsimon.cta.pandora import action_format
+
+    return action_format(info.get("remaining") or view["labels"])
+
+
+pandora_prompts = PromptSet(_pandora_system, _pandora_first, lambda view: ActionGrammar.pandora(view["labels"]),
+                            _pandora_format)
 
 
 # ---------------------------------------------------------------------------------------------- QA
 
-def _qa_system(thinking: bool) -> str:
+def _qa_system(thinking: bool, reply_format: str | None = None) -> str:
     base = (
         "You answer a factual question. You may first RETRIEVE one document from a local library (at most "
         "once), then answer. A correct answer given at timestep t earns d^t, where d is the discount "
         "factor (t = 0 if you answer directly, 1 after retrieving); a wrong answer earns 0.\n"
         "Actions: `RETRIEVE` or `ANSWER: <short answer>`.\n")
+    if reply_format is not None:
+        return base + _reply_instruction(thinking, reply_format)
     if thinking:
         return base + "Think briefly, then finish with one line: `Action: RETRIEVE` or `Action: ANSWER: <answer>`."
     return base + "Respond with exactly one action and nothing else."
@@ -96,7 +144,13 @@ def _qa_first(view: dict, prior: Any) -> str:
     return "\n".join(lines)
 
 
-qa_prompts = PromptSet(_qa_system, _qa_first, lambda view: ActionGrammar.qa())
+def _qa_format(view: dict, info: dict) -> ActionFormat:
+    from parsimon.cta.qa.env import action_format
+
+    return action_format(bool(info.get("retrieved", False)))
+
+
+qa_prompts = PromptSet(_qa_system, _qa_first, lambda view: ActionGrammar.qa(), _qa_format)
 
 
 # ---------------------------------------------------------------------------------------------- agent
@@ -105,12 +159,15 @@ class LLMAgent(Policy):
     """A chat-model agent for any environment with a :class:`PromptSet`.
 
     Args:
-        prompts: the environment's prompts and action grammar.
+        prompts: the environment's prompts, action grammar and structured action space.
         with_prior: CTA-PROMPTED (True: the prior block is in the prompt) or PROMPTED (False).
         thinking: ask for reasoning before the action (more tokens) or for the action alone.
+        output: ``constrained`` (JSON constrained to the action space; default) or ``free`` (the paper's
+            free text), see the module docstring.
         client: a :class:`parsimon.llm.ChatClient` (default: one built from ``base_url``/``model``, i.e.
             the local model unless configured otherwise).
-        max_tokens: completion budget per turn (default 512 thinking, 16 non-thinking).
+        max_tokens: completion budget per turn (default :data:`DEFAULT_MAX_TOKENS`: 64, 512 thinking).
+        thinking_tokens: cap on the constrained reply's thinking field, in tokens (default 256).
         temperature: sampling temperature (0 = greedy, as our reproduction uses).
         no_think_tag: append ``/no_think`` to user turns in non-thinking mode (Qwen3 endpoints).
         extra_body: further request fields for the endpoint, e.g.
@@ -118,16 +175,23 @@ class LLMAgent(Policy):
     """
 
     def __init__(self, *, prompts: PromptSet, with_prior: bool = True, thinking: bool = False,
-                 client: Any = None, base_url: str | None = None, model: str | None = None,
-                 max_tokens: int | None = None, temperature: float = 0.0, no_think_tag: bool = False,
-                 seed: int | None = 0, extra_body: dict | None = None):
+                 output: str = "constrained", client: Any = None, base_url: str | None = None,
+                 model: str | None = None, max_tokens: int | None = None, thinking_tokens: int | None = None,
+                 temperature: float = 0.0, no_think_tag: bool = False, seed: int | None = 0,
+                 extra_body: dict | None = None):
         super().__init__()
-        self.prompts, self.with_prior, self.thinking = prompts, with_prior, thinking
+        if output not in OUTPUTS:
+            raise ConfigError(f"`output` must be one of {OUTPUTS}, got {output!r}")
+        self.prompts, self.with_prior, self.thinking, self.output = prompts, with_prior, thinking, output
         self.uses_prior = with_prior
         self._client, self._base_url, self._model = client, base_url, model
-        self.max_tokens = max_tokens or (512 if thinking else 16)
+        self.max_tokens = max_tokens or DEFAULT_MAX_TOKENS[int(thinking)]
         if self.max_tokens < 1:
-            raise ValueError(f"`max_tokens` must be >= 1, got {max_tokens}")
+            raise ConfigError(f"`max_tokens` must be >= 1, got {max_tokens}")
+        self.thinking_tokens = thinking_tokens or DEFAULT_THINKING_TOKENS
+        if self.thinking_tokens < 1:
+            raise ConfigError(f"`thinking_tokens` must be >= 1, got {thinking_tokens}")
+        self.thinking_chars = CHARS_PER_TOKEN * self.thinking_tokens if thinking else 0
         self.temperature, self.no_think_tag, self.llm_seed = temperature, no_think_tag, seed
         self.extra_body = dict(extra_body or {})
         self.messages: list[dict[str, str]] = []
@@ -152,12 +216,15 @@ class LLMAgent(Policy):
         if self.with_prior and prior is None:
             raise ValueError("CTA-PROMPTED needs a prior; choose a prior source (e.g. prior='true')")
         self.grammar = self.prompts.grammar(task_view)
-        self.messages = [{"role": "system", "content": self.prompts.system(self.thinking)},
+        reply_format = None
+        if self.output == "constrained":
+            reply_format = self.prompts.action_format(task_view, {}).describe(self.thinking_chars)
+        self.messages = [{"role": "system", "content": self.prompts.system(self.thinking, reply_format)},
                          self._user(self.prompts.first(task_view, shown))]
         self.replies = []
 
-    def _reply(self, observation: str, info: dict) -> str | None:
-        """Send the observation (after the first turn) and return the model's reply text, or None when the
+    def _reply(self, observation: str, info: dict, **kwargs: Any) -> Any:
+        """Send the observation (after the first turn) and return the model's reply, or None when the
         endpoint failed (counted as an error and a parse failure; the turn is consumed)."""
         if info.get("t", 0) > 0:
             self.messages.append(self._user(observation))
@@ -166,7 +233,8 @@ class LLMAgent(Policy):
             while True:
                 try:
                     reply = self.client.chat(self.messages, temperature=self.temperature,
-                                             max_tokens=self.max_tokens, seed=self.llm_seed, **self.extra_body)
+                                             max_tokens=self.max_tokens, seed=self.llm_seed, **kwargs,
+                                             **self.extra_body)
                     break
                 except LLMError as exc:
                     # The conversation outgrew the model's context window: drop the oldest exchange (the
@@ -186,10 +254,14 @@ class LLMAgent(Policy):
             return None
         self.count("tokens_in", reply.usage.prompt_tokens)
         self.count("tokens_out", reply.usage.completion_tokens)
-        text = reply.text
-        self.replies.append(text)
-        self.messages.append({"role": "assistant", "content": text})
-        return text
+        self.count(f"replies_{getattr(reply, 'mode', 'free').replace('-', '_')}")
+        if getattr(reply, "reasks", 0):
+            self.count("reasks", reply.reasks)
+        if getattr(reply, "usage_estimated", False):
+            self.count("usage_estimated")
+        self.replies.append(reply.text)
+        self.messages.append({"role": "assistant", "content": reply.text})
+        return reply
 
     def _drop_oldest_exchange(self) -> bool:
         """Remove the oldest assistant reply and the user turn after it (messages 2 and 3), keeping the
@@ -201,11 +273,31 @@ class LLMAgent(Policy):
         return True
 
     def act(self, observation: str, info: dict) -> str:
-        text = self._reply(observation, info)
-        if text is None:
+        if self.output == "free":
+            reply = self._reply(observation, info)
+            if reply is None:
+                return self._failed_reply
+            action = (self.prompts.parse_free(reply.text, self.task_view) if self.prompts.parse_free is not None
+                      else parse_action(reply.text, self.grammar).action)
+            if action is None:
+                self.count("parse_failures")
+                return reply.text
+            return action
+        fmt = self.prompts.action_format(self.task_view, info)
+        out = fmt.output(self.thinking_chars)
+        reply = self._reply(observation, info, structured=out)
+        if reply is None:
             return self._failed_reply
-        parsed = parse_action(text, self.grammar)
-        if parsed.action is None:
+        parsed = getattr(reply, "parsed", None)
+        if parsed is None and getattr(reply, "mode", "free") == "free":
+            # a stand-in client that ignores `structured`: parse its text here
+            try:
+                parsed = out.parse(reply.text)
+            except StructuredError:
+                parsed = None
+        if parsed is None:
             self.count("parse_failures")
-            return text
-        return parsed.action
+            if getattr(reply, "finish_reason", "") == "length":
+                self.count("replies_cut")  # the reply hit max_tokens before its JSON closed
+            return reply.text
+        return fmt.action(parsed)

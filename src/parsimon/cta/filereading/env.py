@@ -20,11 +20,12 @@ import hashlib
 import re
 from typing import Any
 
+from parsimon.cta.actions import ActionFormat, ActionKind, enum_field, text_field
 from parsimon.cta.base import CTAEnv
 from parsimon.cta.filereading.generator import FileTask
 from parsimon.cta.filereading.prior import ATTRS
 
-__all__ = ["FileReadingEnv", "check_answer", "format_value", "parse_action"]
+__all__ = ["FileReadingEnv", "action_format", "check_answer", "format_value", "parse_action"]
 
 _TEST_RE = re.compile(r"test_(delimiter|quotechar|skiprows)\s*\(", re.IGNORECASE)
 _CODE_RE = re.compile(r"```(?:python|py)?[ \t]*\n(.*?)```", re.DOTALL | re.IGNORECASE)
@@ -61,6 +62,29 @@ def parse_action(text: str) -> tuple[str, Any] | None:
         return ("code", code.group(1)) if code else None
     ans = rest.strip().splitlines()[0].strip() if rest.strip() else ""
     return ("answer", ans)
+
+
+CODE_CHARS = 1200  # the longest program a structured reply may hold (a solution is about 300-500 characters)
+ANSWER_CHARS = 80
+
+
+def action_format(filename: str) -> ActionFormat:
+    """The structured action space: UNIT_TESTS of one to three attributes, CODE with a program, or ANSWER."""
+    tests = ActionKind("UNIT_TESTS", {"tests": {"type": "array", "items": enum_field(ATTRS), "minItems": 1,
+                                                "maxItems": len(ATTRS)}},
+                       {"tests": "[any of " + ", ".join(f'"{a}"' for a in ATTRS) + "]"})
+    code = ActionKind("CODE", {"code": text_field(CODE_CHARS, 1)},
+                      {"code": '"<a python program that prints its result>"'})
+    answer = ActionKind("ANSWER", {"answer": text_field(ANSWER_CHARS, 1)}, {"answer": '"<the answer>"'})
+
+    def to_text(action: dict) -> str:
+        if action["kind"] == "UNIT_TESTS":
+            return "UNIT_TESTS: " + ", ".join(f'test_{a}("{filename}")' for a in ATTRS if a in action["tests"])
+        if action["kind"] == "CODE":
+            return "CODE\n```python\n" + action["code"].rstrip() + "\n```"
+        return "ANSWER: " + " ".join(action["answer"].split())
+
+    return ActionFormat("filereading_action", (tests, code, answer), to_text)
 
 
 def _clean_answer(s: str) -> str:

@@ -177,7 +177,7 @@ class CodeFirstPolicy(_Scripted):
 # LLM agents (PROMPTED / CTA-PROMPTED) on FILEREADING, through cta-core's LLMAgent
 
 
-def _fr_system(thinking: bool) -> str:
+def _fr_system(thinking: bool, reply_format: str | None = None) -> str:
     base = (
         "You answer a question about a CSV file by writing pandas code. The file's format is unknown: its "
         "delimiter is one of ',', ';', '\\t'; its quote character is '\"' or \"'\"; it may have one junk line "
@@ -190,6 +190,10 @@ def _fr_system(thinking: bool) -> str:
         "- ANSWER: <answer> — ends the episode.\n"
         "Reward: correct × d_unit^U × d_code^C. If d_code = d_unit^k, one CODE costs about k UNIT_TESTS. "
         "Test only when the expected saving outweighs the cost; print the result of your code.\n")
+    if reply_format is not None:
+        if thinking:
+            return base + (f"Reply with {reply_format}. Think briefly in the thinking field, then give the action.")
+        return base + f"Reply with only {reply_format}."
     if thinking:
         return base + "Think briefly, then end with your action (UNIT_TESTS: ..., CODE + code block, or ANSWER: ...)."
     return base + "Reply with the action only, no explanation."
@@ -212,30 +216,36 @@ def _fr_first(view: dict, prior: dict | None) -> str:
     return "\n".join(lines)
 
 
+def _fr_parse_free(text: str, view: dict) -> str | None:
+    # The environment's own parser decides (code blocks need their backticks); the reply is sent as it is.
+    from parsimon.cta.filereading.env import parse_action as env_parse
+
+    return text if env_parse(text) is not None else None
+
+
+def _fr_format(view: dict, info: dict) -> Any:
+    from parsimon.cta.filereading.env import action_format
+
+    return action_format(view["filename"])
+
+
 def filereading_prompts() -> Any:
-    """The FILEREADING :class:`~parsimon.cta.agents.llm.PromptSet` (system prompt, first turn)."""
+    """The FILEREADING :class:`~parsimon.cta.agents.llm.PromptSet` (prompts, free parser, action space)."""
     from parsimon.cta.agents.llm import PromptSet
     from parsimon.cta.agents.parser import ActionGrammar
 
-    return PromptSet(_fr_system, _fr_first, lambda view: ActionGrammar.qa())
+    return PromptSet(_fr_system, _fr_first, lambda view: ActionGrammar.qa(), _fr_format, _fr_parse_free)
+
+
+# Completion tokens per turn: (non-thinking, thinking); a structured CODE action holds a whole program.
+FR_MAX_TOKENS = (384, 1024)
 
 
 def make_llm_agent(*, with_prior: bool, thinking: bool, **kw: Any) -> Policy:
-    """A FILEREADING LLM agent: cta-core's :class:`LLMAgent` with FILEREADING prompts; replies are validated
-    with the environment's own parser (code blocks need their backticks) and sent as they are; an
-    unparseable reply still goes to the environment (error message, turn consumed) and is counted in
-    ``parse_failures``."""
+    """A FILEREADING LLM agent: cta-core's :class:`LLMAgent` with FILEREADING prompts and action space. In free
+    mode replies are validated with the environment's own parser and sent as they are; an unparseable reply
+    still goes to the environment (error message, turn consumed) and is counted in ``parse_failures``."""
     from parsimon.cta.agents.llm import LLMAgent
-    from parsimon.cta.filereading.env import parse_action as env_parse
 
-    class FileReadingLLMAgent(LLMAgent):
-        def act(self, observation: str, info: dict) -> str:
-            text = self._reply(observation, info)
-            if text is None:
-                return self._failed_reply
-            if env_parse(text) is None:
-                self.count("parse_failures")
-            return text
-
-    kw.setdefault("max_tokens", 1024 if thinking else 384)
-    return FileReadingLLMAgent(prompts=filereading_prompts(), with_prior=with_prior, thinking=thinking, **kw)
+    kw["max_tokens"] = kw.get("max_tokens") or FR_MAX_TOKENS[int(thinking)]
+    return LLMAgent(prompts=filereading_prompts(), with_prior=with_prior, thinking=thinking, **kw)

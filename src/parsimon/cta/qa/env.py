@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from parsimon.cta.actions import ActionFormat, ActionKind, text_field
 from parsimon.cta.base import CTAEnv, Policy
 from parsimon.cta.calibration import expected_calibration_error, fit_calibrator
 from parsimon.cta.qa.answerer import SimulatedAnswerer, normalize_answer
@@ -34,8 +35,8 @@ from parsimon.cta.registry import (
 )
 from parsimon.cta.taskfile import build_tasks, read_records
 
-__all__ = ["QABench", "QAEnv", "QATask", "bench_of", "generate_tasks", "get_bench", "load_tasks", "optimal_decision",
-           "save_tasks"]
+__all__ = ["QABench", "QAEnv", "QATask", "action_format", "bench_of", "generate_tasks", "get_bench", "load_tasks",
+           "optimal_decision", "save_tasks"]
 
 GAMMA_RANGE = (0.1, 0.65)
 
@@ -199,8 +200,24 @@ def load_tasks(path: str | Path) -> list[QATask]:
     return build_tasks(path, read_records(path), _task_from_dict, kind="qa")
 
 
+ANSWER_CHARS = 80  # the longest answer a structured reply may give (the knowledge base's answers are short)
+
+
+def _qa_text(action: dict) -> str:
+    if action["kind"] == "RETRIEVE":
+        return "RETRIEVE"
+    return "ANSWER: " + " ".join(action["answer"].split())
+
+
+def action_format(retrieved: bool) -> ActionFormat:
+    """The structured action space: RETRIEVE (only before the one retrieval) or ANSWER with a short answer."""
+    answer = ActionKind("ANSWER", {"answer": text_field(ANSWER_CHARS, 1)}, {"answer": '"<short answer>"'})
+    return ActionFormat("qa_action", (answer,) if retrieved else (ActionKind("RETRIEVE"), answer), _qa_text)
+
+
 class QAEnv(CTAEnv):
-    """Actions ``RETRIEVE`` (once; returns the top BM25 document) and ``ANSWER: <text>`` (ends)."""
+    """Actions ``RETRIEVE`` (once; returns the top BM25 document) and ``ANSWER: <text>`` (ends).
+    ``info["retrieved"]`` says whether the retrieval was used (see :func:`action_format`)."""
 
     name = "qa"
 
@@ -217,9 +234,15 @@ class QAEnv(CTAEnv):
     def _start(self, task: QATask) -> tuple[str, dict]:
         self.bench = bench_of(task)
         self.retrieved = False
-        return f"Question: {task.question}\nDiscount factor d: {task.gamma:.2f}\nChoose your action.", {}
+        return f"Question: {task.question}\nDiscount factor d: {task.gamma:.2f}\nChoose your action.", {
+            "retrieved": False}
 
     def _act(self, action: str) -> tuple[str, float, bool, dict]:
+        obs, reward, done, info = self._apply(action)
+        info["retrieved"] = self.retrieved
+        return obs, reward, done, info
+
+    def _apply(self, action: str) -> tuple[str, float, bool, dict]:
         text = action.strip()
         head = text.upper()
         if head.startswith("RETRIEVE"):
@@ -340,8 +363,7 @@ class _QALLMAgent(Policy):
         super().__init__()
         from parsimon.cta.agents.llm import LLMAgent, qa_prompts
 
-        self.inner = LLMAgent(prompts=qa_prompts, with_prior=with_prior, thinking=thinking,
-                              max_tokens=kw.pop("max_tokens", 512 if thinking else 24), **kw)
+        self.inner = LLMAgent(prompts=qa_prompts, with_prior=with_prior, thinking=thinking, **kw)
         self.stats = self.inner.stats
 
     def reset(self, task_view: Any, prior: Any, *, seed: int | None = None) -> None:
@@ -350,6 +372,10 @@ class _QALLMAgent(Policy):
 
     def act(self, observation: str, info: dict) -> str:
         return self.inner.act(observation, info)
+
+    @property
+    def max_tokens(self) -> int:
+        return self.inner.max_tokens
 
 
 def _llm_factory(with_prior: bool, thinking: bool):

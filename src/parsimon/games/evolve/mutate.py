@@ -10,6 +10,18 @@ Edit format (spec §6.1): one or more blocks ::
 
 Every SEARCH chunk must occur in the program; all of its occurrences are replaced (the paper's rule).
 Both mutators produce such blocks, so the offline mutator exercises the same applier as the LLM.
+
+The LLM mutator asks for the edits as JSON by default (``output="constrained"``):
+``{"thinking": "...", "edits": [{"search": ..., "replace": ...}]}``, where ``search`` is constrained to an
+enum of the parent's *snippets*: every run of one to three consecutive non-blank lines, exactly as they
+stand (indentation included). Why an enum of snippets rather than a grammar of all substrings: the
+substrings of a program form a regular language, but its grammar needs a rule per state of the program's
+suffix automaton (thousands for a 1,000-character program) and lets a SEARCH start or end mid-token, while
+the snippets of a 30-100 line program are a few dozen to a few hundred strings, which a JSON schema (OpenAI,
+llama.cpp) and the GBNF grammar derived from it both express, and which are what SEARCH blocks hold in
+practice. A constrained SEARCH therefore always occurs in the parent; the second of two edits can still
+miss when the first one rewrote its lines (stage ``apply``). ``output="free"`` keeps the paper's text
+blocks.
 """
 
 from __future__ import annotations
@@ -20,10 +32,17 @@ from typing import Any
 
 import numpy as np
 
-from parsimon.errors import ParsimonError
+from parsimon.errors import ConfigError, ParsimonError
+from parsimon.llm.structured import OUTPUT_MODES as OUTPUTS
 
 __all__ = ["EditError", "Edit", "Mutation", "parse_search_replace", "apply_edits", "format_edits",
-           "build_prompt", "LLMMutator", "OfflineMutator", "TASK_INSTRUCTION_CFR"]
+           "build_prompt", "edit_output", "search_snippets", "LLMMutator", "OfflineMutator", "OUTPUTS",
+           "TASK_INSTRUCTION_CFR"]
+
+MAX_SEARCH_LINES = 3  # a SEARCH snippet spans at most this many lines (the prompt asks for at most 4)
+MAX_EDITS = 2
+REPLACE_CHARS = 800  # about 200 tokens of new code per edit
+THINKING_TOKENS = 300  # cap on the thinking field (about four characters a token)
 
 
 class EditError(ParsimonError, ValueError):
@@ -94,13 +113,60 @@ FOCUS_SENTENCES = (
     "Focus on how the average policy is weighted over iterations.",
 )
 COT = "Think step by step about why the change should lower exploitability before writing the edit."
+_TEXT_FORMAT = (
+    "Answer with one or more edits in exactly this format (the SEARCH part, at most 4 lines, must match "
+    "the program exactly; every occurrence is replaced):\n"
+    "<<<<<<< SEARCH\n<lines of the program>\n=======\n<new lines>\n>>>>>>> REPLACE\n"
+)
+_JSON_FORMAT = (
+    'Answer with only a JSON object {"thinking": "<your reasoning>", "edits": [{"search": "<one to three '
+    'consecutive lines copied exactly from the program, indentation included>", "replace": "<the new lines>"}]} '
+    "with one or two edits; every occurrence of a search text is replaced.\n"
+)
+
+
+def search_snippets(source: str, max_lines: int = MAX_SEARCH_LINES) -> list[str]:
+    """Every run of 1..``max_lines`` consecutive non-blank lines of ``source`` (as they stand, without the
+    final newline), in order of first appearance, each once."""
+    if max_lines < 1:
+        raise ConfigError(f"`max_lines` must be >= 1, got {max_lines}")
+    lines = source.splitlines()
+    out: dict[str, None] = {}
+    for i in range(len(lines)):
+        for n in range(1, max_lines + 1):
+            window = lines[i:i + n]
+            if len(window) < n or any(not ln.strip() for ln in window):
+                break
+            out.setdefault("\n".join(window), None)
+    return list(out)
+
+
+def edit_output(parent: str, *, max_edits: int = MAX_EDITS, replace_chars: int = REPLACE_CHARS,
+                thinking_chars: int = 4 * THINKING_TOKENS) -> Any:
+    """The reply shape for mutating ``parent``: a capped ``thinking`` field (when ``thinking_chars`` > 0),
+    then 1..``max_edits`` edits whose ``search`` is one of :func:`search_snippets` of the parent."""
+    from parsimon.llm.structured import StructuredOutput
+
+    snippets = search_snippets(parent)
+    if not snippets:
+        raise EditError("the parent program has no non-blank line to edit")
+    edit = {"type": "object", "properties": {"search": {"type": "string", "enum": snippets},
+                                              "replace": {"type": "string", "maxLength": replace_chars}},
+            "required": ["search", "replace"], "additionalProperties": False}
+    props: dict[str, Any] = {}
+    if thinking_chars > 0:
+        props["thinking"] = {"type": "string", "maxLength": thinking_chars}
+    props["edits"] = {"type": "array", "items": edit, "minItems": 1, "maxItems": max_edits}
+    schema = {"type": "object", "properties": props, "required": list(props), "additionalProperties": False}
+    return StructuredOutput(schema, name="search_replace_edits", description=_JSON_FORMAT.strip())
 
 
 def build_prompt(code: str, previous: list[tuple[str, dict]], *, task_instruction: str = TASK_INSTRUCTION_CFR,
                  focus_sentence: str = FOCUS_SENTENCES[0], lazy_prompt: str = LAZY_PROMPT,
-                 trigger_chain_of_thought: str = COT) -> str:
+                 trigger_chain_of_thought: str = COT, output: str = "free") -> str:
     """The mutation prompt in the paper's structure: prior programs with scores, the parent's code, the
-    task, a focus sentence, and the SEARCH/REPLACE answer format."""
+    task, a focus sentence, and the answer format (SEARCH/REPLACE text blocks, or the JSON edits of
+    ``output="constrained"``)."""
     prev = "\n\n".join(
         f"# Prior program {i + 1} (fitness: {', '.join(f'{k}={v:.6g}' for k, v in scores.items())})\n```python\n{src}\n```"
         for i, (src, scores) in enumerate(previous)
@@ -110,38 +176,56 @@ def build_prompt(code: str, previous: list[tuple[str, dict]], *, task_instructio
         f"## Previous programs that performed well\n{prev}\n\n"
         f"## Program to improve\n```python\n{code}\n```\n\n"
         f"## Instructions\n{focus_sentence} {lazy_prompt} {trigger_chain_of_thought}\n"
-        "Answer with one or more edits in exactly this format (the SEARCH part, at most 4 lines, must match "
-        "the program exactly; every occurrence is replaced):\n"
-        "<<<<<<< SEARCH\n<lines of the program>\n=======\n<new lines>\n>>>>>>> REPLACE\n"
+        + (_JSON_FORMAT if output == "constrained" else _TEXT_FORMAT)
     )
 
 
 class LLMMutator:
     """Ask an OpenAI-compatible chat model (``parsimon.llm.ChatClient``) for SEARCH/REPLACE edits.
 
-    Costs are charged to the governance ledger by the client (component ``games.evolve.llm``).
+    Args:
+        client: a chat client (default: one built from ``client_kwargs``).
+        output: ``constrained`` (JSON edits whose SEARCH is a snippet of the parent; default) or ``free``
+            (the paper's text blocks); see the module docstring.
+        thinking_tokens: cap on the constrained reply's thinking field (0: no thinking field).
+        temperature / max_tokens: sampling settings of each request.
+
+    Costs are charged to the governance ledger by the client (component ``games.evolve.llm``); each
+    mutation's ``usage`` also says which output mode the endpoint gave (``mode``) and whether it was re-asked.
     """
 
     def __init__(self, client: Any = None, *, temperature: float = 0.8, max_tokens: int = 2048,
-                 task_instruction: str = TASK_INSTRUCTION_CFR, **client_kwargs: Any):
+                 task_instruction: str = TASK_INSTRUCTION_CFR, output: str = "constrained",
+                 thinking_tokens: int = THINKING_TOKENS, **client_kwargs: Any):
+        if output not in OUTPUTS:
+            raise ConfigError(f"`output` must be one of {OUTPUTS}, got {output!r}")
+        if thinking_tokens < 0:
+            raise ConfigError(f"`thinking_tokens` must be >= 0, got {thinking_tokens}")
         if client is None:
             from parsimon.llm import ChatClient
 
             client = ChatClient(component="games.evolve.llm", **client_kwargs)
         self.client = client
         self.temperature, self.max_tokens = temperature, max_tokens
-        self.task_instruction = task_instruction
+        self.task_instruction, self.output, self.thinking_tokens = task_instruction, output, thinking_tokens
 
     def mutate(self, parent: str, previous: list[tuple[str, dict]], rng: np.random.Generator) -> Mutation:
         focus = FOCUS_SENTENCES[int(rng.integers(len(FOCUS_SENTENCES)))]
-        prompt = build_prompt(parent, previous, task_instruction=self.task_instruction, focus_sentence=focus)
+        prompt = build_prompt(parent, previous, task_instruction=self.task_instruction, focus_sentence=focus,
+                              output=self.output)
+        kwargs: dict[str, Any] = {}
+        out = None
+        if self.output == "constrained":
+            out = edit_output(parent, thinking_chars=4 * self.thinking_tokens)
+            kwargs["structured"] = out
         resp = self.client.chat([{"role": "user", "content": prompt}], temperature=self.temperature,
-                                max_tokens=self.max_tokens, seed=int(rng.integers(2**31)))
+                                max_tokens=self.max_tokens, seed=int(rng.integers(2**31)), **kwargs)
         usage = {"prompt_tokens": resp.usage.prompt_tokens, "completion_tokens": resp.usage.completion_tokens,
-                 "cost": resp.cost, "finish_reason": resp.finish_reason}
+                 "cost": resp.cost, "finish_reason": resp.finish_reason, "mode": getattr(resp, "mode", "free"),
+                 "reasks": getattr(resp, "reasks", 0)}
         stage = "parse"
         try:
-            edits = parse_search_replace(resp.text)
+            edits = self._edits(resp, out)
             stage = "apply"
             src = apply_edits(parent, edits)
         except EditError as exc:
@@ -150,6 +234,22 @@ class LLMMutator:
             exc.usage, exc.reply, exc.stage = usage, resp.text, stage
             raise
         return Mutation(src, f"llm: {len(edits)} edit(s); {focus}", edits, usage)
+
+    @staticmethod
+    def _edits(resp: Any, out: Any) -> list[Edit]:
+        if out is None:
+            return parse_search_replace(resp.text)
+        parsed = getattr(resp, "parsed", None)
+        if parsed is None and getattr(resp, "mode", "free") == "free":  # a client that ignores `structured`
+            from parsimon.llm.structured import StructuredError
+
+            try:
+                parsed = out.parse(resp.text)
+            except StructuredError as exc:
+                raise EditError(f"the reply is not the requested JSON edits: {exc}") from exc
+        if parsed is None:
+            raise EditError(f"the reply is not the requested JSON edits: {getattr(resp, 'parse_error', '')}")
+        return [Edit(e["search"], e["replace"]) for e in parsed["edits"]]
 
 
 # --------------------------------------------------------------------------------------- offline mutator
