@@ -18,7 +18,9 @@ map is skewed as in real video models), with ``p`` calibrated by bisection to re
         # the GPU part's code end to end on the CPU at a tiny shape (kernels interpreted, fp32; cuDNN/FA2 are
         # recorded as failed there): checks that the one GPU command will run before a GPU is at hand
 
-Writes ``benchmarks/results/attention_{cpu,gpu}.json`` and ``.png`` (``_quick`` suffix with ``--quick``).
+Writes ``attention_{cpu,gpu}.json`` and ``.png`` (``_quick`` suffix with ``--quick``) into a run folder
+(``--out``, default ``runs/attention-bench-<UTC stamp>``); ``--save`` also writes them to ``benchmarks/results/``
+and refreshes the copy shipped in the package (``parsimon/attention/speed_results.json``, read by the report).
 """
 
 from __future__ import annotations
@@ -38,11 +40,15 @@ os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(Path.home() / ".cache" / "p
 import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _outputs import add_output_options, open_run, write_results  # noqa: E402
 
 from parsimon.attention import dense_masked_attention, hybrid_block_mask, sparse_attention  # noqa: E402
 from parsimon.testing import rel_err  # noqa: E402
 
-RESULTS = Path(__file__).resolve().parent / "results"
+#: The package's copy of the committed speed results (the report reads it; an installed wheel has no checkout).
+PACKAGED = Path(__file__).resolve().parents[1] / "src" / "parsimon" / "attention" / "speed_results.json"
 
 
 # ------------------------------------------------------------------------------------------------ inputs
@@ -368,17 +374,26 @@ def main(argv=None) -> int:
     ap.add_argument("--all-bwd", action="store_true", help="also time fwd+bwd at 720p")
     ap.add_argument("--rehearse-on-cpu", action="store_true",
                     help="with --gpu and TRITON_INTERPRET=1: run the GPU part's code on the CPU at a tiny shape")
-    ap.add_argument("--out", type=Path, default=RESULTS)
+    add_output_options(ap, "attention-bench")
     args = ap.parse_args(argv)
-    args.out.mkdir(parents=True, exist_ok=True)
-    result = run_gpu(args) if args.gpu else run_cpu(args)
-    result["env"] = {"torch": torch.__version__, "python": platform.python_version(), "machine": platform.machine(),
-                     "argv": sys.argv[1:], "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    stem = f"attention_{result['part']}" + ("_quick" if args.quick else "")
-    (args.out / f"{stem}.json").write_text(json.dumps(result, indent=2))
-    plot(result, args.out / f"{stem}.png")
-    print(f"wrote {args.out / (stem + '.json')} and .png")
+    with open_run("attention bench", args) as run:
+        result = run_gpu(args) if args.gpu else run_cpu(args)
+        result["env"] = {"torch": torch.__version__, "python": platform.python_version(),
+                         "machine": platform.machine(), "argv": sys.argv[1:] if argv is None else list(argv),
+                         "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        stem = f"attention_{result['part']}" + ("_quick" if args.quick else "")
+        write_results(run, stem, result, lambda path: plot(result, path), args.save)
+        if args.save and not args.quick and result["part"] in ("cpu", "gpu"):
+            refresh_packaged(stem, result)
     return 0
+
+
+def refresh_packaged(stem: str, result: dict, path: Path | None = None) -> None:
+    """Put ``result`` into the package's copy of the committed speed results under ``<stem>.json``."""
+    path = path or PACKAGED
+    data = json.loads(path.read_text()) if path.is_file() else {"files": {}}
+    data.setdefault("files", {})[f"{stem}.json"] = json.loads(json.dumps(result, default=str))
+    path.write_text(json.dumps(data, indent=1))
 
 
 if __name__ == "__main__":

@@ -7,7 +7,9 @@
         # exploitability after N iterations (curves) of CFR+, DCFR, PCFR+, PDCFR+, VAD-CFR, AOD-CFR on the
         # paper's training and test games -> games_cfr_table.json / .png (--large adds 3-player Leduc)
 
-Writes benchmarks/results/games_bench[_gpu].json and .png. Each engine does one warm-up iteration, then
+Writes games_bench[_gpu][_quick].json and .png (``games_cfr_table`` for --table) into a run folder (``--out``,
+default runs/games-bench-<UTC stamp>); ``--save`` also writes them to benchmarks/results/ (a --quick run has
+its own ``_quick`` name there, so it never replaces the full run's file). Each engine does one warm-up iteration, then
 ``k`` timed iterations; we report the median seconds per iteration. After the timed iterations the
 average policies of our engine and OpenSpiel C++ (same number of iterations) are compared
 (``max_policy_diff``) so that the timings are of the same computation. Compile time and memory of the
@@ -18,7 +20,6 @@ measured side by side in the same run.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -30,6 +31,9 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("MKL_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _outputs import add_output_options, open_run, write_results  # noqa: E402
 
 GAMES = [
     # (name, OpenSpiel string, our iterations, C++ iterations, Python iterations)
@@ -181,7 +185,7 @@ TABLE_GAMES = [
 TABLE_ALGOS = ["cfr+", "dcfr", "pcfr+", "pdcfr+", "vad-cfr", "aod-cfr"]
 
 
-def table(iterations: int, large: bool, out: Path, backend: str = "numpy", only_games=None, algos=None,
+def table(iterations: int, large: bool, run, save: bool, backend: str = "numpy", only_games=None, algos=None,
           name: str = "games_cfr_table", eval_points: int = 100) -> None:
     from parsimon.games import compile_game, solve
 
@@ -201,10 +205,12 @@ def table(iterations: int, large: bool, out: Path, backend: str = "numpy", only_
                          "wall_s": time.perf_counter() - t0})
             print(f"{label:14s} {algo:8s} {res.final_exploitability:.4g}  "
                   f"({res.seconds_per_iteration * 1e3:.2f} ms/it)", flush=True)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / f"{name}.json").write_text(json.dumps(
-        {"meta": {"iterations": iterations, "metric": "exploitability (NashConv / players) of the average policy",
-                  "backend": backend}, "rows": rows}, indent=1))
+    data = {"meta": {"iterations": iterations, "metric": "exploitability (NashConv / players) of the average policy",
+                     "backend": backend}, "rows": rows}
+    write_results(run, name, data, lambda path: plot_table(rows, path), save)
+
+
+def plot_table(rows: list[dict], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -227,9 +233,8 @@ def table(iterations: int, large: bool, out: Path, backend: str = "numpy", only_
     axes.flat[0].legend(fontsize=7)
     axes.flat[0].set_ylabel("exploitability")
     fig.tight_layout()
-    fig.savefig(out / f"{name}.png", dpi=100)
+    fig.savefig(path, dpi=100)
     plt.close(fig)
-    print(f"wrote {out / name}.json and .png")
 
 
 def main(argv=None) -> int:
@@ -239,7 +244,6 @@ def main(argv=None) -> int:
     ap.add_argument("--device", default="cuda", help="torch device for --gpu (cpu only to check the code path)")
     ap.add_argument("--no-python", action="store_true", help="skip OpenSpiel's Python solver")
     ap.add_argument("--no-torch-cpu", action="store_true", help="skip the torch CPU backend")
-    ap.add_argument("--out", default=str(Path(__file__).parent / "results"))
     ap.add_argument("--table", action="store_true", help="exploitability table/curves instead of timings")
     ap.add_argument("--iterations", type=int, default=1000, help="iterations for --table")
     ap.add_argument("--large", action="store_true", help="--table: include 3-player Leduc")
@@ -247,27 +251,32 @@ def main(argv=None) -> int:
     ap.add_argument("--algos", default="", help="--table: comma-separated algorithms")
     ap.add_argument("--name", default="games_cfr_table", help="--table: output file stem")
     ap.add_argument("--eval-points", type=int, default=100, help="--table: evaluations per curve")
+    add_output_options(ap, "games-bench")
     args = ap.parse_args(argv)
-    if args.table:
-        table(args.iterations, args.large, Path(args.out), "torch" if args.gpu else "numpy",
-              [g.strip() for g in args.games.split(",") if g.strip()] or None,
-              [a.strip() for a in args.algos.split(",") if a.strip()] or None, args.name, args.eval_points)
-        return 0
-    if args.gpu and args.device.startswith("cuda"):
+    if args.gpu and args.device.startswith("cuda") and not args.table:
         import torch
 
         if not torch.cuda.is_available():
             print("--gpu given but torch sees no CUDA device", file=sys.stderr)
             return 2
+    with open_run("games bench", args) as run:
+        if args.table:
+            table(args.iterations, args.large, run, args.save, "torch" if args.gpu else "numpy",
+                  [g.strip() for g in args.games.split(",") if g.strip()] or None,
+                  [a.strip() for a in args.algos.split(",") if a.strip()] or None, args.name, args.eval_points)
+        else:
+            timings(args, run)
+    return 0
+
+
+def timings(args: argparse.Namespace, run) -> None:
     rows = []
     for name, gstr, k1, k2, k3 in GAMES:
         if args.quick and name not in QUICK:
             continue
         rows.append(bench_game(name, gstr, k1, k2, k3, python=not args.no_python,
                                torch_cpu=not args.no_torch_cpu, gpu=args.gpu, device=args.device))
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    stem = "games_bench_gpu" if args.gpu else "games_bench"
+    stem = ("games_bench_gpu" if args.gpu else "games_bench") + ("_quick" if args.quick else "")
     meta = {"algorithm": "cfr+", "threads": 1, "python": sys.version.split()[0], "machine": platform.machine(),
             "processor": platform.processor(), "cpu_count": os.cpu_count(),
             "load_avg_1min": os.getloadavg()[0], "note": "median seconds per iteration; side-by-side in one run"}
@@ -275,10 +284,7 @@ def main(argv=None) -> int:
         import torch
 
         meta["gpu"] = torch.cuda.get_device_name(0) if args.device.startswith("cuda") else args.device
-    (out / f"{stem}.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
-    plot(rows, out / f"{stem}.png", args.gpu)
-    print(f"wrote {out / stem}.json and .png")
-    return 0
+    write_results(run, stem, {"meta": meta, "rows": rows}, lambda path: plot(rows, path, args.gpu), args.save)
 
 
 if __name__ == "__main__":

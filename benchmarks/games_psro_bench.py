@@ -3,18 +3,19 @@ the numpy inner loop (no C kernel); PRD with OpenSpiel's 100,000 inner steps on 
 merged meta-game vs the numpy loop (10 PSRO iterations), and PRD / RM for 100 iterations there; per-meta-solver
 timings on 2-player Kuhn.
 
-    python benchmarks/games_psro_bench.py [--quick]
+    python benchmarks/games_psro_bench.py [--quick] [--save]
 
-Writes benchmarks/results/games_psro_bench.json and .png. One thread; this machine is shared, so
-wall times are noisy (CPU seconds are reported beside them).
+Writes games_psro_bench[_quick].json and .png into a run folder (``--out``, default
+runs/games-psro-bench-<UTC stamp>); ``--save`` also writes them to benchmarks/results/. One thread; this machine
+is shared, so wall times are noisy (CPU seconds are reported beside them).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
+import sys
 import time
 from pathlib import Path
 
@@ -23,10 +24,11 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _outputs import add_output_options, open_run, write_results  # noqa: E402
+
 from parsimon.games import _orm_kernel  # noqa: E402
 from parsimon.games.psro import psro  # noqa: E402
-
-OUT = Path(__file__).resolve().parent / "results"
 
 
 def _run(game, tr, ev, iters, **kw):
@@ -35,16 +37,24 @@ def _run(game, tr, ev, iters, **kw):
     return res, time.perf_counter() - t0, time.process_time() - c0
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="30 iterations for the numpy-loop comparison")
-    args = ap.parse_args()
+    add_output_options(ap, "games-psro-bench")
+    args = ap.parse_args(argv)
+    with open_run("games psro bench", args) as run:
+        data, plot = measure(args)
+        write_results(run, "games_psro_bench" + ("_quick" if args.quick else ""), data, plot, args.save)
+
+
+def measure(args: argparse.Namespace):
+    """The measurements (a JSON-ready dict) and a function drawing their plot into a path."""
     rows = {}
     res, wall, cpu = _run("kuhn_poker(players=3)", "shor", "shor-eval", 100)
     rows["kuhn3p_shor_100_kernel"] = {"wall_s": wall, "cpu_s": cpu, "breakdown": res.seconds_breakdown,
-                                      "curve": res.exploitability, "final": res.final(),
+                                      "curve": res.exploitability, "final": res.final,
                                       "kernel": _orm_kernel.load() is not None}
-    print(f"SHOR-PSRO Kuhn 3p, 100 its (C kernel): {wall:.1f} s wall, {cpu:.1f} s CPU, final {res.final():.3g}")
+    print(f"SHOR-PSRO Kuhn 3p, 100 its (C kernel): {wall:.1f} s wall, {cpu:.1f} s CPU, final {res.final:.3g}")
     n_np = 30 if args.quick else 100
     res_np, wall_np, cpu_np = _run("kuhn_poker(players=3)", "shor", "shor-eval", n_np,
                                    train_kwargs={"use_kernel": False}, eval_kwargs={"use_kernel": False})
@@ -66,8 +76,8 @@ def main() -> None:
     print(f"  speed-up {prd['cpu_speedup']:.0f}x (CPU s), curves agree: {prd['same_curve']}")
     for tr in ("prd", "rm"):
         r, w, c = _run("kuhn_poker(players=3)", tr, tr, 100)
-        rows[f"kuhn3p_{tr}_100_kernel"] = {"wall_s": w, "cpu_s": c, "final": r.final(), "curve": r.exploitability}
-        print(f"{tr.upper()} Kuhn 3p, 100 its (C kernel): {w:.1f} s wall, {c:.1f} s CPU, final {r.final():.3g}")
+        rows[f"kuhn3p_{tr}_100_kernel"] = {"wall_s": w, "cpu_s": c, "final": r.final, "curve": r.exploitability}
+        print(f"{tr.upper()} Kuhn 3p, 100 its (C kernel): {w:.1f} s wall, {c:.1f} s CPU, final {r.final:.3g}")
     per_solver = {}
     for tr, ev, n, kw in [("uniform", "uniform", 100, {}), ("nash", "nash", 100, {}),
                           ("shor", "shor-eval", 100, {}), ("rm", "rm", 100, {}),
@@ -75,14 +85,16 @@ def main() -> None:
         r, w, c = _run("kuhn_poker", tr, ev, n, train_kwargs=kw if tr in ("rm", "prd") else {},
                        eval_kwargs=kw if ev in ("rm", "prd") else {})
         per_solver[f"{tr}/{ev}"] = {"iterations": n, "solver_kwargs": kw, "wall_s": w, "cpu_s": c,
-                                    "final": r.final(), "curve": r.exploitability}
-        print(f"  Kuhn 2p {tr}/{ev} {n} its: {w:.1f} s, final {r.final():.3g}")
+                                    "final": r.final, "curve": r.exploitability}
+        print(f"  Kuhn 2p {tr}/{ev} {n} its: {w:.1f} s, final {r.final:.3g}")
     data = {"machine": platform.platform(), "python": platform.python_version(), "threads": 1,
             "note": "Shared 2-core machine under load from other jobs; compare CPU seconds. A version of PSRO on "
                     "OpenSpiel policy objects took about 24 minutes for the same Kuhn 3p run (issue text).",
             "kuhn3p": rows, "kuhn3p_prd_kernel_vs_numpy": prd, "kuhn2p_solvers": per_solver, "numpy_loop_iterations": n_np, "kernel_cpu": k_cpu}
-    OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "games_psro_bench.json").write_text(json.dumps(data, indent=1, default=float))
+    return data, lambda path: _plot(path, res, wall, rows, per_solver)
+
+
+def _plot(path, res, wall, rows, per_solver) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -106,8 +118,8 @@ def main() -> None:
     axes[1].set_xlabel("PSRO iteration")
     axes[1].legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(OUT / "games_psro_bench.png", dpi=90)
-    print(f"wrote {OUT / 'games_psro_bench.json'} and .png")
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
 
 
 if __name__ == "__main__":

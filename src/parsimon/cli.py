@@ -7,6 +7,7 @@ app). It must import only light modules at import time (no torch, no OpenSpiel),
 
 from __future__ import annotations
 
+import enum
 import importlib
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from typer.core import TyperGroup
 
 from parsimon import __version__
 from parsimon.errors import ParsimonError
+from parsimon.report.runner import SUBPACKAGES
 
 __all__ = ["app", "main"]
 
@@ -25,9 +27,23 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(2)
 
 
+def _quiet_flags(command, _seen=None) -> None:
+    """Flags take no value: show none in ``--help`` (typer would print ``<bool>``, which invites
+    ``--json true``, an error)."""
+    for param in getattr(command, "params", []):
+        if getattr(param, "is_flag", False) and not getattr(param, "metavar", None):
+            param.metavar = ""
+    for sub in getattr(command, "commands", {}).values():
+        _quiet_flags(sub)
+
+
 class _Group(TyperGroup):
     """The root group: every command's ParsimonError (and an OS error on a path the user gave) becomes one
     line on stderr, ``error: ...``, and exit status 2 — never a traceback."""
+
+    def main(self, *args, **kwargs):  # noqa: D102 - click's hook
+        _quiet_flags(self)
+        return super().main(*args, **kwargs)
 
     def invoke(self, ctx):  # noqa: D102 - click's hook
         try:
@@ -68,28 +84,31 @@ def _root(
     """Parsimon command line."""
 
 
+# The `--only` choices: the runner's list (one source), as an Enum because typer takes no list of Literal.
+_Section = enum.Enum("_Section", {name: name for name in SUBPACKAGES}, type=str)
+
+
 @app.command()
 def reproduce(
-    only: list[str] = typer.Option(
-        None, "--only", help="Run only this subpackage's reproduction (repeatable), e.g. --only games."
+    only: list[_Section] = typer.Option(
+        None, "--only", help="Run only this subpackage's reproduction (repeatable), e.g. --only games; one not "
+        "in this installation is an error."
     ),
     full: bool = typer.Option(False, "--full", help="Run the larger settings (and GPU ones if a GPU exists)."),
-    out: Path = typer.Option(None, "--out", help="Output folder (default reports/<UTC timestamp>)."),
+    out: Path = typer.Option(None, "--out", help="Output folder (default reports/<UTC timestamp>); one run "
+                             "folder per section inside (`parsimon runs list OUT`)."),
     seed: int = typer.Option(0, "--seed", help="Seed every reproduction starts from."),
 ) -> None:
     """Run each paper's quick reproduction and write an HTML report (reports/<timestamp>/index.html)."""
     from rich.console import Console
 
     from parsimon.progress import standard_progress
-    from parsimon.report.runner import SUBPACKAGES, run_reproduce
+    from parsimon.report.runner import run_reproduce
 
-    if only:
-        bad = sorted(set(only) - set(SUBPACKAGES))
-        if bad:
-            raise typer.BadParameter(f"unknown subpackage(s) {bad}; choose from {SUBPACKAGES}", param_hint="--only")
     console = Console(stderr=True)
+    names = [o.value for o in only] if only else None
     with standard_progress(console=console) as progress:
-        path = run_reproduce(only, full=full, out=out, seed=seed, progress=progress, console=console)
+        path = run_reproduce(names, full=full, out=out, seed=seed, progress=progress, console=console)
     typer.echo(f"report written to {path.resolve()}")
 
 

@@ -24,6 +24,8 @@ __all__ = [
     "apply_overrides",
     "choices",
     "config_option",
+    "emit",
+    "json_option",
     "load_config_file",
     "out_option",
     "ray_option",
@@ -169,3 +171,26 @@ def resolve_config(default: Any, config_file: str | os.PathLike | None, cli_valu
         cfg = apply_overrides(cfg, load_config_file(config_file), source=f"`--config` {config_file}")
     given = {k: v for k, v in cli_values.items() if v is not None}
     return apply_overrides(cfg, given, source="command line")
+
+
+def json_option() -> Any:
+    """``--json``: print the command's result as JSON instead of text."""
+    return typer.Option(False, "--json", help="Print the result as JSON instead of text.")
+
+
+def emit(result: Any, as_json: bool = False) -> None:
+    """Print a command's result: JSON with ``--json``, else one ``name: value`` line per leaf (nested keys
+    joined with ``/``, floats to 6 significant digits)."""
+    if as_json:
+        typer.echo(json.dumps(result, indent=1, default=str))
+        return
+
+    def lines(obj: Any, prefix: str = ""):
+        if isinstance(obj, dict):
+            for k, v in obj.items():
+                yield from lines(v, f"{prefix}{k}/" if isinstance(v, dict) else f"{prefix}{k}")
+        else:
+            yield f"{prefix}: {f'{obj:.6g}' if isinstance(obj, float) else obj}"
+
+    for line in lines(result):
+        typer.echo(line)

@@ -12,6 +12,7 @@ __all__ = [
     "MalformedReply",
     "AuditError",
     "ConfigError",
+    "StoreError",
 ]
 
 
@@ -57,6 +58,10 @@ class MalformedReply(LLMError):
 
 class AuditError(ParsimonError):
     """The proof-of-action log is corrupt or cannot be written."""
+
+
+class StoreError(ParsimonError):
+    """The governance store (SQLite) cannot be opened or read: not a database, locked, unreadable."""
 
 
 def require(module: str, extra: str, feature: str = ""):

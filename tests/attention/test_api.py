@@ -66,6 +66,34 @@ def test_bad_options():
         sparse_attention(q, k[:, :, :64], v[:, :, :64], causal=True)
 
 
+@pytest.mark.parametrize("scale", [float("nan"), float("inf"), -1.0, 0.0])
+def test_bad_scale_is_refused_naming_it(scale):
+    """Issue 10: scale=nan returned all-NaN output instead of an error."""
+    from parsimon.errors import ConfigError
+
+    q, k, v = _qkv()
+    with pytest.raises(ConfigError, match="`scale` must be a finite positive number"):
+        sparse_attention(q, k, v, scale=scale, backend="torch")
+    with pytest.raises(ValueError, match="`scale`"):
+        hybrid_block_mask(q, k, scale=scale)
+
+
+def test_choices_come_from_one_registry():
+    from parsimon.attention.registry import BACKENDS, MODES
+    from parsimon.errors import ConfigError
+
+    q, k, v = _qkv()
+    with pytest.raises(ConfigError, match=r"`backend` must be one of \['auto', 'dense', 'flex', 'torch', 'triton'\]"):
+        sparse_attention(q, k, v, backend="cuda")
+    with pytest.raises(ConfigError, match=r"`mode` must be one of \['hybrid', 'topk', 'topp'\]"):
+        hybrid_block_mask(q, k, mode="both")
+    for mode in MODES:  # every registered mode builds a layout, every registered CPU backend runs
+        lay = hybrid_block_mask(q, k, topk=0.1, topp=0.3, block_q=64, block_k=32, mode=mode)
+        for backend in ("auto", "torch", "dense"):
+            assert backend in BACKENDS
+            assert rel_err(sparse_attention(q, k, v, lay, backend=backend), dense_masked_attention(q, k, v, lay)) < 1e-4
+
+
 def test_device_mismatch():
     q, k, v = _qkv()
     with pytest.raises(ValueError, match="device"):

@@ -30,8 +30,27 @@ def test_sdpa_keeping_every_block_equals_real_sdpa_and_gqa():
     q, k, v = _qkv(h=4, hkv=2)
     out = sdpa(q, k, v, enable_gqa=True, topk=1.0, topp=1.0, block_q=16, block_k=8, backend="torch")
     assert_close("full", F.scaled_dot_product_attention(q, k, v, enable_gqa=True), out, 1e-5)
-    with pytest.raises(ValueError, match="enable_gqa"):
-        sdpa(q, k, v, topk=1.0, block_q=16, block_k=8)
+    # enable_gqa is inferred when the key heads divide the query heads (the README's call)
+    inferred = sdpa(q, k, v, topk=1.0, topp=1.0, block_q=16, block_k=8, backend="torch")
+    assert torch.equal(inferred, out)
+    q3, k3, v3 = _qkv(h=3, hkv=2)
+    with pytest.raises(ValueError, match="divide"):
+        sdpa(q3, k3, v3, topk=1.0, block_q=16, block_k=8)
+
+
+def test_readme_gqa_snippet_runs():
+    """The README's attention snippet: 8 query heads, k = v with 2 heads, sdpa without enable_gqa."""
+    from parsimon.attention import hybrid_block_mask, sparse_attention
+
+    g = torch.Generator().manual_seed(0)
+    q = torch.randn(1, 8, 1024, 64, generator=g, requires_grad=True)
+    k = v = torch.randn(1, 2, 1024, 64, generator=g, requires_grad=True)
+    layout = hybrid_block_mask(q, k, topk=0.03, topp=0.2, block_q=128, block_k=64)
+    out = sparse_attention(q, k, v, layout)
+    y = sdpa(q, k, v, topk=0.03, topp=0.2)
+    assert torch.equal(y, out)  # the same layout and backend: the same numbers
+    dense = sdpa(q, k, v, attn_mask=torch.ones(1024, 1024, dtype=torch.bool))  # dense fallback, GQA inferred
+    assert_close("dense", F.scaled_dot_product_attention(q, k, v, enable_gqa=True), dense, 1e-6)
 
 
 def test_sdpa_dense_fallbacks_are_exact():

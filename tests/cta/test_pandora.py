@@ -74,7 +74,7 @@ def test_generator_and_files(tmp_path):
     t = load_tasks(tmp_path / "rel.json")[0]
     assert t.prize == "A" and t.released_optimal == oracle_rollout(t.priors, t.gamma, t.prize)
     (tmp_path / "bad.jsonl").write_text('{"labels": ["A"]}\n')
-    with pytest.raises(ValueError, match="task 0"):
+    with pytest.raises(ValueError, match=r"bad\.jsonl:1: not a pandora task \(missing field 'priors'\)"):
         load_tasks(tmp_path / "bad.jsonl")
 
 

@@ -69,7 +69,21 @@ def test_cache_roundtrip():
     for f in ("parent", "action", "actor", "infoset", "chance_prob", "returns", "legal", "keys", "parent_seq"):
         np.testing.assert_array_equal(getattr(a, f), getattr(b, f))
     s = b.summary()
-    assert s["infosets"] == 936 and s["memory_bytes"] > 0 and s["compile_seconds"] >= 0
+    assert s["infosets"] == 936 and s["memory_bytes"] == b.nbytes == a.nbytes
+    assert a.compile_seconds > 0 and s["compile_seconds"] == round(b.compile_seconds, 4) and s["from_cache"]
+
+
+def test_size_estimate_tracks_the_real_size_and_refuses_huge_games():
+    from parsimon.games.engine import MAX_NODES, estimate_histories, load_game
+
+    for game in ("kuhn_poker", "kuhn_poker(players=3)", "leduc_poker"):
+        est, real = estimate_histories(load_game(game)), compile_game(game).num_nodes
+        assert 0.75 * real < est < 1.33 * real, (game, est, real)
+    assert estimate_histories(load_game("kuhn_poker(players=10)")) > 1e10
+    with pytest.raises(ConfigError, match=f"max_nodes={MAX_NODES:,}"):
+        compile_game("kuhn_poker(players=10)")
+    with pytest.raises(ConfigError, match="max_nodes"):
+        compile_game("kuhn_poker", max_nodes=0)
 
 
 def test_simultaneous_game_goes_turn_based():

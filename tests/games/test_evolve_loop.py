@@ -69,8 +69,8 @@ def test_database_sampling_islands_and_capacity():
 
 
 def test_config_errors(tmp_path):
-    with pytest.raises(ConfigError, match="unknown seed"):
-        evolve(_cfg(seed="nope"), out_dir=tmp_path)
+    with pytest.raises(ConfigError, match="`program` must be one of"):
+        evolve(_cfg(program="nope"), out_dir=tmp_path)
     with pytest.raises(ConfigError, match="generations"):
         EvolveConfig(generations=-1)
 
@@ -87,19 +87,53 @@ def test_ray_flag_needs_ray():
         Evaluator(["kuhn_poker"], use_ray=True)
 
 
-def test_evolve_cli_offline(tmp_path):
+def test_evolve_cli_resumes_an_interrupted_run_exactly(tmp_path, monkeypatch):
+    """`games evolve` is a run: interrupted after generation 1, `--resume` gives the uninterrupted run's
+    lineage; a resume with other settings is refused and names the field."""
+    import importlib
+
     from typer.testing import CliRunner
 
-    from parsimon.games.cli import app
+    from parsimon.cli import app
 
-    args = ["evolve", "--seed", "cfr_plus", "--games", "kuhn_poker,kuhn_poker(players=3)", "--generations", "1",
-            "--offline", "-n", "20", "--out", str(tmp_path / "run")]
-    r = CliRunner().invoke(app, args)
-    assert r.exit_code == 0, r.output
-    summary = json.loads(r.output[r.output.index("{"):])
-    assert summary["children"] == 2 and set(summary["seed_fitness"]) == {"kuhn_poker", "kuhn_poker(players=3)"}
-    again = CliRunner().invoke(app, args[:-2] + ["--generations", "2", "--out", str(tmp_path / "run"), "--resume"])
+    loop = importlib.import_module("parsimon.games.evolve.loop")
+    args = ["games", "evolve", "--program", "cfr_plus", "--games", "kuhn_poker,kuhn_poker(players=3)",
+            "--generations", "2", "--offline", "-n", "20", "--seed", "3", "--json"]
+    full = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "full")])
+    assert full.exit_code == 0, full.output
+    real_save = loop._save
+
+    def save_then_stop(store, out, config, db, gen, *rest):
+        real_save(store, out, config, db, gen, *rest)
+        if gen == 1:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(loop, "_save", save_then_stop)
+    cut = tmp_path / "cut"
+    r = CliRunner().invoke(app, [*args, "--out", str(cut)])
+    assert r.exit_code != 0
+    assert json.loads((cut / "run.json").read_text())["status"] == "interrupted"
+    assert len((cut / "lineage.jsonl").read_text().splitlines()) == 2  # generation 1 only
+    monkeypatch.setattr(loop, "_save", real_save)
+    again = CliRunner().invoke(app, [*args, "--out", str(cut), "--resume"])
     assert again.exit_code == 0, again.output
-    assert json.loads(again.output[again.output.index("{"):])["children"] == 4
-    bad = CliRunner().invoke(app, ["evolve", "--seed", "nope", "--offline", "--out", str(tmp_path / "x")])
-    assert bad.exit_code != 0
+    a, b = json.loads(full.stdout), json.loads(again.stdout)
+    assert a["children"] == b["children"] == 4 and a["best_fitness"] == b["best_fitness"]
+
+    def lineage(d):
+        return [{k: v for k, v in json.loads(x).items() if k != "seconds"} for x in
+                (d / "lineage.jsonl").read_text().splitlines()]
+
+    assert lineage(cut) == lineage(tmp_path / "full")
+    assert json.loads((cut / "config.json").read_text())["seed"] == 3
+    # the evaluations' ledger charges carry the run id, next to the run's own wall time
+    from parsimon.governance import get_ledger
+
+    run_id = json.loads((cut / "config.json").read_text())["run_id"]
+    spent = {r["component"]: r for r in get_ledger().totals("component", run=run_id)}
+    assert spent["games.evolve.eval"]["actions"] == 1 + 4  # the starting program, then 2 + 2 children
+    assert spent["games evolve"]["wall_s"] > 0
+    bad = CliRunner().invoke(app, [*args[:-1], "--generations", "3", "--out", str(cut), "--resume"])
+    assert bad.exit_code == 2 and "generations: 2 -> 3" in bad.output
+    text = CliRunner().invoke(app, [*args[:-1], "--generations", "1", "--out", str(tmp_path / "t")])
+    assert text.exit_code == 0 and "valid_children: " in text.stdout

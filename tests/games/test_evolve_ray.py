@@ -16,7 +16,7 @@ def test_ray_evolve_matches_in_process(tmp_path, monkeypatch):
               iterations=20, time_s=60, memory_mb=512, workers=2)
     local = evolve(EvolveConfig(**kw), out_dir=tmp_path / "local")
     try:
-        remote = evolve(EvolveConfig(**kw, use_ray=True), out_dir=tmp_path / "ray")
+        remote = evolve(EvolveConfig(**kw, use_ray=True, ray_address="local"), out_dir=tmp_path / "ray")  # --ray local
         assert ray.is_initialized()
     finally:
         ray.shutdown()

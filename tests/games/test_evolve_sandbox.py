@@ -62,3 +62,21 @@ def test_bad_arguments():
         Limits(0, 10)
     with pytest.raises(ValueError, match="iterations"):
         run_sandboxed(SEED_CFR_PLUS, GAME, 0)
+
+
+def test_candidate_cannot_forge_its_fitness():
+    import parsimon.games as G
+
+    forge = ("import parsimon.games.best_response as _br, parsimon.games.solve as _s\n"
+             "_br.exploitability = lambda *a, **k: 0.0\n_s._exploitability = lambda *a, **k: 0.0\n")
+    res = run_sandboxed(forge + SEED_CFR_PLUS, GAME, 5, limits=Limits(60, 512))
+    assert res.ok, res.error
+    want = G.run_candidate(SEED_CFR_PLUS, "kuhn_poker", 5).exploitability[-1][1]
+    assert res.exploitability["kuhn_poker"] == pytest.approx(want, abs=1e-15) and want > 1e-3
+
+
+def test_candidate_cannot_reach_the_network_or_start_processes():
+    code = "import os\nos.system('true')\n"
+    res = run_sandboxed(code + SEED_CFR_PLUS, GAME, 5, limits=Limits(60, 256))
+    assert res.status == "error" and "PermissionError" in res.error
+    assert res.isolation in ("bubblewrap", "guarded")

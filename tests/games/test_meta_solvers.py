@@ -29,8 +29,10 @@ def test_uniform_and_input_checks():
         ms.uniform([])
     with pytest.raises(ConfigError, match="axes"):
         ms.uniform([np.zeros((2, 3)), np.zeros((3, 2))])
-    with pytest.raises(ConfigError, match="accepted values"):
+    with pytest.raises(ConfigError, match=r"`meta-solver` must be one of \['alpharank', 'nash', .*got 'bogus'"):
         ms.get_solver("bogus")
+    assert ms.get_solver("SHOR_EVAL").name == "shor-eval" and ms.get_solver("prd", iterations=5).kwargs == {
+        "iterations": 5}
 
 
 @pytest.mark.parametrize("game,expected", [

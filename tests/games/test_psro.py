@@ -120,17 +120,28 @@ def test_same_solver_reuse_matches_separate_solves():
     assert a.exploitability == b.exploitability
 
 
-def test_psro_cli(tmp_path):
+def test_psro_cli_config_file_and_solver_scale(tmp_path):
+    """--config overrides config fields, command-line options win, --solver-scale reaches the solvers."""
     import json
 
     from typer.testing import CliRunner
 
-    from parsimon.games.cli import app
+    from parsimon.cli import app
 
-    r = CliRunner().invoke(app, ["psro", "kuhn_poker", "--train-solver", "nash", "--eval-solver", "nash",
-                                 "-n", "4", "--out", str(tmp_path)])
+    cfg_file = tmp_path / "psro.toml"
+    cfg_file.write_text('iterations = 3\ntrain_solver = "prd"\neval_solver = "prd"\n')
+    out = tmp_path / "run"
+    r = CliRunner().invoke(app, ["games", "psro", "kuhn_poker", "--config", str(cfg_file), "--eval-solver", "rm",
+                                 "--solver-scale", "0.01", "--out", str(out)])
     assert r.exit_code == 0, r.output
-    data = json.loads((tmp_path / "psro_kuhn_poker_nash_nash.json").read_text())
-    assert len(data["exploitability"]) == 4 and (tmp_path / "psro_kuhn_poker_nash_nash.png").exists()
-    bad = CliRunner().invoke(app, ["psro", "kuhn_poker", "--train-solver", "bogus", "--out", str(tmp_path)])
-    assert bad.exit_code != 0 and "bogus" in bad.output
+    saved = json.loads((out / "config.json").read_text())["config"]
+    assert (saved["iterations"], saved["train_solver"], saved["eval_solver"], saved["solver_scale"]) == (
+        3, "prd", "rm", 0.01)
+    data = json.loads((out / "result.json").read_text())
+    assert len(data["exploitability"]) == 3 and data["solver_scale"] == 0.01
+    from parsimon.games.psro import PSROConfig
+
+    assert PSROConfig(game="g", solver_scale=0.01).solver_kwargs("prd") == {"iterations": 1000}
+    assert PSROConfig(game="g", solver_scale=0.5).solver_kwargs("shor") == {"iteration_scale": 0.5}
+    bad = CliRunner().invoke(app, ["games", "psro", "kuhn_poker", "--config", str(tmp_path / "none.toml")])
+    assert bad.exit_code == 2 and "none.toml" in bad.output

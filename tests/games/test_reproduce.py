@@ -25,12 +25,23 @@ def test_reproduce_small(tmp_path, monkeypatch):
     assert all(f.path.exists() for f in sec.figures)
     cfr_rows = {r[0]: r for r in sec.tables[0].rows}
     assert cfr_rows["Kuhn 3p"][2] == 1000 and cfr_rows["Leduc 3p"][2] == 30
-    texts = {c.text: c for c in sec.claims}
-    assert any("3-player Kuhn" in t for t in texts)
-    # 30 iterations on the stand-in "Leduc 3p": the claim must not be scored
-    leduc = next(c for c in sec.claims if "3-player Leduc" in c.text)
-    assert leduc.reproduced is None
-    assert any("quick mode" in n for n in sec.not_reproduced)
     raw = json.loads((tmp_path / "games_reproduce.json").read_text())
-    assert raw["psro"][0]["first_below_1e-3"] is not None  # Nash double oracle solves Kuhn 2p exactly
+
+    def claim(words):
+        return next(c for c in sec.claims if words in c.text)
+
+    # each verdict is the comparison of the numbers in the raw results
+    k3, k4 = raw["cfr"]["Kuhn 3p"], raw["cfr"]["Kuhn 4p"]
+    best3 = min(k3, key=lambda a: k3[a]["final"])
+    assert claim("best on 3-player Kuhn").reproduced is (best3 == "vad-cfr")
+    assert R._fmt(k3["vad-cfr"]["final"]) in claim("best on 3-player Kuhn").ours
+    base4 = min(k4[a]["final"] for a in R.BASELINES)
+    assert claim("4-player Kuhn").reproduced is (k4["vad-cfr"]["final"] > base4)
+    # 30 iterations on the stand-in "Leduc 3p": the claim must not be scored
+    assert raw["cfr"]["Leduc 3p"]["vad-cfr"]["iterations"] == 30 and claim("3-player Leduc").reproduced is None
+    assert claim("SHOR-PSRO reaches").reproduced is None  # no PRD/RM run on Kuhn 3p to compare with
+    assert any("quick mode" in n for n in sec.not_reproduced)
+    nash = next(r for r in raw["psro"] if r["train"] == "nash")
+    assert nash["curve"][-1][1] < 1e-9 and nash["first_below_1e-3"] is not None  # double oracle solves Kuhn 2p
+    assert raw["evolve"]["best_mean"] >= raw["evolve"]["seed_mean"]  # elitist: the best never falls below the seed
     assert (tmp_path / "games_evolve_best.py").exists()

@@ -29,6 +29,39 @@ def test_solve_accepts_game_objects_and_compiled_games():
     assert a.exploitability == b.exploitability
 
 
+def test_a_compiled_tree_is_accepted_as_game_everywhere():
+    """Issue 16: the engine docs say a compiled Tree is accepted as `game`; solve() refused it."""
+    from parsimon.games.backend import Tree
+    from parsimon.games.candidate import SEED_CFR_PLUS
+    from parsimon.games.cfr import CFRDriver
+
+    cg = G.compile_game("kuhn_poker")
+    tree = Tree(cg)
+    ref = G.solve(cg, "cfr+", 20, eval_every=10)
+    assert G.solve(tree, "cfr+", 20, eval_every=10).exploitability == ref.exploitability
+    assert G.compile_game(tree) is cg
+    assert CFRDriver(tree, "cfr").tree is tree
+    assert G.exploitability(tree, ref.average_policy) == ref.final_exploitability
+    assert G.nash_conv(tree, ref.average_policy) == pytest.approx(2 * ref.final_exploitability, abs=1e-15)
+    cand = G.run_candidate(SEED_CFR_PLUS, tree, 20, eval_every=10).exploitability
+    assert [e for _, e in cand] == pytest.approx([e for _, e in ref.exploitability], rel=1e-12)
+    assert G.psro(tree, "nash", "nash", 3).exploitability == G.psro(cg, "nash", "nash", 3).exploitability
+    on_torch = G.solve(tree, "cfr+", 20, eval_every=10, backend="torch", device="cpu")
+    assert on_torch.backend == "torch:cpu"
+    assert [e for _, e in on_torch.exploitability] == pytest.approx([e for _, e in ref.exploitability], abs=1e-12)
+
+
+def test_result_objects_share_a_shape():
+    from parsimon.run import Result
+
+    res = G.solve("kuhn_poker", "cfr", 10, eval_every=5)
+    assert isinstance(res, Result) and res.final == res.final_exploitability == res.exploitability[-1][1]
+    d = res.to_dict()
+    assert d["final_exploitability"] == res.final and d["exploitability"][-1] == [10, res.final]
+    p = G.psro("kuhn_poker", "uniform", "uniform", 2)
+    assert isinstance(p, Result) and p.final == p.exploitability[-1][1] == p.to_dict()["final_exploitability"]
+
+
 def test_eval_schedule():
     assert eval_schedule(10, 3) == [3, 6, 9, 10]
     assert eval_schedule(1000, None)[:2] == [10, 20] and eval_schedule(1000, None)[-1] == 1000
@@ -38,7 +71,7 @@ def test_eval_schedule():
 
 
 def test_bad_arguments():
-    with pytest.raises(ValueError, match="unknown algorithm 'cfrx'.*cfr\\+"):
+    with pytest.raises(ValueError, match=r"`algo` must be one of \[.*'cfr\+'.*\], got 'cfrx'"):
         G.solve("kuhn_poker", "cfrx", 10)
     with pytest.raises(ValueError, match="iterations"):
         G.solve("kuhn_poker", "cfr", 0)

@@ -10,6 +10,8 @@ import functools
 
 import torch
 
+from parsimon.errors import ConfigError
+
 from .mask import BlockSparseLayout
 
 __all__ = ["flex_block_sparse_attention", "flex_block_mask", "compiled_flex_attention"]
@@ -58,10 +60,10 @@ def flex_block_sparse_attention(q, k, v, layout: BlockSparseLayout, scale: float
     and cannot return the LSE: both raise a ValueError there.
     """
     if not q.is_cuda and need_lse:
-        raise ValueError("return_lse: backend 'flex' cannot return the LSE on CPU (compiled FlexAttention on CPU "
+        raise ConfigError("return_lse: backend 'flex' cannot return the LSE on CPU (compiled FlexAttention on CPU "
                          "does not support it); use backend='torch'")
     if not q.is_cuda and torch.is_grad_enabled() and any(t.requires_grad for t in (q, k, v)):
-        raise ValueError(
+        raise ConfigError(
             "backend: 'flex' has no backward on CPU (a PyTorch limitation); use backend='torch' for CPU "
             "training, or run the flex forward under torch.no_grad()"
         )

@@ -19,6 +19,8 @@ from collections.abc import Iterator
 import torch
 import torch.nn.functional as F
 
+from parsimon.errors import ConfigError
+
 __all__ = ["ParsimonAttnProcessor", "install_processor", "patch_attention", "real_sdpa", "sdpa"]
 
 #: The SDPA function as torch defines it, captured at import (never the patched one).
@@ -31,6 +33,14 @@ def real_sdpa(*args, **kwargs) -> torch.Tensor:
     return _REAL_SDPA(*args, **kwargs)
 
 
+def _gqa(query: torch.Tensor, key: torch.Tensor) -> bool:
+    """Grouped-query attention: 4-d inputs whose key heads divide the query heads and differ from them."""
+    if query.dim() != 4 or key.dim() != 4:
+        return False
+    hq, hkv = query.shape[1], key.shape[1]
+    return hkv >= 1 and hq != hkv and hq % hkv == 0
+
+
 def sdpa(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, attn_mask: torch.Tensor | None = None,
          dropout_p: float = 0.0, is_causal: bool = False, scale: float | None = None, enable_gqa: bool = False,
          *, topk: float = 0.03, topp: float = 0.2, block_q: int = 128, block_k: int = 64, mode: str = "hybrid",
@@ -41,15 +51,16 @@ def sdpa(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, attn_mask:
     :class:`parsimon.attention.policy.SparsityPolicy`) the policy decides topk/topp/blocks/dense and
     ``layer`` is passed to it; otherwise ``topk``, ``topp``, ``block_q``, ``block_k``, ``mode`` and
     ``backend`` are used. Dense fallbacks (exact SDPA): ``attn_mask`` given, ``dropout_p > 0``, other
-    ranks, or fewer than ``2·block_k`` keys.
+    ranks, or fewer than ``2·block_k`` keys. Grouped-query attention (key/value heads dividing the query
+    heads) needs no ``enable_gqa=True`` here: it is inferred from the shapes.
     """
     if not isinstance(dropout_p, (int, float)) or not 0.0 <= dropout_p < 1.0:
-        raise ValueError(f"dropout_p: expected a float in [0, 1), got {dropout_p!r}")
+        raise ConfigError(f"dropout_p: expected a float in [0, 1), got {dropout_p!r}")
     for name, t in (("query", query), ("key", key), ("value", value)):
         if not isinstance(t, torch.Tensor):
-            raise ValueError(f"{name}: expected a torch.Tensor, got {type(t).__name__}")
+            raise ConfigError(f"{name}: expected a torch.Tensor, got {type(t).__name__}")
     dense_kw = dict(attn_mask=attn_mask, dropout_p=dropout_p, is_causal=is_causal, scale=scale)
-    if enable_gqa:
+    if enable_gqa or _gqa(query, key):
         dense_kw["enable_gqa"] = True
     bk = policy.block_k if policy is not None else block_k
     if attn_mask is not None or dropout_p > 0 or query.dim() not in (3, 4) or key.dim() != query.dim() \
@@ -58,9 +69,9 @@ def sdpa(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, attn_mask:
     squeeze = query.dim() == 3
     if squeeze:
         query, key, value = query[:, None], key[:, None], value[:, None]
-    if query.shape[1] != key.shape[1] and not enable_gqa:
-        raise ValueError(f"key: {key.shape[1]} heads != query's {query.shape[1]}; pass enable_gqa=True for "
-                         "grouped-query attention")
+    if query.shape[1] != key.shape[1] and (key.shape[1] < 1 or query.shape[1] % key.shape[1]):
+        raise ConfigError(f"key: {key.shape[1]} heads must divide query's {query.shape[1]} (grouped-query "
+                          "attention)")
     if policy is not None:
         out = policy.attention(query, key, value, layer=layer, scale=scale, causal=is_causal)
     else:
@@ -92,9 +103,9 @@ def patch_attention(module: torch.nn.Module | None = None, **policy_kwargs) -> I
     if policy is None:
         policy = SparsityPolicy(**policy_kwargs)
     elif policy_kwargs:
-        raise ValueError(f"pass either policy= or policy fields, not both (got {sorted(policy_kwargs)})")
+        raise ConfigError(f"pass either policy= or policy fields, not both (got {sorted(policy_kwargs)})")
     if module is not None and not isinstance(module, torch.nn.Module):
-        raise ValueError(f"module: expected a torch.nn.Module or None, got {type(module).__name__}")
+        raise ConfigError(f"module: expected a torch.nn.Module or None, got {type(module).__name__}")
     state = {"active": module is None, "layer": 0}
 
     def patched(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None, enable_gqa=False):
@@ -140,7 +151,7 @@ class ParsimonAttnProcessor:
         from parsimon.attention.policy import SparsityPolicy
 
         if policy is not None and policy_kwargs:
-            raise ValueError(f"pass either policy or policy fields, not both (got {sorted(policy_kwargs)})")
+            raise ConfigError(f"pass either policy or policy fields, not both (got {sorted(policy_kwargs)})")
         self.policy = policy if policy is not None else SparsityPolicy(**policy_kwargs)
         self.layer: int | None = None  # set per instance to use dense_layers
 
@@ -196,7 +207,7 @@ def install_processor(model: torch.nn.Module, policy=None, **policy_kwargs):
     from parsimon.attention.policy import SparsityPolicy
 
     if policy is not None and policy_kwargs:
-        raise ValueError(f"pass either policy or policy fields, not both (got {sorted(policy_kwargs)})")
+        raise ConfigError(f"pass either policy or policy fields, not both (got {sorted(policy_kwargs)})")
     policy = policy if policy is not None else SparsityPolicy(**policy_kwargs)
     layer = 0
     for mod in model.modules():
@@ -206,5 +217,5 @@ def install_processor(model: torch.nn.Module, policy=None, **policy_kwargs):
             mod.set_processor(proc)
             layer += 1
     if layer == 0:
-        raise ValueError(f"model: no diffusers Attention module found in {type(model).__name__}")
+        raise ConfigError(f"model: no diffusers Attention module found in {type(model).__name__}")
     return policy

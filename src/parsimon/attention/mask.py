@@ -7,13 +7,16 @@ for the forward pass and dQ, and column-major (CSC: per key block, the query blo
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
 
-__all__ = ["BlockSparseLayout", "hybrid_block_mask", "block_mean", "random_layout", "MODES"]
+from parsimon.errors import ConfigError
 
-MODES = ("hybrid", "topk", "topp")
+from .registry import MODES
+
+__all__ = ["BlockSparseLayout", "hybrid_block_mask", "block_mean", "random_layout", "MODES", "check_scale"]
 
 
 def block_mean(x: torch.Tensor, block: int) -> torch.Tensor:
@@ -105,18 +108,18 @@ class BlockSparseLayout:
         so no query token is left without a key.  Otherwise every row must keep at least one block.
         """
         if not isinstance(mask, torch.Tensor) or mask.dim() != 4:
-            raise ValueError("mask: expected a 4-d tensor [B, H, Nq_blocks, Nk_blocks]")
+            raise ConfigError("mask: expected a 4-d tensor [B, H, Nq_blocks, Nk_blocks]")
         for name, val in (("block_q", block_q), ("block_k", block_k), ("seq_q", seq_q), ("seq_k", seq_k)):
             if not isinstance(val, int) or val < 1:
-                raise ValueError(f"{name}: expected a positive int, got {val!r}")
+                raise ConfigError(f"{name}: expected a positive int, got {val!r}")
         nq, nk = -(-seq_q // block_q), -(-seq_k // block_k)
         if tuple(mask.shape[-2:]) != (nq, nk):
-            raise ValueError(
+            raise ConfigError(
                 f"mask: expected block shape (Nq_blocks, Nk_blocks) = ({nq}, {nk}) for seq_q={seq_q}, "
                 f"seq_k={seq_k}, block_q={block_q}, block_k={block_k}; got {tuple(mask.shape[-2:])}"
             )
         if causal and seq_q != seq_k:
-            raise ValueError(f"causal: needs seq_q == seq_k, got {seq_q} and {seq_k}")
+            raise ConfigError(f"causal: needs seq_q == seq_k, got {seq_q} and {seq_k}")
         mask = mask.to(torch.bool)
         if causal:
             dev = mask.device
@@ -124,7 +127,7 @@ class BlockSparseLayout:
                 nq, nk, block_q, block_k, seq_q, dev
             )
         if not bool(mask.any(-1).all()):
-            raise ValueError("mask: every query block must keep at least one key block")
+            raise ConfigError("mask: every query block must keep at least one key block")
         kv_counts, kv_indices = _compress(mask)
         q_counts, q_indices = _compress(mask.transpose(-1, -2))
         if retained_mass is None:
@@ -194,9 +197,17 @@ class BlockSparseLayout:
                 f"sparsity={self.sparsity:.4f})")
 
 
+def check_scale(scale) -> None:
+    """``scale`` must be None or a finite positive number (NaN or inf would make every output NaN)."""
+    if scale is None:
+        return
+    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not math.isfinite(scale) or scale <= 0:
+        raise ConfigError(f"`scale` must be a finite positive number or None, got {scale!r}")
+
+
 def _check_frac(name: str, val) -> float:
     if isinstance(val, bool) or not isinstance(val, (int, float)) or not (0.0 <= float(val) <= 1.0):
-        raise ValueError(f"{name}: expected a fraction in [0, 1], got {val!r}")
+        raise ConfigError(f"{name}: expected a fraction in [0, 1], got {val!r}")
     return float(val)
 
 
@@ -224,16 +235,16 @@ def hybrid_block_mask(
     fully above the diagonal are excluded and the diagonal blocks are always kept.
     """
     _validate_qk(q, k)
-    if mode not in MODES:
-        raise ValueError(f"mode: expected one of {MODES}, got {mode!r}")
+    combine = MODES.get(mode)
+    check_scale(scale)
     topk = _check_frac("topk", topk)
     topp = _check_frac("topp", topp)
     for name, val in (("block_q", block_q), ("block_k", block_k)):
         if isinstance(val, bool) or not isinstance(val, int) or val < 1:
-            raise ValueError(f"{name}: expected a positive int, got {val!r}")
+            raise ConfigError(f"{name}: expected a positive int, got {val!r}")
     seq_q, seq_k = q.shape[2], k.shape[2]
     if causal and seq_q != seq_k:
-        raise ValueError(f"causal: needs equal query and key lengths, got {seq_q} and {seq_k}")
+        raise ConfigError(f"causal: needs equal query and key lengths, got {seq_q} and {seq_k}")
     d = q.shape[-1]
     scale = d ** -0.5 if scale is None else float(scale)
     h, hkv = q.shape[1], k.shape[1]
@@ -254,12 +265,7 @@ def hybrid_block_mask(
     vals, order = torch.sort(probs, dim=-1, descending=True)
     n_k = torch.clamp(torch.floor(topk * n_allowed.double() + 1e-9).long(), min=1)  # [nq]
     n_p = (torch.cumsum(vals, dim=-1) < topp).sum(-1) + 1  # minimal prefix with mass >= topp
-    if mode == "hybrid":
-        n = torch.maximum(n_k.expand_as(n_p), n_p)
-    elif mode == "topk":
-        n = n_k.expand_as(n_p)
-    else:
-        n = n_p
+    n = combine(n_k, n_p)
     n = torch.minimum(torch.clamp(n, min=1), n_allowed.expand_as(n))
     keep_sorted = torch.arange(nk, device=dev) < n[..., None]
     mask = torch.zeros_like(keep_sorted).scatter(-1, order, keep_sorted)
@@ -300,18 +306,18 @@ def random_layout(
 def _validate_qk(q, k) -> None:
     for name, t in (("q", q), ("k", k)):
         if not isinstance(t, torch.Tensor):
-            raise ValueError(f"{name}: expected a torch.Tensor, got {type(t).__name__}")
+            raise ConfigError(f"{name}: expected a torch.Tensor, got {type(t).__name__}")
         if t.dim() != 4:
-            raise ValueError(f"{name}: expected a 4-d tensor [B, H, N, D], got shape {tuple(t.shape)}")
+            raise ConfigError(f"{name}: expected a 4-d tensor [B, H, N, D], got shape {tuple(t.shape)}")
         if not t.is_floating_point():
-            raise ValueError(f"{name}: expected a floating dtype (float32, float16, bfloat16), got {t.dtype}")
+            raise ConfigError(f"{name}: expected a floating dtype (float32, float16, bfloat16), got {t.dtype}")
     if q.device != k.device:
-        raise ValueError(f"k: expected the same device as q ({q.device}), got {k.device}")
+        raise ConfigError(f"k: expected the same device as q ({q.device}), got {k.device}")
     if q.shape[0] != k.shape[0]:
-        raise ValueError(f"k: batch size {k.shape[0]} differs from q's {q.shape[0]}")
+        raise ConfigError(f"k: batch size {k.shape[0]} differs from q's {q.shape[0]}")
     if q.shape[-1] != k.shape[-1]:
-        raise ValueError(f"k: head dim {k.shape[-1]} differs from q's {q.shape[-1]}")
+        raise ConfigError(f"k: head dim {k.shape[-1]} differs from q's {q.shape[-1]}")
     if k.shape[1] < 1 or q.shape[1] % k.shape[1] != 0:
-        raise ValueError(f"k: key heads ({k.shape[1]}) must divide query heads ({q.shape[1]})")
+        raise ConfigError(f"k: key heads ({k.shape[1]}) must divide query heads ({q.shape[1]})")
     if q.shape[2] < 1 or k.shape[2] < 1:
-        raise ValueError("q, k: sequence length must be at least 1")
+        raise ConfigError("q, k: sequence length must be at least 1")

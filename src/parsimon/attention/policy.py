@@ -22,18 +22,12 @@ from dataclasses import dataclass, field, replace
 
 import torch
 
+from parsimon.errors import ConfigError
+
+from .registry import MODES, TIERS
+
 __all__ = ["TIERS", "PolicyStats", "SparsityPolicy"]
 
-#: tier → (topk, topp). "balanced" is the paper's 1.3B setting (k = 3%, p = 0.2); "quality" keeps more
-#: blocks, "fast" fewer. "dense" runs full attention.
-TIERS: dict[str, tuple[float, float] | None] = {
-    "quality": (0.05, 0.40),
-    "balanced": (0.03, 0.20),
-    "fast": (0.02, 0.10),
-    "dense": None,
-}
-
-_MODES = ("hybrid", "topk", "topp")
 
 
 @dataclass
@@ -72,7 +66,7 @@ def _as_set(name: str, vals: Iterable[int] | None) -> frozenset[int]:
         return frozenset()
     out = frozenset(vals)
     if any(isinstance(v, bool) or not isinstance(v, int) or v < 0 for v in out):
-        raise ValueError(f"{name}: expected non-negative ints, got {sorted(out, key=str)}")
+        raise ConfigError(f"{name}: expected non-negative ints, got {sorted(out, key=str)}")
     return out
 
 
@@ -107,23 +101,21 @@ class SparsityPolicy:
     step: int | None = None  # the current denoising step (set by the sampler through ``at_step``)
 
     def __post_init__(self) -> None:
-        if self.tier not in TIERS:
-            raise ValueError(f"tier: expected one of {list(TIERS)}, got {self.tier!r}")
-        if self.mode not in _MODES:
-            raise ValueError(f"mode: expected one of {list(_MODES)}, got {self.mode!r}")
+        TIERS.check(self.tier)
+        MODES.check(self.mode)
         for name in ("topk", "topp"):
             v = getattr(self, name)
             if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 1):
-                raise ValueError(f"{name}: expected a fraction in [0, 1] or None, got {v!r}")
+                raise ConfigError(f"{name}: expected a fraction in [0, 1] or None, got {v!r}")
         for name in ("block_q", "block_k"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"{name}: expected a positive int, got {v!r}")
+                raise ConfigError(f"{name}: expected a positive int, got {v!r}")
         if self.min_retained_mass is not None and not 0 < self.min_retained_mass <= 1:
-            raise ValueError(f"min_retained_mass: expected a value in (0, 1] or None, got {self.min_retained_mass!r}")
+            raise ConfigError(f"min_retained_mass: expected a value in (0, 1] or None, got {self.min_retained_mass!r}")
         if isinstance(self.dense_first_steps, bool) or not isinstance(self.dense_first_steps, int) \
                 or self.dense_first_steps < 0:
-            raise ValueError(f"dense_first_steps: expected an int >= 0, got {self.dense_first_steps!r}")
+            raise ConfigError(f"dense_first_steps: expected an int >= 0, got {self.dense_first_steps!r}")
         self.dense_layers = _as_set("dense_layers", self.dense_layers)
         self.dense_steps = _as_set("dense_steps", self.dense_steps) | frozenset(range(self.dense_first_steps))
 
@@ -131,7 +123,7 @@ class SparsityPolicy:
     def settings(self, *, layer: int | None = None, step: int | None = None) -> tuple[float, float] | None:
         """(topk, topp) for this call, or None when it runs dense."""
         step = self.step if step is None else step
-        base = TIERS[self.tier]
+        base = TIERS.get(self.tier)
         if base is None or (layer is not None and layer in self.dense_layers) or \
                 (step is not None and step in self.dense_steps):
             return None

@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
     from parsimon.cta.base import CTAEnv, Episode, Policy, StepRecord
-    from parsimon.cta.evaluate import Metrics, evaluate, read_trajectories, run_episode, write_outputs
+    from parsimon.cta.evaluate import EvalConfig, evaluate, evaluate_config, write_outputs
+    from parsimon.cta.metrics import Metrics
     from parsimon.cta.registry import (
         PRIOR_SOURCES,
         EnvSpec,
@@ -31,12 +32,14 @@ if TYPE_CHECKING:  # pragma: no cover
         register_policy,
         register_prior,
     )
+    from parsimon.cta.rollout import run_episode
+    from parsimon.cta.trajectories import read_trajectories
 
 # Everything loads on first use, so that `parsimon --help` (which imports parsimon.cta.cli) stays fast.
 _EXPORTS = {
     "CTAEnv": "base", "Episode": "base", "Policy": "base", "StepRecord": "base",
-    "Metrics": "evaluate", "evaluate": "evaluate", "read_trajectories": "evaluate", "run_episode": "evaluate",
-    "write_outputs": "evaluate",
+    "EvalConfig": "evaluate", "evaluate": "evaluate", "evaluate_config": "evaluate", "write_outputs": "evaluate",
+    "Metrics": "metrics", "read_trajectories": "trajectories", "run_episode": "rollout",
     "PRIOR_SOURCES": "registry", "EnvSpec": "registry", "get_env": "registry", "get_prior": "registry",
     "list_envs": "registry", "list_policies": "registry", "list_priors": "registry", "make_env": "registry",
     "make_policy": "registry", "register_env": "registry", "register_policy": "registry",
@@ -45,9 +48,9 @@ _EXPORTS = {
 _SUBMODULES = {"pandora", "qa", "filereading", "calibration", "agents", "reproduce"}
 
 __all__ = [
-    "PRIOR_SOURCES", "CTAEnv", "EnvSpec", "Episode", "Metrics", "Policy", "StepRecord", "evaluate", "get_env",
+    "PRIOR_SOURCES", "CTAEnv", "EnvSpec", "Episode", "EvalConfig", "Metrics", "Policy", "StepRecord", "evaluate", "get_env",
     "get_prior", "list_envs", "list_policies", "list_priors", "make_env", "make_policy", "read_trajectories",
-    "register_env", "register_policy", "register_prior", "run_episode", "write_outputs",
+    "register_env", "register_policy", "register_prior", "run_episode", "evaluate_config", "write_outputs",
 ]
 
 

@@ -10,7 +10,17 @@ from pathlib import Path
 
 import typer
 
-from parsimon.errors import ConfigError, DependencyNotInstalled
+from parsimon.cliutil import (
+    choices,
+    config_option,
+    out_option,
+    ray_option,
+    resolve_config,
+    resume_option,
+    seed_option,
+)
+from parsimon.cta.registry import BUILTIN_ENVS
+from parsimon.errors import ConfigError
 
 __all__ = ["COMMANDS", "app"]
 
@@ -19,90 +29,84 @@ app = typer.Typer(help="Calibrate-Then-Act: cost-aware exploration environments,
 COMMANDS = {"cta": app}
 
 
+EnvName = choices(tuple(BUILTIN_ENVS))
+
+
 @app.command("eval")
 def eval_cmd(
-    env: str = typer.Option(..., "--env", help="Environment: pandora, qa, filereading (or a plug-in)."),
-    policy: str = typer.Option(..., "--policy", help="Policy name (see `parsimon cta list`)."),
-    out: Path = typer.Option(..., "--out", help="Output folder for metrics.json and trajectories.jsonl."),
-    tasks: Path = typer.Option(None, "--tasks", help="Task file (our JSONL or the paper's released JSON)."),
-    n: int = typer.Option(None, "--n", min=1, help="Number of tasks (generated if no --tasks; else the first N)."),
-    prior: str = typer.Option(None, "--prior", help="Prior source: true, estimated, released, noisy, uniform, "
-                              "adversarial (default: the environment's)."),
-    seed: int = typer.Option(0, "--seed", help="Seed for task generation and prior noise."),
-    base_url: str = typer.Option(None, "--base-url", help="LLM endpoint for llm-* policies (default: local)."),
+    env: EnvName = typer.Option(None, "--env", help="Environment (required here or as `env` in --config)."),
+    policy: str = typer.Option(None, "--policy", help="Policy of the environment, e.g. oracle, cta-planner, "
+                               "llm-cta (`parsimon cta list` lists each environment's; required here or in "
+                               "--config)."),
+    tasks: Path = typer.Option(None, "--tasks", metavar="FILE", help="Task file: our JSON Lines (from `parsimon "
+                               "cta generate`) or the paper's released JSON. Default: generated tasks."),
+    n: int = typer.Option(None, "--n", min=1, help="Number of tasks: that many generated (default 100), or the "
+                          "task file's first N."),
+    prior: str = typer.Option(None, "--prior", help="Prior source (`parsimon cta list` lists each environment's: "
+                              "true, estimated, released, noisy, uniform, adversarial); default: the "
+                              "environment's."),
+    seed: int = seed_option(None),
+    base_url: str = typer.Option(None, "--base-url", help="LLM endpoint for llm-* policies (default: "
+                                 "$PARSIMON_LLM_BASE_URL, else the local model server)."),
     model: str = typer.Option(None, "--model", help="LLM model name for llm-* policies."),
-    max_tokens: int = typer.Option(None, "--max-tokens", min=1, help="LLM completion budget per turn."),
-    ray: str = typer.Option(None, "--ray", help="Spread the tasks over Ray: local (a local instance), auto (a running cluster) or ray://host:port."),
-    data_root: Path = typer.Option(None, "--data-root", help="FILEREADING: folder holding task_csv_<id>/ for the "
-                                   "paper's released task files."),
-    resume: bool = typer.Option(False, "--resume", help="Keep the episodes already in OUT/trajectories.jsonl."),
+    max_tokens: int = typer.Option(None, "--max-tokens", min=1, help="LLM completion budget per turn of llm-* "
+                                   "policies (default: the agent's)."),
+    ray: str = ray_option(),
+    data_root: Path = typer.Option(None, "--data-root", metavar="DIR", help="FILEREADING: folder holding the "
+                                   "task_csv_<id>/ folders of the paper's released task file (default: beside it)."),
+    out: Path = out_option("cta eval"),
+    resume: bool = resume_option(),
+    config: Path = config_option(),
 ) -> None:
-    """Run POLICY on tasks of ENV and write OUT/metrics.json (mean_reward, match_rate, n_tasks, per_rho)."""
-    from rich.console import Console
+    """Run POLICY on tasks of ENV as a run: OUT/config.json, metrics.json, result.json, trajectories.jsonl."""
+    from parsimon.cta.evaluate import EvalConfig, evaluate_config
+    from parsimon.cta.registry import policy_entry
+    from parsimon.run import default_out
 
-    from parsimon.cta.evaluate import evaluate
-    from parsimon.cta.registry import get_env
-    from parsimon.progress import standard_progress
-
-    try:
-        spec = get_env(env)
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--env") from exc
-    if policy not in spec.policies:
-        raise typer.BadParameter(f"unknown policy {policy!r} for {env}; choose from {sorted(spec.policies)}",
-                                 param_hint="--policy")
-    if prior is not None and prior not in spec.priors:
-        raise typer.BadParameter(f"unknown prior {prior!r} for {env}; choose from {sorted(spec.priors)}",
-                                 param_hint="--prior")
-    if tasks is not None:
-        if not tasks.is_file():
-            raise typer.BadParameter(f"no such file: {tasks}", param_hint="--tasks")
-        task_list = list(spec.load(tasks, data_root=data_root) if data_root is not None else spec.load(tasks))
-        if n is not None:
-            task_list = task_list[:n]
-    else:
-        task_list = spec.generate(n or 100, seed)
-    kwargs = {}
-    if spec.policies[policy].needs_llm:
-        from parsimon.llm import LLMConfig, is_serving
-
-        url = LLMConfig.resolve(base_url, model).base_url
-        if url.startswith(("http://127.0.0.1", "http://localhost")) and not is_serving(url):
-            typer.echo(f"no LLM endpoint answers at {url}: start the local model with `parsimon llm serve` "
-                       "or pass --base-url", err=True)
-            raise typer.Exit(2)
-        kwargs = {k: v for k, v in (("base_url", base_url), ("model", model), ("max_tokens", max_tokens)) if v}
-    console = Console(stderr=True)
-    with standard_progress(console=console) as progress:
-        try:
-            m = evaluate(spec.name, policy, task_list, prior=prior if prior is not None else "default", seed=seed,
-                         out_dir=out, policy_kwargs=kwargs, ray=ray, progress=progress, resume=resume)
-        except (ConfigError, DependencyNotInstalled) as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(2) from exc
-    mr = "n/a" if m.match_rate is None else f"{m.match_rate:.3f}"
-    typer.echo(f"{env}/{policy} prior={m.prior}: n={m.n_tasks} mean_reward={m.mean_reward:.4f} match_rate={mr}")
+    cfg = resolve_config(EvalConfig(), config, {
+        "env": env, "policy": policy, "tasks": None if tasks is None else str(tasks), "n": n, "prior": prior,
+        "seed": seed, "base_url": base_url, "model": model, "max_tokens": max_tokens, "ray": ray,
+        "data_root": None if data_root is None else str(data_root)})
+    if not cfg.env or not cfg.policy:
+        missing = "--env" if not cfg.env else "--policy"
+        raise ConfigError(f"`{missing}` is required (on the command line or in --config)")
+    if resume and out is None:
+        raise ConfigError("`--resume` needs `--out`, the run folder to continue")
+    if policy_entry(cfg.env, cfg.policy).needs_llm:
+        _check_llm_endpoint(cfg.base_url, cfg.model)
+    out = out if out is not None else default_out("cta eval")
+    m = evaluate_config(cfg, out_dir=out, resume=resume)
+    typer.echo(m.line())
     for g, d in m.per_rho.items():
         typer.echo(f"  {g}: n={d['n']} mean_reward={d['mean_reward']:.4f}")
     typer.echo(f"wrote {out / 'metrics.json'}")
 
 
+def _check_llm_endpoint(base_url: str | None, model: str | None) -> None:
+    """A local endpoint that does not answer is an error before any work (a remote one is tried as given)."""
+    from parsimon.llm import LLMConfig, is_serving
+
+    url = LLMConfig.resolve(base_url, model).base_url
+    if url.startswith(("http://127.0.0.1", "http://localhost")) and not is_serving(url):
+        raise ConfigError(f"no LLM endpoint answers at {url}: start the local model with `parsimon llm serve` "
+                          "or pass --base-url")
+
+
 @app.command("generate")
 def generate_cmd(
-    env: str = typer.Option(..., "--env", help="Environment: pandora, qa, filereading (or a plug-in)."),
+    env: EnvName = typer.Option(..., "--env", help="Environment whose tasks to generate."),
     n: int = typer.Option(100, "--n", min=1, help="Number of tasks."),
-    out: Path = typer.Option(..., "--out", help="Task file to write (JSON Lines)."),
-    seed: int = typer.Option(0, "--seed", help="Generation seed."),
+    out: Path = typer.Option(..., "--out", metavar="FILE", help="Task file to write (JSON Lines), for "
+                             "`parsimon cta eval --tasks FILE`."),
+    seed: int = seed_option(),
 ) -> None:
     """Generate N seeded tasks of ENV into a task file (for `cta eval --tasks`)."""
     from parsimon.cta.registry import get_env
 
-    try:
-        spec = get_env(env)
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--env") from exc
+    spec = get_env(env)
     if spec.save is None:
-        raise typer.BadParameter(f"environment {env!r} has no task-file writer", param_hint="--env")
+        raise ConfigError(f"`--env` {env} has no task-file writer; `parsimon cta eval --env {env} --n N` "
+                          "generates its tasks itself")
     spec.save(spec.generate(n, seed), out)
     typer.echo(f"wrote {n} {env} tasks to {out}")
 
@@ -149,6 +153,6 @@ def list_cmd() -> None:
     for name in list_envs():
         spec = get_env(name)
         typer.echo(f"{name}: {spec.describe}")
-        typer.echo(f"  priors: {', '.join(sorted(spec.priors))} (default {spec.default_prior})")
-        for pname, entry in sorted(spec.policies.items()):
+        typer.echo(f"  priors: {', '.join(spec.priors.names())} (default {spec.default_prior})")
+        for pname, entry in spec.policies.items():
             typer.echo(f"  {pname:24s} {entry.description}")

@@ -1,185 +1,246 @@
 """Run a policy on a set of tasks and report the paper's metrics.
 
-``evaluate(env, policy, tasks, *, prior=...) -> Metrics``. Every episode's actions go to the
-proof-of-action log (``parsimon.governance``), every episode's environment actions to the cost ledger
-(component ``cta.<env>``; LLM tokens are charged by the chat client itself), and, with ``out_dir``, the
-trajectories to ``out_dir/trajectories.jsonl`` and the metrics to ``out_dir/metrics.json``.
+``evaluate(env, policy, tasks, *, prior=...) -> Metrics``. With ``out_dir`` the evaluation is a
+:mod:`parsimon.run` run: ``config.json`` holds the resolved :class:`EvalConfig`, ``trajectories.jsonl`` one line
+per finished episode (what ``resume`` continues from), ``metrics.json`` the flat metrics and ``result.json``
+the nested :class:`~parsimon.cta.metrics.Metrics`. Every finished episode's actions go to the proof-of-action
+log once and its environment actions to the cost ledger (component ``cta.<env>``; LLM tokens are charged by
+the chat client itself), under the run's id.
+
+The jobs, one function each: :func:`_resolve` (inputs → :class:`_Job` with its :class:`EvalConfig`),
+:func:`_resume_from` (the episodes a resumed run keeps), :func:`_Recorder` (audit log, ledger, trajectories,
+progress for each finished episode), :mod:`parsimon.cta.rollout` (in-process or Ray dispatch) and
+:func:`parsimon.cta.metrics.aggregate`.
 """
 
 from __future__ import annotations
 
-import json
-import math
+import contextlib
+import hashlib
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+from parsimon.cta.base import CTAEnv, Episode, Policy
+from parsimon.cta.metrics import Metrics, aggregate, summarise
+from parsimon.cta.registry import EnvSpec, check_prior, get_env, make_policy, policy_entry
+from parsimon.cta.rollout import play_local, play_ray, run_episode
+from parsimon.cta.trajectories import TRAJECTORIES_FILE, append_trajectories, read_trajectories
+from parsimon.errors import ConfigError
 
-from parsimon.cta.base import CTAEnv, Episode, Policy, StepRecord
-from parsimon.cta.registry import EnvSpec, get_env, get_prior, make_policy
+__all__ = ["EvalConfig", "Metrics", "evaluate", "evaluate_config", "read_trajectories", "run_episode", "summarise",
+           "write_outputs"]
 
-__all__ = ["Metrics", "evaluate", "read_trajectories", "run_episode", "summarise", "write_outputs"]
+RESULT_FILE = "result.json"
+DEFAULT_N = 100  # generated tasks when neither a task file nor a count is given (the paper's Pandora set size)
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """One evaluation, as ``parsimon cta eval`` and ``--config FILE`` give it; resolved into ``config.json``.
+
+    The resolved form (what :func:`evaluate` records) has ``prior`` replaced by the environment's default
+    where it was ``"default"``, ``n`` set to the number of tasks run, ``policy_kwargs`` holding the policy's
+    plain-valued arguments and ``task_ids_sha256`` the fingerprint of the task list, so a resume with other
+    tasks is refused.
+    """
+
+    env: str = ""  # environment: pandora, qa, filereading or a plug-in (required)
+    policy: str = ""  # policy name, see `parsimon cta list` (required)
+    tasks: str | None = None  # task file (our JSONL or the paper's released JSON); None: generated tasks
+    n: int | None = None  # tasks to run: that many generated (default 100), or the task file's first n
+    prior: str | None = "default"  # prior source; "default": the environment's; None: no policy gets a prior
+    seed: int = 0  # seeds task generation, prior noise and the per-episode seeds (seed + index)
+    data_root: str | None = None  # FILEREADING: folder holding the paper's task_csv_<id>/ folders
+    base_url: str | None = None  # LLM endpoint of llm-* policies (default: $PARSIMON_LLM_BASE_URL or local)
+    model: str | None = None  # LLM model name of llm-* policies
+    max_tokens: int | None = None  # LLM completion budget per turn of llm-* policies
+    ray: str | None = None  # Ray address ('local', 'auto', ray://host:port); None: in this process
+    ray_chunks: int = 8  # slices the tasks are cut into on Ray
+    audit: bool = True  # every action to the proof-of-action log
+    ledger: bool = True  # every episode's actions to the cost ledger
+    policy_kwargs: dict[str, Any] = field(default_factory=dict)  # resolved: the policy factory's arguments
+    task_ids_sha256: str = ""  # resolved: fingerprint of the evaluated task ids, in order
+
+    def __post_init__(self) -> None:
+        for name in ("n", "max_tokens"):
+            v = getattr(self, name)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+                raise ConfigError(f"`{name}` must be an integer >= 1, got {v!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
+            raise ConfigError(f"`seed` must be an integer, got {self.seed!r}")
+        if isinstance(self.ray_chunks, bool) or not isinstance(self.ray_chunks, int) or self.ray_chunks < 1:
+            raise ConfigError(f"`ray_chunks` must be an integer >= 1, got {self.ray_chunks!r}")
+
+    def llm_kwargs(self) -> dict[str, Any]:
+        """``base_url`` / ``model`` / ``max_tokens`` where given (the LLM policies' factory arguments)."""
+        return {k: v for k, v in (("base_url", self.base_url), ("model", self.model),
+                                  ("max_tokens", self.max_tokens)) if v is not None}
 
 
 @dataclass
-class Metrics:
-    """The result of :func:`evaluate`.
+class _Job:
+    """A resolved evaluation: the config to record, and the live objects it runs with."""
 
-    Attributes:
-        env / policy / prior: what was run.
-        n_tasks: number of episodes.
-        mean_reward: average reward.
-        match_rate: share of episodes whose actions equal the optimal policy's (None where no optimal
-            policy is defined for the environment).
-        per_rho: the same numbers per group (ρ for FILEREADING, γ bins for QA), keyed by the group value.
-        summary: averages of every numeric episode-summary entry (turns, accuracy, U, C, retrieved ...).
-        policy_stats: the policy's counters (parse failures, LLM calls, tokens ...), totals.
-        episodes: the episodes themselves (not written to metrics.json; see trajectories.jsonl).
-    """
-
-    env: str
-    policy: str
-    prior: str | None
-    n_tasks: int
-    mean_reward: float
-    match_rate: float | None
-    per_rho: dict[Any, dict[str, Any]] = field(default_factory=dict)
-    summary: dict[str, float] = field(default_factory=dict)
-    policy_stats: dict[str, float] = field(default_factory=dict)
-    seconds: float = 0.0
-    episodes: list[Episode] = field(default_factory=list, repr=False)
-
-    def to_dict(self) -> dict[str, Any]:
-        d = {k: v for k, v in asdict(self).items() if k != "episodes"}
-        d["per_rho"] = {str(k): v for k, v in self.per_rho.items()}
-        return d
+    config: EvalConfig
+    spec: EnvSpec
+    tasks: list
+    env: CTAEnv | None = None  # None: built from the spec when needed
+    policy: Policy | None = None  # None on Ray (each worker builds its own)
+    policy_kwargs: dict[str, Any] = field(default_factory=dict)  # may hold objects (a chat client)
 
 
-def _mean(xs: Sequence[float]) -> float:
-    return float(np.mean(xs)) if len(xs) else float("nan")
+def _plain(value: Any) -> Any:
+    """A policy argument as recorded in config.json: plain values as they are, objects by type only (so a
+    resume with an equivalent client is not refused for its address in memory)."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return f"<{type(value).__name__}>"
 
 
-def summarise(episodes: Sequence[Episode]) -> dict[str, Any]:
-    """Averages over episodes: ``n``, ``mean_reward``, ``match_rate`` and every numeric summary entry."""
-    out: dict[str, Any] = {"n": len(episodes), "mean_reward": _mean([e.reward for e in episodes])}
-    matches = [float(e.summary["matched"]) for e in episodes if e.summary.get("matched") is not None]
-    out["match_rate"] = _mean(matches) if matches else None
-    keys: list[str] = []
-    for e in episodes:
-        for k, v in e.summary.items():
-            if k not in keys and k not in ("reward", "matched") and isinstance(v, (int, float, bool)):
-                keys.append(k)
-    for k in keys:
-        vals = [float(e.summary[k]) for e in episodes if isinstance(e.summary.get(k), (int, float, bool))]
-        out[k] = _mean(vals)
-    return out
-
-
-def _resolve_env(env: str | EnvSpec | CTAEnv) -> tuple[EnvSpec, CTAEnv | None]:
-    if isinstance(env, EnvSpec):
-        return env, None
-    if isinstance(env, CTAEnv):
-        return get_env(env.name), env
-    return get_env(env), None
-
-
-def _resolve_tasks(spec: EnvSpec, tasks: Any, seed: int) -> list:
+def _resolve_tasks(spec: EnvSpec, tasks: Any, *, n: int | None, seed: int, data_root: str | None) -> list:
     if isinstance(tasks, (str, Path)):
-        return list(spec.load(tasks))
-    if isinstance(tasks, int) and not isinstance(tasks, bool):
+        loaded = list(spec.load(tasks, data_root=data_root) if data_root is not None else spec.load(tasks))
+        return loaded[:n] if n is not None else loaded
+    if isinstance(tasks, bool) or tasks is None:
+        raise ConfigError(f"`tasks` must be a list of tasks, a count, or a task file path, got {tasks!r}")
+    if isinstance(tasks, int):
         if tasks < 1:
-            raise ValueError(f"`tasks` as a count must be >= 1, got {tasks}")
+            raise ConfigError(f"`tasks` as a count must be >= 1, got {tasks}")
         return list(spec.generate(tasks, seed))
-    if tasks is None:
-        raise ValueError("`tasks` must be a list of tasks, a count, or a task file path")
-    return list(tasks)
+    out = list(tasks)
+    return out[:n] if n is not None else out
 
 
-def run_episode(env: CTAEnv, policy: Policy, task: Any, *, spec: EnvSpec, prior: Any = None,
-                seed: int | None = None, on_step: Callable[[StepRecord], None] | None = None) -> Episode:
-    """Run one episode of ``policy`` on ``task`` and return it (the prior is passed only to policies
-    that use one)."""
-    obs, info = env.reset(seed=seed, options={"task": task})
-    task = env.task
-    policy.reset(spec.public_view(task), prior if policy.uses_prior else None, seed=seed)
-    steps: list[StepRecord] = []
-    actions: list[str] = []
-    reward, done = 0.0, False
-    while not done:
-        action = policy.act(obs, info)
-        obs, reward, terminated, truncated, info = env.step(action)
-        rec = StepRecord(t=info["t"], action=action, observation=obs, reward=reward, valid=info["valid"],
-                         costs=info["costs"], error=info["error"])
-        steps.append(rec)
-        actions.append(info.get("canonical_action") or action.strip())
-        if on_step is not None:
-            on_step(rec)
-        done = terminated or truncated
-    optimal = spec.oracle_actions(task)
-    return Episode(task_id=env.task_id(task), actions=actions, reward=float(reward), steps=steps,
-                   summary=dict(info["episode"]),
-                   optimal=None if optimal is None else list(optimal), group=spec.group(task))
+def _resolve(env: str | EnvSpec | CTAEnv, policy: str | Policy, tasks: Any, cfg: EvalConfig,
+             policy_kwargs: dict[str, Any]) -> _Job:
+    """Inputs → a :class:`_Job`: the spec, the task list, the policy, and the config with everything resolved."""
+    env_obj = env if isinstance(env, CTAEnv) else None
+    spec = env if isinstance(env, EnvSpec) else get_env(env_obj.name if env_obj is not None else env)
+    prior = spec.default_prior if cfg.prior == "default" else check_prior(spec.name, cfg.prior)
+    task_list = _resolve_tasks(spec, tasks, n=cfg.n, seed=cfg.seed, data_root=cfg.data_root)
+    if not task_list:
+        raise ConfigError("`tasks` is empty")
+    if isinstance(policy, str):
+        policy_entry(spec.name, policy)  # the registry's error, before any work
+        pol = make_policy(spec.name, policy, **policy_kwargs) if cfg.ray is None else None
+        name = policy
+    elif isinstance(policy, Policy):
+        if cfg.ray is not None:
+            raise ConfigError("`ray` needs `policy` given by name, so each worker can build its own")
+        pol, name = policy, policy.name
+    else:
+        raise TypeError(f"`policy` must be a policy name or a Policy, got {type(policy).__name__}")
+    ids_env = env_obj or spec.make()
+    ids = "\n".join(ids_env.task_id(ids_env.coerce_task(t)) for t in task_list)
+    config = replace(cfg, env=spec.name, policy=name, prior=prior, n=len(task_list),
+                     tasks=str(tasks) if isinstance(tasks, (str, Path)) else None,
+                     policy_kwargs={k: _plain(v) for k, v in sorted(policy_kwargs.items())},
+                     task_ids_sha256=hashlib.sha256(ids.encode()).hexdigest())
+    return _Job(config=config, spec=spec, tasks=task_list, env=ids_env, policy=pol, policy_kwargs=policy_kwargs)
 
 
-def _match_fix(spec: EnvSpec, ep: Episode) -> Episode:
-    # Compare what the environment says matters (e.g. QA compares only the retrieve decision).
-    if ep.optimal is not None:
-        ep.summary["matched"] = float(spec.match_key(ep.actions) == spec.match_key(ep.optimal))
-    return ep
+def _resume_from(job: _Job, path: Path) -> dict[int, Episode]:
+    """The finished episodes in a resumed run's trajectories (checked against the tasks), file rewritten
+    without a torn last line."""
+    if not path.is_file():
+        return {}
+    done = {e.index: e for e in read_trajectories(path)}
+    for idx, e in done.items():
+        if not 0 <= idx < len(job.tasks) or job.env.task_id(job.env.coerce_task(job.tasks[idx])) != e.task_id:
+            raise ConfigError(f"{path} does not belong to these tasks (episode {idx} is {e.task_id!r}); "
+                              "use another --out, or start without --resume")
+    append_trajectories(path, sorted(done.values(), key=lambda e: e.index), fresh=True)
+    return done
 
 
-def _episodes_for(spec: EnvSpec, env: CTAEnv, policy: Policy, tasks: list, prior: str | None,
-                  seed: int, offset: int, audit: Any, ledger: Any, advance: Callable[[], None],
-                  skip: set[int] | None = None, sink: Callable[[Episode], None] | None = None) -> list[Episode]:
-    episodes = []
-    for i, task in enumerate(tasks):
-        index = offset + i
-        if skip and index in skip:
-            continue
-        task = env.coerce_task(task)
-        ep_seed = seed + index
-        pr = get_prior(spec.name, prior, task, np.random.default_rng([seed, index])) \
-            if (prior is not None and policy.uses_prior) else None
-        tid = env.task_id(task)
+class _Recorder:
+    """What happens to each finished episode, whichever process played it: its actions to the audit log
+    (once), its environment actions to the ledger, its line to ``trajectories.jsonl``, a progress step."""
 
-        def log_step(rec: StepRecord, tid=tid) -> None:
-            if audit is not None:
-                audit.append(actor=f"cta.agent:{policy.name}", action="env.step", target=f"{spec.name}:{tid}",
-                             args={"t": rec.t, "action": rec.action[:500]},
-                             outcome="ok" if rec.valid else f"invalid: {rec.error}")
+    def __init__(self, job: _Job, trajectories: Path | None, advance: Callable[[], None]) -> None:
+        from parsimon.governance import get_audit_log, get_ledger
 
-        before = dict(policy.stats)
-        t0 = time.perf_counter()
-        ep = run_episode(env, policy, task, spec=spec, prior=pr, seed=ep_seed, on_step=log_step)
-        ep.index = index
-        ep.stats = {k: v - before.get(k, 0) for k, v in policy.stats.items() if v != before.get(k, 0)}
-        if ledger is not None:
-            ledger.charge(component=f"cta.{spec.name}", actions=len(ep.steps), wall_s=time.perf_counter() - t0,
-                          meta={"task_id": tid, "policy": policy.name, "costs": ep.steps[-1].costs if ep.steps else {}})
-        ep = _match_fix(spec, ep)
-        episodes.append(ep)
-        if sink is not None:
-            sink(ep)
-        advance()
-    return episodes
+        self.job, self.trajectories, self.advance = job, trajectories, advance
+        self.audit = get_audit_log() if job.config.audit else None
+        self.ledger = get_ledger() if job.config.ledger else None
+        self.episodes: list[Episode] = []
+
+    def __call__(self, ep: Episode) -> None:
+        env, policy = self.job.spec.name, self.job.config.policy
+        if self.audit is not None:
+            for rec in ep.steps:
+                self.audit.append(actor=f"cta.agent:{policy}", action="env.step", target=f"{env}:{ep.task_id}",
+                                  args={"t": rec.t, "action": rec.action[:500]},
+                                  outcome="ok" if rec.valid else f"invalid: {rec.error}")
+        if self.ledger is not None:
+            # wall time is charged once, by the run; here only the environment's actions
+            self.ledger.charge(component=f"cta.{env}", actions=len(ep.steps),
+                               meta={"task_id": ep.task_id, "policy": policy, "episode": ep.index,
+                                     "costs": ep.steps[-1].costs if ep.steps else {}})
+        if self.trajectories is not None:
+            append_trajectories(self.trajectories, [ep])
+        self.episodes.append(ep)
+        self.advance()
 
 
-def _ray_chunk(env_name: str, policy_name: str, policy_kwargs: dict, tasks: list, prior: str | None,
-               seed: int, offset: int, skip: list[int] | None = None) -> list[Episode]:
-    spec = get_env(env_name)
-    env = spec.make()
-    policy = make_policy(env_name, policy_name, **policy_kwargs)
-    return _episodes_for(spec, env, policy, tasks, prior, seed, offset, None, None, lambda: None,
-                         skip=set(skip or ()))
+@contextlib.contextmanager
+def _progress(desc: str, total: int, done: int, progress: Any, run: Any) -> Iterator[Callable[[], None]]:
+    """An ``advance()`` for the episodes: the caller's rich-style progress, its ``callable(done, total)``, the
+    run's progress (a bar on a terminal, periodic lines without one), or nothing (``progress=False``)."""
+    count = [done]
+    if progress is not None and progress is not False and hasattr(progress, "add_task"):
+        task = progress.add_task(desc, total=total, completed=done)
+        try:
+            yield lambda: progress.advance(task)
+        finally:
+            progress.update(task, visible=False)
+    elif callable(progress):
+        def advance() -> None:
+            count[0] += 1
+            progress(count[0], total)
+
+        yield advance
+    elif progress is None and run is not None:
+        with run.progress(desc, total=total) as bar:
+            if done:
+                bar.update(completed=done)
+            yield bar.advance
+    else:
+        yield lambda: None
+
+
+def _execute(job: _Job, *, run: Any, progress: Any) -> Metrics:
+    """Play the job's missing episodes (resumed ones kept) and aggregate; with a run, write its files."""
+    t0 = time.perf_counter()
+    cfg = job.config
+    traj = run.dir / TRAJECTORIES_FILE if run is not None else None
+    done = _resume_from(job, traj) if run is not None and run.resumed else {}
+    if traj is not None and not run.resumed:
+        append_trajectories(traj, [], fresh=True)
+    with _progress(f"cta eval {cfg.env}/{cfg.policy}", len(job.tasks), len(done), progress, run) as advance:
+        record = _Recorder(job, traj, advance)
+        if cfg.ray is None:
+            play_local(job.spec, job.env, job.policy, job.tasks, prior=cfg.prior, seed=cfg.seed, skip=set(done),
+                       on_episode=record)
+        else:
+            play_ray(cfg.ray, job.spec, cfg.policy, job.policy_kwargs, job.tasks, prior=cfg.prior, seed=cfg.seed,
+                     skip=set(done), on_episode=record, chunks=cfg.ray_chunks)
+    metrics = aggregate([*done.values(), *record.episodes], env=cfg.env, policy=cfg.policy, prior=cfg.prior,
+                        seconds=time.perf_counter() - t0)
+    if run is not None:
+        run.set_metrics(metrics.flat())
+        run.write_json(RESULT_FILE, metrics.to_dict())
+    return metrics
 
 
 def evaluate(env: str | EnvSpec | CTAEnv, policy: str | Policy, tasks: Any, *, prior: str | None = "default",
-             seed: int = 0, out_dir: str | Path | None = None, policy_kwargs: dict | None = None,
-             audit: bool = True, ledger: bool = True, ray: str | None = None, ray_chunks: int = 8,
-             progress: Any = None, resume: bool = False) -> Metrics:
+             seed: int = 0, n: int | None = None, data_root: str | Path | None = None,
+             out_dir: str | Path | None = None, policy_kwargs: dict | None = None, audit: bool = True,
+             ledger: bool = True, ray: str | None = None, ray_chunks: int = 8, progress: Any = None,
+             resume: bool = False) -> Metrics:
     """Evaluate ``policy`` on ``tasks`` in ``env`` and return :class:`Metrics`.
 
     Args:
@@ -191,195 +252,65 @@ def evaluate(env: str | EnvSpec | CTAEnv, policy: str | Policy, tasks: Any, *, p
             ``adversarial``, as the environment supports); ``"default"`` uses the environment's
             default; None gives every policy ``None``.
         seed: seeds task generation, prior noise and the per-episode seeds.
-        out_dir: write ``metrics.json`` and ``trajectories.jsonl`` there.
+        n: run only the first ``n`` tasks of a file or list.
+        data_root: FILEREADING: where the task file's CSV folders are.
+        out_dir: make the evaluation a run in this folder (config.json, events.jsonl, metrics.json,
+            result.json, trajectories.jsonl); without it nothing is written.
         policy_kwargs: passed to the policy factory when ``policy`` is a name.
         audit / ledger: log every action to the proof-of-action log / charge the cost ledger.
-        ray: a Ray address (``"auto"`` or ``"ray://host:port"``) to spread the tasks over a cluster in
-            ``ray_chunks`` chunks (needs ``policy`` as a name; the ``ray`` package must be installed).
-        progress: a callable ``progress(done, total)``, or a rich Progress, or None.
-        resume: with ``out_dir``, keep the episodes already in ``out_dir/trajectories.jsonl`` (written one
-            line per finished episode) and run only the missing tasks, e.g. after an interruption.
+        ray: a Ray address (``"local"``, ``"auto"`` or ``"ray://host:port"``) to spread the tasks over a
+            cluster in ``ray_chunks`` chunks (needs ``policy`` as a name; the ``ray`` package must be installed).
+        progress: a callable ``progress(done, total)``, a rich-style Progress, None (the run's progress when
+            there is a run: a bar on a terminal, periodic plain lines without one) or False (none).
+        resume: continue the run in ``out_dir``: its config must equal this one (the differing fields are
+            named otherwise); the episodes already in its ``trajectories.jsonl`` are kept and only the
+            missing tasks run.
+
+    Raises:
+        ConfigError: an unknown environment, policy or prior source (the message lists the accepted names),
+            an unreadable task file, an empty task list, a resume with a different config.
     """
-    t_start = time.perf_counter()
-    spec, env_obj = _resolve_env(env)
-    if prior == "default":
-        prior = spec.default_prior
-    if prior is not None and prior not in spec.priors:
-        raise ValueError(f"unknown prior source {prior!r} for env {spec.name!r}; choose from {sorted(spec.priors)}")
-    task_list = _resolve_tasks(spec, tasks, seed)
-    if not task_list:
-        raise ValueError("`tasks` is empty")
-    policy_kwargs = dict(policy_kwargs or {})
-    if isinstance(policy, str):
-        policy_name = policy
-        pol = make_policy(spec.name, policy, **policy_kwargs) if ray is None else None
-    elif isinstance(policy, Policy):
-        if ray is not None:
-            raise ValueError("`ray` needs `policy` given by name, so each worker can build its own")
-        pol, policy_name = policy, policy.name
-    else:
-        raise TypeError(f"`policy` must be a policy name or a Policy, got {type(policy).__name__}")
+    cfg = EvalConfig(prior=prior, seed=seed, n=n, data_root=None if data_root is None else str(data_root), ray=ray,
+                     ray_chunks=ray_chunks, audit=audit, ledger=ledger)
+    job = _resolve(env, policy, tasks, cfg, dict(policy_kwargs or {}))
+    if out_dir is None:
+        if resume:
+            raise ConfigError("`resume` needs `out_dir` (the run to continue)")
+        from parsimon.governance import run_scope
 
-    total = len(task_list)
-    done = [0]
-    bar = None
-    if progress is not None and hasattr(progress, "add_task"):
-        bar = progress.add_task(f"cta eval {spec.name}/{policy_name}", total=total)
+        with run_scope(workflow=f"cta.eval.{job.spec.name}"):
+            return _execute(job, run=None, progress=progress)
+    from parsimon.run import start_run
 
-    def advance() -> None:
-        done[0] += 1
-        if bar is not None:
-            progress.advance(bar)
-        elif callable(progress):
-            progress(done[0], total)
-
-    done_eps: dict[int, Episode] = {}
-    traj = Path(out_dir) / "trajectories.jsonl" if out_dir is not None else None
-    if resume:
-        if traj is None:
-            raise ValueError("`resume` needs `out_dir` (the trajectories to resume from)")
-        done_eps = {e.index: e for e in read_trajectories(traj)} if traj.is_file() else {}
-        chk = env_obj or spec.make()
-        for idx, e in done_eps.items():
-            if idx >= total or chk.task_id(chk.coerce_task(task_list[idx])) != e.task_id:
-                raise ValueError(f"{traj} does not belong to these tasks (episode {idx} is {e.task_id!r}); "
-                                 "use another --out or resume=False")
-            advance()
-        if traj.is_file():  # rewrite without a torn last line before appending
-            _append_trajectories(traj, sorted(done_eps.values(), key=lambda e: e.index), fresh=True)
-
-    if ray is not None:
-        from parsimon.errors import require
-
-        ray_mod = require("ray", "ray", "distributed CTA evaluation")
-        if not ray_mod.is_initialized():
-            try:
-                ray_mod.init(address=ray, ignore_reinit_error=True)
-            except (ConnectionError, RuntimeError, ValueError) as exc:
-                from parsimon.errors import ConfigError
-
-                raise ConfigError(f"could not start or reach a Ray cluster at ray={ray!r}: {exc}. Use 'local' for "
-                                  "a local instance, 'auto' to join a running cluster (`ray start --head`), or "
-                                  "an address such as ray://host:10001") from exc
-        remote = ray_mod.remote(_ray_chunk)
-        n_chunks = max(1, min(ray_chunks, total))
-        bounds = np.linspace(0, total, n_chunks + 1).astype(int)
-        futures = [remote.remote(spec.name, policy_name, policy_kwargs, task_list[a:b], prior, seed, int(a),
-                                 sorted(i for i in done_eps if a <= i < b))
-                   for a, b in zip(bounds[:-1], bounds[1:], strict=True) if b > a]
-        new = []
-        for chunk in ray_mod.get(futures):
-            new.extend(chunk)
-            for _ in chunk:
-                advance()
-        # the workers do not share this process's governance store: log their actions and costs here
-        from parsimon.governance import get_audit_log, get_ledger
-
-        audit_log = get_audit_log() if audit else None
-        led = get_ledger() if ledger else None
-        for ep in new:
-            for rec in ep.steps:
-                if audit_log is not None:
-                    audit_log.append(actor=f"cta.agent:{policy_name}", action="env.step",
-                                     target=f"{spec.name}:{ep.task_id}", args={"t": rec.t, "action": rec.action[:500]},
-                                     outcome="ok" if rec.valid else f"invalid: {rec.error}")
-            if led is not None:
-                led.charge(component=f"cta.{spec.name}", actions=len(ep.steps),
-                           meta={"task_id": ep.task_id, "policy": policy_name, "ray": True})
-        if traj is not None:
-            _append_trajectories(traj, new, fresh=not resume)
-    else:
-        from parsimon.governance import get_audit_log, get_ledger, run_scope
-
-        env_obj = env_obj or spec.make()
-        sink = None
-        if traj is not None:
-            traj.parent.mkdir(parents=True, exist_ok=True)
-            if not resume:
-                traj.write_text("")
-
-            def sink(ep: Episode) -> None:
-                _append_trajectories(traj, [ep], fresh=False)
-
-        with run_scope(workflow=f"cta.eval.{spec.name}"):
-            new = _episodes_for(spec, env_obj, pol, task_list, prior, seed, 0,
-                                get_audit_log() if audit else None, get_ledger() if ledger else None, advance,
-                                skip=set(done_eps), sink=sink)
-    episodes = sorted([*done_eps.values(), *new], key=lambda e: e.index)
-    stats: dict[str, float] = {}
-    for e in episodes:
-        for k, v in e.stats.items():
-            stats[k] = stats.get(k, 0) + v
-    if bar is not None:
-        progress.update(bar, visible=False)
-
-    overall = summarise(episodes)
-    groups: dict[Any, list[Episode]] = {}
-    for e in episodes:
-        if e.group is not None:
-            groups.setdefault(e.group, []).append(e)
-    per = {g: summarise(groups[g]) for g in sorted(groups, key=lambda x: (str(type(x)), x))}
-    match_rate = overall["match_rate"]
-    summary = {k: v for k, v in overall.items() if k not in ("n", "mean_reward", "match_rate")}
-    metrics = Metrics(env=spec.name, policy=policy_name, prior=prior, n_tasks=len(episodes),
-                      mean_reward=overall["mean_reward"], match_rate=match_rate, per_rho=per, summary=summary,
-                      policy_stats=stats, seconds=time.perf_counter() - t_start, episodes=episodes)
-    if out_dir is not None:
-        write_outputs(metrics, out_dir)
-    return metrics
+    with start_run("cta eval", job.config, out_dir=out_dir, seed=seed, resume=resume,
+                   workflow=f"cta.eval.{job.spec.name}", progress=progress is not False) as run:
+        return _execute(job, run=run, progress=progress)
 
 
-def _clean(x: Any) -> Any:
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    if isinstance(x, dict):
-        return {str(k): _clean(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_clean(v) for v in x]
-    if isinstance(x, np.generic):
-        return x.item()
-    return x
-
-
-def _row(e: Episode) -> dict[str, Any]:
-    return _clean({"index": e.index, "task_id": e.task_id, "actions": e.actions, "reward": e.reward,
-                   "optimal": e.optimal, "matched": e.summary.get("matched"), "group": e.group,
-                   "summary": e.summary, "stats": e.stats, "steps": [asdict(s) for s in e.steps]})
-
-
-def _append_trajectories(path: Path, episodes: list[Episode], *, fresh: bool) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w" if fresh else "a") as fh:
-        for e in episodes:
-            fh.write(json.dumps(_row(e)) + "\n")
-        fh.flush()
-
-
-def read_trajectories(path: str | Path) -> list[Episode]:
-    """Episodes from a ``trajectories.jsonl`` written by :func:`evaluate` (a torn last line is ignored)."""
-    out = []
-    lines = Path(path).read_text().splitlines()
-    for ln, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            d = json.loads(line)
-        except json.JSONDecodeError as exc:
-            if ln == len(lines):  # an interrupted write: that episode is simply re-run
-                break
-            raise ValueError(f"{path}:{ln}: not JSON: {exc}") from exc
-        out.append(Episode(task_id=d["task_id"], actions=d["actions"], reward=d["reward"],
-                           steps=[StepRecord(**s) for s in d["steps"]], summary=d["summary"], optimal=d["optimal"],
-                           group=d["group"], stats=d.get("stats") or {}, index=d["index"]))
-    return out
+def evaluate_config(config: EvalConfig, *, out_dir: str | Path | None = None, resume: bool = False,
+                    progress: Any = None, policy_kwargs: dict | None = None) -> Metrics:
+    """:func:`evaluate` from an :class:`EvalConfig` (the command line's path; ``env`` and ``policy`` required)."""
+    for name in ("env", "policy"):
+        if not getattr(config, name):
+            raise ConfigError(f"`--{name}` is required (on the command line or as `{name}` in --config)")
+    tasks = config.tasks if config.tasks is not None else (config.n or DEFAULT_N)
+    return evaluate(config.env, config.policy, tasks, prior=config.prior, seed=config.seed,
+                    n=config.n if config.tasks is not None else None, data_root=config.data_root, out_dir=out_dir,
+                    policy_kwargs={**config.llm_kwargs(), **(policy_kwargs or {})}, audit=config.audit,
+                    ledger=config.ledger, ray=config.ray, ray_chunks=config.ray_chunks, progress=progress,
+                    resume=resume)
 
 
 def write_outputs(metrics: Metrics, out_dir: str | Path, *, trajectories: bool = False) -> Path:
-    """Write ``metrics.json`` (and, with ``trajectories``, ``trajectories.jsonl``) into ``out_dir``."""
+    """Write ``metrics.json`` (flat, as a run's) and ``result.json`` (nested) into ``out_dir``, and with
+    ``trajectories`` also ``trajectories.jsonl``; for results made without a run folder."""
+    import json
+
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     path = out / "metrics.json"
-    path.write_text(json.dumps(_clean(metrics.to_dict()), indent=2, sort_keys=True))
+    path.write_text(json.dumps(metrics.flat(), indent=1, sort_keys=True))
+    (out / RESULT_FILE).write_text(json.dumps(metrics.to_dict(), indent=1, sort_keys=True))
     if trajectories:
-        _append_trajectories(out / "trajectories.jsonl", metrics.episodes, fresh=True)
+        append_trajectories(out / TRAJECTORIES_FILE, metrics.episodes, fresh=True)
     return path

@@ -40,6 +40,7 @@ from parsimon.cta.registry import (
     register_policy,
     register_prior,
 )
+from parsimon.cta.taskfile import build_tasks, read_records
 
 __all__ = [
     "GAMMAS",
@@ -286,29 +287,13 @@ def _task_from_dict(d: dict[str, Any], idx: int) -> PandoraTask:
 def load_tasks(path: str | Path) -> list[PandoraTask]:
     """Load tasks from our JSON Lines format (one ``{"labels", "priors", "gamma", "prize"}`` per line) or
     the paper's released JSON list (``task_id``, ``env.labels``, ``env.priors``, ``env.true_arm``,
-    ``discount_factor``, ``optimal_policy.optimal_strategy``)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no such task file: {path}")
-    text = path.read_text()
-    stripped = text.lstrip()
-    if stripped.startswith("["):
-        rows = json.loads(text)
-    else:
-        rows = []
-        for ln, line in enumerate(text.splitlines(), 1):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as exc:
-                    raise ValueError(f"{path}:{ln}: not JSON: {exc}") from exc
-    out = []
-    for i, d in enumerate(rows):
-        try:
-            out.append(_task_from_dict(d, i))
-        except (KeyError, TypeError) as exc:
-            raise ValueError(f"{path}: task {i} lacks a field or has a wrong type: {exc!r}") from exc
-    return out
+    ``discount_factor``, ``optimal_policy.optimal_strategy``).
+
+    Raises:
+        ConfigError: the file is missing, empty, binary or not valid JSON, or a record is not a Pandora task
+            (the message names the file and the line or item).
+    """
+    return build_tasks(path, read_records(path), _task_from_dict, kind="pandora")
 
 
 def save_tasks(tasks: list[PandoraTask], path: str | Path) -> Path:

@@ -29,8 +29,27 @@ def _pct(x: float | None) -> str:
     return "–" if x is None else f"{100 * x:.1f}"
 
 
-def _pandora(ctx: ReproContext, section: Section, client: Any = None, why: str = "") -> dict[str, Any]:
+def _eval(ctx: ReproContext, env: str, policy: str, tasks: Any, prior: str | None, **kw: Any) -> Any:
+    """One evaluation of the section: the section's seed, episodes shown on the report's progress display."""
     from parsimon.cta import evaluate
+
+    return evaluate(env, policy, tasks, prior=prior, seed=ctx.seed, progress=ctx.progress_impl, **kw)
+
+
+def _headline(m: Any) -> dict[str, Any]:
+    return {"mean_reward": m.mean_reward, "match_rate": m.match_rate, "n": m.n_tasks}
+
+
+def _pandora_row(label: str, m: Any, paper: str) -> list[Any]:
+    return [label, _pct(m.match_rate), f"{m.mean_reward:.3f}", paper]
+
+
+def _qa_row(label: str, m: Any, paper: str) -> list[Any]:
+    return [label, _pct(m.summary["retrieved"]), f"{m.summary['correct']:.3f}", f"{m.mean_reward:.3f}",
+            _pct(m.match_rate), paper]
+
+
+def _pandora(ctx: ReproContext, section: Section, client: Any = None, why: str = "") -> dict[str, Any]:
     from parsimon.cta.pandora import generate_tasks, load_tasks, oracle_rollout
 
     released = os.environ.get(PANDORA_FILE_ENV)
@@ -56,28 +75,23 @@ def _pandora(ctx: ReproContext, section: Section, client: Any = None, why: str =
         ("Uniform-prior optimal (no prior)", "uniform-prior", None, "PROMPTED"),
         ("Guess-now (argmax prior at t=0)", "guess-now", "true", None),
     ):
-        m = evaluate("pandora", pol, tasks, prior=prior, seed=ctx.seed)
+        m = _eval(ctx, "pandora", pol, tasks, prior)
         res[pol] = m
+        ctx.log_metrics({f"pandora/{pol}": _headline(m)})
         p = PAPER_T2.get(paper_key) if paper_key else None
-        rows.append([label, _pct(m.match_rate), f"{m.mean_reward:.3f}",
-                     f"{paper_key}: {p[0]:.0f} / {p[1]:.3f}" if p else "–"])
+        rows.append(_pandora_row(label, m, f"{paper_key}: {p[0]:.0f} / {p[1]:.3f}" if p else "–"))
     for src in ("noisy", "uniform", "adversarial"):
-        m = evaluate("pandora", "cta-planner", tasks, prior=src, seed=ctx.seed)
-        rows.append([f"CTA planner, {src} prior", _pct(m.match_rate), f"{m.mean_reward:.3f}", "–"])
+        m = _eval(ctx, "pandora", "cta-planner", tasks, src)
+        ctx.log_metrics({f"pandora/cta-planner/{src}": _headline(m)})
+        rows.append(_pandora_row(f"CTA planner, {src} prior", m, "–"))
     from parsimon.cta.agents.reasoner import PandoraReasonerClient
 
     for label, pol, prior in (("Programmatic reasoner via the PROMPTED prompt (no prior line)", "llm-prompted", None),
                               ("Programmatic reasoner via the CTA-PROMPTED prompt", "llm-cta", "true")):
-        m = evaluate("pandora", pol, tasks, prior=prior, seed=ctx.seed,
-                     policy_kwargs={"client": PandoraReasonerClient()})
+        m = _eval(ctx, "pandora", pol, tasks, prior, policy_kwargs={"client": PandoraReasonerClient()})
         res[f"reasoner:{pol}"] = m
-        rows.append([label, _pct(m.match_rate), f"{m.mean_reward:.3f}", "–"])
-    def fmt(label: str, m: Any, pf: float) -> list[Any]:
-        return [label, _pct(m.match_rate), f"{m.mean_reward:.3f}", f"parse failures {100 * pf:.0f}%"]
-
-    llm_rows, llm_note, _ = _llm_rows(ctx, "pandora", tasks[:10], client, why, (
-        ("SmolLM2-135M PROMPTED-NONTHINK (no prior)", "llm-prompted", None, fmt),
-        ("SmolLM2-135M CTA-PROMPTED-NONTHINK (prior)", "llm-cta", "true", fmt)), 8)
+        rows.append(_pandora_row(label, m, "–"))
+    llm_rows, llm_note = _llm_rows(ctx, "pandora", tasks, client, why, _pandora_row)
     rows.extend(llm_rows)
     section.tables.append(Table(
         "Pandora (paper Table 2): optimal-policy match % and mean reward",
@@ -90,7 +104,7 @@ def _pandora(ctx: ReproContext, section: Section, client: Any = None, why: str =
     alt_rows = []
     for label, pol, prior in (("Oracle", "oracle", "true"), ("Uniform-prior optimal", "uniform-prior", None),
                               ("Guess-now", "guess-now", "true")):
-        m = evaluate("pandora", pol, alt, prior=prior, seed=ctx.seed)
+        m = _eval(ctx, "pandora", pol, alt, prior)
         alt_rows.append([label, _pct(m.match_rate), f"{m.mean_reward:.3f}", f"{m.summary['verifies']:.2f}"])
     section.tables.append(Table(
         "Pandora with Dirichlet α = 0.5 (the paper's stated α; the released set fits α ≈ 1.2)",
@@ -129,30 +143,39 @@ def _start_llm(ctx: ReproContext) -> tuple[Any, str, Any]:
     return ChatClient(srv.base_url, max_retries=1, component="cta.llm"), "", srv
 
 
-def _llm_rows(ctx: ReproContext, env: str, tasks: list, client: Any, why: str, runs: tuple,
-              max_tokens: int) -> tuple[list[list[Any]], str, dict]:
-    if client is None:
-        return [], f"Local LLM rows skipped: {why}.", {}
-    from parsimon.cta import evaluate
+# The local model's smoke-test rows per environment: (label of PROMPTED, label of CTA-PROMPTED, prior source
+# of llm-cta, tasks run, completion tokens per turn).
+LLM_RUNS = {"pandora": ("SmolLM2-135M PROMPTED-NONTHINK (no prior)", "SmolLM2-135M CTA-PROMPTED-NONTHINK (prior)",
+                        "true", 10, 8),
+            "qa": ("SmolLM2-135M PROMPTED-NONTHINK", "SmolLM2-135M CTA-PROMPTED-NONTHINK (k_da, p_ret)", "estimated",
+                   8, 16)}
 
-    rows, res = [], {}
+
+def _llm_rows(ctx: ReproContext, env: str, tasks: list, client: Any, why: str,
+              row: Any) -> tuple[list[list[Any]], str]:
+    """The local model's rows (``row(label, metrics, "parse failures x%")``, see :data:`LLM_RUNS`) and the
+    table note about them."""
+    prompted, cta, cta_prior, n_tasks, max_tokens = LLM_RUNS[env]
+    runs = ((prompted, "llm-prompted", None), (cta, "llm-cta", cta_prior))
+    tasks = tasks[:n_tasks]
+    if client is None:
+        return [], f"Local LLM rows skipped: {why}."
+    rows = []
     with ctx.progress(f"cta: local LLM on {env}", total=len(runs)) as bar:
-        for label, pol, prior, fmt in runs:
+        for label, pol, prior in runs:
             try:
-                m = evaluate(env, pol, tasks, prior=prior, seed=ctx.seed,
-                             policy_kwargs={"client": client, "max_tokens": max_tokens})
+                m = _eval(ctx, env, pol, tasks, prior, policy_kwargs={"client": client, "max_tokens": max_tokens})
             except Exception as exc:  # noqa: BLE001 - report and go on
-                return rows, f"Local LLM rows incomplete: {type(exc).__name__}: {exc}.", res
-            res[pol] = m
+                return rows, f"Local LLM rows incomplete: {type(exc).__name__}: {exc}."
             pf = m.policy_stats.get("parse_failures", 0) / max(1, m.policy_stats.get("llm_calls", 1))
-            rows.append(fmt(f"{label}, {len(tasks)} tasks", m, pf))
+            rows.append(row(f"{label}, {len(tasks)} tasks", m, f"parse failures {100 * pf:.0f}%"))
+            ctx.log_metrics({f"{env}/{pol}": {**_headline(m), "parse_failure_rate": pf}})
             bar.advance()
     return rows, (f"LLM rows: SmolLM2-135M-Instruct, greedy, non-thinking, {max_tokens} tokens per turn, first "
-                  f"{len(tasks)} tasks only (about 15 tokens/s on this CPU)."), res
+                  f"{len(tasks)} tasks only (about 15 tokens/s on this CPU).")
 
 
 def _qa(ctx: ReproContext, section: Section, client: Any = None, why: str = "") -> dict[str, Any]:
-    from parsimon.cta import evaluate
     from parsimon.cta.calibration import reliability_diagram
     from parsimon.cta.qa import get_bench
 
@@ -166,18 +189,12 @@ def _qa(ctx: ReproContext, section: Section, client: Any = None, why: str = "") 
                                    ("CTA rule, isotonic-calibrated confidence", "cta-planner", "estimated",
                                     "CTA-PROMPTED"),
                                    ("Oracle rule (true probabilities)", "oracle", None, None)):
-        m = evaluate("qa", pol, tasks, prior=prior, seed=ctx.seed)
+        m = _eval(ctx, "qa", pol, tasks, prior)
         res[f"{pol}:{prior}"] = m
+        ctx.log_metrics({f"qa/{pol}/{prior}": _headline(m)})
         p = PAPER_T3.get(key) if key else None
-        rows.append([label, _pct(m.summary["retrieved"]), f"{m.summary['correct']:.3f}", f"{m.mean_reward:.3f}",
-                     _pct(m.match_rate), f"{key}: {p[0]:.1f} / {p[1]:.3f} / {p[2]:.3f}" if p else "–"])
-    def fmt(label: str, m: Any, pf: float) -> list[Any]:
-        return [label, _pct(m.summary["retrieved"]), f"{m.summary['correct']:.3f}", f"{m.mean_reward:.3f}",
-                _pct(m.match_rate), f"parse failures {100 * pf:.0f}%"]
-
-    llm_rows, llm_note, _ = _llm_rows(ctx, "qa", tasks[:8], client, why, (
-        ("SmolLM2-135M PROMPTED-NONTHINK", "llm-prompted", None, fmt),
-        ("SmolLM2-135M CTA-PROMPTED-NONTHINK (k_da, p_ret)", "llm-cta", "estimated", fmt)), 16)
+        rows.append(_qa_row(label, m, f"{key}: {p[0]:.1f} / {p[1]:.3f} / {p[2]:.3f}" if p else "–"))
+    llm_rows, llm_note = _llm_rows(ctx, "qa", tasks, client, why, _qa_row)
     rows.extend(llm_rows)
     section.tables.append(Table(
         "QA with optional retrieval (paper Table 3): retrieve %, accuracy, reward, oracle-decision match %",
@@ -232,39 +249,29 @@ def _qa(ctx: ReproContext, section: Section, client: Any = None, why: str = "") 
 
 
 def _filereading(ctx: ReproContext, section: Section) -> None:
+    """Tables 4-5 from :func:`parsimon.cta.filereading.filereading_part`; where that package cannot be imported
+    but a plug-in registered ``filereading``, generic per-ρ tables of its registered policies."""
+    from parsimon.cta import registry
+
     try:
-        import parsimon.cta.filereading as fr
+        from parsimon.cta.filereading import filereading_part
     except ImportError as exc:
-        section.not_reproduced.append(f"FILEREADING (Tables 4-5): parsimon.cta.filereading is not available ({exc}).")
-        return
-    part = getattr(fr, "filereading_part", None)
-    if part is None:
-        try:
-            from parsimon.cta.filereading import reproduce as frr
-
-            part = getattr(frr, "filereading_part", None)
-        except ImportError:
-            part = None
-    if part is not None:
-        out = part(ctx)
-        if isinstance(out, dict):
-            tables, figures = out.get("tables", []), out.get("figures", [])
-            claims, nr = out.get("claims", []), out.get("not_reproduced", [])
-        elif isinstance(out, Section):
-            tables, figures, claims, nr = out.tables, out.figures, out.claims, out.not_reproduced
+        if "filereading" in registry.ENVS:
+            _filereading_generic(ctx, section)
         else:
-            tables, figures, claims, nr = out
-        section.tables.extend(tables)
-        section.figures.extend(figures)
-        section.claims.extend(claims)
-        section.not_reproduced.extend(nr)
+            section.not_reproduced.append(f"FILEREADING (Tables 4-5): parsimon.cta.filereading is not available "
+                                          f"({exc}).")
         return
-    from parsimon.cta import evaluate, get_env, registry
+    out = filereading_part(ctx)
+    section.tables.extend(out["tables"])
+    section.figures.extend(out["figures"])
+    section.claims.extend(out["claims"])
+    section.not_reproduced.extend(out["not_reproduced"])
 
-    if "filereading" not in registry._ENVS:
-        section.not_reproduced.append("FILEREADING (Tables 4-5): parsimon.cta.filereading does not register its "
-                                      "environment yet.")
-        return
+
+def _filereading_generic(ctx: ReproContext, section: Section) -> None:
+    from parsimon.cta import get_env
+
     spec = get_env("filereading")
     tasks = spec.generate(300 if ctx.full else 24, ctx.seed)
 
@@ -278,7 +285,7 @@ def _filereading(ctx: ReproContext, section: Section) -> None:
     pols = [p for p in ("oracle", "cta-planner", "test-then-code", "code-first") if p in spec.policies]
     with ctx.progress("cta: FILEREADING policies", total=len(pols)) as bar:
         for pol in pols:
-            m = evaluate("filereading", pol, tasks, seed=ctx.seed)
+            m = _eval(ctx, "filereading", pol, tasks, "default")
             for g, d in [*m.per_rho.items(), ("avg", {"n": m.n_tasks, "mean_reward": m.mean_reward, **m.summary})]:
                 rows.append([pol, g, d["n"], f"{d['mean_reward']:.3f}", cell(d, "U"), cell(d, "C"), cell(d, "turns"),
                              cell(d, "correct"), cell(d, "guess_and_go", pct=True)])
@@ -292,7 +299,7 @@ def _filereading(ctx: ReproContext, section: Section) -> None:
         prows = []
         for src in [p for p in ("true", "estimated", "released", "noisy", "uniform", "adversarial") if p in spec.priors]:
             try:
-                m = evaluate("filereading", "cta-planner", tasks, prior=src, seed=ctx.seed)
+                m = _eval(ctx, "filereading", "cta-planner", tasks, src)
             except ValueError as exc:  # e.g. `released` needs the paper's files
                 prows.append([src, "–", str(exc)[:80]])
                 continue
@@ -307,17 +314,20 @@ def _filereading(ctx: ReproContext, section: Section) -> None:
         import matplotlib.pyplot as plt
 
         fig, ax = plt.subplots(figsize=(4.8, 3.6))
-        for name, cost, rew in pareto:
-            ax.scatter(cost, rew)
-            ax.annotate(name, (cost, rew), fontsize=7)
-        ax.set_xlabel("mean exploration actions (U + C)")
-        ax.set_ylabel("mean reward")
-        ax.set_title("FILEREADING: reward vs cost")
-        fig.tight_layout()
-        path = ctx.path("cta_filereading_pareto.png")
-        fig.savefig(path, dpi=100)
-        plt.close(fig)
-        section.figures.append(Figure(path, "FILEREADING: mean reward against exploration cost per policy."))
+        _scatter(ax, pareto, "mean exploration actions (U + C)",
+                 "FILEREADING: reward vs cost")
+        section.figures.append(ctx.save_figure(fig, "cta_filereading_pareto.png",
+                                               "FILEREADING: mean reward against exploration cost per policy."))
+
+
+def _scatter(ax: Any, points: list[tuple[str, float, float]], xlabel: str, title: str) -> None:
+    """Labelled points (name, cost, reward) on ``ax``."""
+    for name, cost, rew in points:
+        ax.scatter(cost, rew)
+        ax.annotate(name, (cost, rew), fontsize=7)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("mean reward")
+    ax.set_title(title)
 
 
 def _figure(ctx: ReproContext, pandora: dict, qa: dict) -> Figure:
@@ -328,17 +338,11 @@ def _figure(ctx: ReproContext, pandora: dict, qa: dict) -> Figure:
 
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
     for ax, res, cost_key, title in ((axes[0], pandora, "verifies", "Pandora"), (axes[1], qa, "retrieved", "QA")):
-        for name, m in res.items():
-            ax.scatter(m.summary[cost_key], m.mean_reward)
-            ax.annotate(name.replace(":None", ""), (m.summary[cost_key], m.mean_reward), fontsize=7)
-        ax.set_xlabel("mean verifications" if cost_key == "verifies" else "retrieval rate")
-        ax.set_ylabel("mean reward")
-        ax.set_title(f"{title}: reward vs exploration cost")
-    fig.tight_layout()
-    path = ctx.path("cta_reward_vs_cost.png")
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return Figure(path, "Reward against exploration cost per policy (Pandora: verifications; QA: retrieval rate).")
+        _scatter(ax, [(name.replace(":None", ""), m.summary[cost_key], m.mean_reward) for name, m in res.items()],
+                 "mean verifications" if cost_key == "verifies" else "retrieval rate",
+                 f"{title}: reward vs exploration cost")
+    return ctx.save_figure(fig, "cta_reward_vs_cost.png", "Reward against exploration cost per policy (Pandora: "
+                           "verifications; QA: retrieval rate).")
 
 
 def reproduce(ctx: ReproContext) -> Section:

@@ -12,18 +12,18 @@ from .candidate import run_candidate
 from .engine import CompiledGame, NotPerfectRecall, UnknownGame, compile_game
 from .policy import TabularPolicy
 from .rules import ALGORITHMS, make_rule
-from .solve import SolveResult, solve
+from .solve import SolveConfig, SolveResult, solve
 
 __all__ = [
-    "solve", "SolveResult", "exploitability", "nash_conv", "best_response", "policy_value",
+    "solve", "SolveConfig", "SolveResult", "exploitability", "nash_conv", "best_response", "policy_value",
     "compile_game", "CompiledGame", "TabularPolicy", "run_candidate", "ALGORITHMS", "make_rule",
     "NotPerfectRecall", "UnknownGame",
 ]
 
 try:  # PSRO lives in its own module (parsimon.games.psro), present when that part is installed
-    from .psro import PSROResult, psro  # noqa: F401
+    from .psro import PSROConfig, PSROResult, psro  # noqa: F401
 
-    __all__ += ["psro", "PSROResult"]
+    __all__ += ["psro", "PSROConfig", "PSROResult"]
 except ModuleNotFoundError as _exc:  # pragma: no cover - depends on the psro module being there
     if _exc.name != f"{__name__}.psro":
         raise

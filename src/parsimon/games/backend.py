@@ -15,18 +15,24 @@ from typing import Any
 import numpy as np
 
 from parsimon.errors import ConfigError
+from parsimon.registry import Registry
 
 from .engine import TERMINAL, CompiledGame
 
-__all__ = ["Backend", "Tree", "get_backend"]
+__all__ = ["BACKENDS", "Backend", "Tree", "as_tree", "get_backend"]
+
+#: The array libraries of the engine (the factory builds a :class:`Backend`: ``BACKENDS.get(name)(device)``).
+BACKENDS: Registry = Registry("backend")
+BACKENDS.register("numpy", lambda device=None: Backend("numpy", device), describe="numpy arrays on the CPU")
+BACKENDS.register("torch", lambda device=None: Backend("torch", device),
+                  describe="torch tensors (CUDA when available, or --device)")
 
 
 class Backend:
     """numpy (``name='numpy'``) or torch (``name='torch'``, any device) in float64."""
 
     def __init__(self, name: str = "numpy", device: str | None = None):
-        if name not in ("numpy", "torch"):
-            raise ConfigError(f"backend must be 'numpy' or 'torch', got {name!r}")
+        BACKENDS.check(name)
         self.name = name
         if name == "torch":
             try:
@@ -93,37 +99,35 @@ class Backend:
         out = self.torch.zeros(n, dtype=vals.dtype, device=self.device)
         return out.index_add_(0, idx, vals)
 
-    def sum(self, x, axis=None, keepdims=False):
+    def _reduce(self, x, numpy_name: str, torch_name: str, axis, keepdims: bool):
         if self.name == "numpy":
-            return x.sum(axis=axis, keepdims=keepdims)
+            return getattr(x, numpy_name)(axis=axis, keepdims=keepdims)
         if axis is None:
-            return x.sum()
-        return x.sum(dim=axis, keepdim=keepdims)
+            return getattr(x, numpy_name)()
+        return getattr(x, torch_name)(dim=axis, keepdim=keepdims)
+
+    def sum(self, x, axis=None, keepdims=False):
+        return self._reduce(x, "sum", "sum", axis, keepdims)
 
     def max(self, x, axis=None, keepdims=False):
+        return self._reduce(x, "max", "amax", axis, keepdims)
+
+    def _extreme(self, x, y, larger: bool):
+        """Element-wise maximum (``larger``) or minimum; on torch a Python number becomes a clamp bound."""
         if self.name == "numpy":
-            return x.max(axis=axis, keepdims=keepdims)
-        if axis is None:
-            return x.max()
-        return x.amax(dim=axis, keepdim=keepdims)
+            return (np.maximum if larger else np.minimum)(x, y)
+        t = self.torch
+        if not isinstance(x, t.Tensor):
+            x, y = y, x
+        if not isinstance(y, t.Tensor):
+            return t.clamp(x, min=y) if larger else t.clamp(x, max=y)
+        return (t.maximum if larger else t.minimum)(x, y)
 
     def maximum(self, x, y):
-        if self.name == "numpy":
-            return np.maximum(x, y)
-        if not isinstance(y, self.torch.Tensor):
-            return self.torch.clamp(x, min=y)
-        if not isinstance(x, self.torch.Tensor):
-            return self.torch.clamp(y, min=x)
-        return self.torch.maximum(x, y)
+        return self._extreme(x, y, True)
 
     def minimum(self, x, y):
-        if self.name == "numpy":
-            return np.minimum(x, y)
-        if not isinstance(y, self.torch.Tensor):
-            return self.torch.clamp(x, max=y)
-        if not isinstance(x, self.torch.Tensor):
-            return self.torch.clamp(y, max=x)
-        return self.torch.minimum(x, y)
+        return self._extreme(x, y, False)
 
     def where(self, c, x, y):
         if self.name == "numpy":
@@ -172,9 +176,27 @@ class Backend:
 
 
 def get_backend(backend: Any = "numpy", device: str | None = None) -> Backend:
+    """A :class:`Backend` by name (see :data:`BACKENDS`), or ``backend`` itself if it is one."""
     if isinstance(backend, Backend):
         return backend
-    return Backend(backend, device)
+    return BACKENDS.get(backend)(device)
+
+
+def as_tree(game: Any, backend: Any = None, device: str | None = None) -> Tree:
+    """``game`` (an OpenSpiel string or game, a :class:`CompiledGame` or a :class:`Tree`) on a backend.
+
+    A Tree is used as it is unless another backend (or device) is asked for; then its compiled game is put
+    on that backend. ``backend=None`` means numpy, or the Tree's own.
+    """
+    from .engine import compile_game
+
+    if isinstance(game, Tree):
+        if backend is None or (isinstance(backend, Backend) and backend is game.B):
+            return game
+        if isinstance(backend, str) and backend == game.B.name and device in (None, str(game.B.device)):
+            return game
+        return Tree(game.cg, backend, device)
+    return Tree(compile_game(game), backend or "numpy", device)
 
 
 class Tree:

@@ -15,17 +15,22 @@ from typing import Any
 import numpy as np
 
 from parsimon.errors import ConfigError
+from parsimon.run import Result
 
-from .backend import Tree
-from .engine import CompiledGame, compile_game
+from .backend import Tree, as_tree
 
-__all__ = ["best_response", "br_values", "nash_conv", "exploitability", "policy_value", "as_tree"]
+__all__ = ["CurveResult", "best_response", "br_values", "nash_conv", "exploitability", "policy_value", "as_tree"]
 
 
-def as_tree(game: Any, backend: Any = "numpy", device: str | None = None) -> Tree:
-    if isinstance(game, Tree):
-        return game
-    return Tree(compile_game(game) if not isinstance(game, CompiledGame) else game, backend, device)
+class CurveResult(Result):
+    """A result whose ``exploitability`` is a curve ``[(iteration, value), ...]``; the headline is its last value."""
+
+    FINAL = "final_exploitability"
+
+    @property
+    def final_exploitability(self) -> float:
+        """The exploitability at the last point of the curve (NaN when there is none)."""
+        return self.exploitability[-1][1] if self.exploitability else float("nan")
 
 
 def _policy_array(tree: Tree, policy) -> Any:
@@ -45,7 +50,7 @@ def _policy_array(tree: Tree, policy) -> Any:
 
 
 def best_response(game: Any, policy, player: int, *, ties: str = "first", tol: float = 1e-12,
-                  backend: Any = "numpy"):
+                  backend: Any = None):
     """Best response of ``player`` to ``policy`` (the other players' rows are used).
 
     Returns ``(br_rows, value)``: ``br_rows`` is an ``[I_p, A]`` array (rows of ``player``'s infosets, a
@@ -95,19 +100,19 @@ def best_response(game: Any, policy, player: int, *, ties: str = "first", tol: f
     return br, float(B.to_numpy(v[0:1])[0])
 
 
-def br_values(game: Any, policy, *, backend: Any = "numpy") -> np.ndarray:
+def br_values(game: Any, policy, *, backend: Any = None) -> np.ndarray:
     """Best-response value of every player against ``policy``."""
     tree = as_tree(game, backend)
     return np.array([best_response(tree, policy, p)[1] for p in range(tree.n)])
 
 
-def policy_value(game: Any, policy, *, backend: Any = "numpy") -> np.ndarray:
+def policy_value(game: Any, policy, *, backend: Any = None) -> np.ndarray:
     """Expected return of every player when all follow ``policy``."""
     tree = as_tree(game, backend)
     return tree.values(_policy_array(tree, policy))
 
 
-def nash_conv(game: Any, policy, *, backend: Any = "numpy") -> float:
+def nash_conv(game: Any, policy, *, backend: Any = None) -> float:
     """``sum_i (u_i(BR_i(pi_-i), pi_-i) - u_i(pi))`` (OpenSpiel's NashConv), any number of players."""
     tree = as_tree(game, backend)
     on = policy_value(tree, policy)
@@ -115,7 +120,7 @@ def nash_conv(game: Any, policy, *, backend: Any = "numpy") -> float:
     return float((br - on).sum())
 
 
-def exploitability(game: Any, policy, *, backend: Any = "numpy") -> float:
+def exploitability(game: Any, policy, *, backend: Any = None) -> float:
     """NashConv / number of players (the paper's metric; OpenSpiel's exploitability for 2 players)."""
     tree = as_tree(game, backend)
     return nash_conv(tree, policy) / tree.n

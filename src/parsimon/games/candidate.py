@@ -124,63 +124,57 @@ class CandidateRule(UpdateRule):
         except (TypeError, ValueError) as exc:
             raise CandidateError(f"{what} returned a non-number: {exc}") from exc
 
-    def accumulate_regret(self, R, r, t, rows, legal):
-        r_rows = self.B.to_numpy(r).tolist()
-        vals: list = []
-        self._r_dicts = r_dicts = []
-        fn = self.c.RegretAccumulator.update_accumulate_regret
-        what = "update_accumulate_regret"
+    def _per_infoset(self, rows: slice, fn, what: str, args, apply) -> None:
+        """Call the candidate's ``fn(node, *args(j, acts))`` for each infoset of ``rows`` in order, then
+        ``apply(node, acts, values)`` with the dict it returned, checked (before the next infoset's call)."""
         for j, i in enumerate(range(rows.start, rows.stop)):
             node, acts = self.nodes[i], self.acts[i]
-            row = r_rows[j]
-            rd = {a: row[a] for a in acts}
-            r_dicts.append(rd)
             try:
-                new = fn(node, t, dict(rd))
+                new = fn(node, *args(j, acts))
             except Exception as exc:
                 raise CandidateError(f"{what} raised {type(exc).__name__}: {exc}") from exc
-            v = self._values(new, acts, what)
-            node.cumulative_regret = dict(zip(acts, v, strict=True))
+            apply(node, acts, self._values(new, acts, what))
+
+    def _accumulated(self, rows: slice, component: str, method: str, args, attr: str, shape):
+        """Run the candidate's ``component.method`` per infoset; each returned dict becomes the node's ``attr``."""
+        vals: list = []
+
+        def apply(node, acts, v):
+            setattr(node, attr, dict(zip(acts, v, strict=True)))
             vals.extend(v)
-        return self._collect(rows, tuple(r.shape), vals, what)
+
+        self._per_infoset(rows, getattr(getattr(self.c, component), method), method, args, apply)
+        return self._collect(rows, tuple(shape), vals, method)
+
+    def accumulate_regret(self, R, r, t, rows, legal):
+        r_rows = self.B.to_numpy(r).tolist()
+        self._r_dicts = [{a: r_rows[j][a] for a in self.acts[i]} for j, i in enumerate(range(rows.start, rows.stop))]
+        return self._accumulated(rows, "RegretAccumulator", "update_accumulate_regret",
+                                 lambda j, acts: (t, dict(self._r_dicts[j])), "cumulative_regret", r.shape)
 
     def accumulate_policy(self, S, sigma, r, reach, cf_reach, t, rows, legal):
         sig = self.B.to_numpy(sigma).tolist()
         rp, cfp = self.B.to_numpy(reach).tolist(), self.B.to_numpy(cf_reach).tolist()
-        vals: list = []
-        fn = self.c.PolicyAccumulator.update_accumulate_policy
-        what = "update_accumulate_policy"
-        for j, i in enumerate(range(rows.start, rows.stop)):
-            node, acts = self.nodes[i], self.acts[i]
-            row = sig[j]
-            try:
-                new = fn(node, t, {a: row[a] for a in acts}, dict(self._r_dicts[j]), rp[j], cfp[j])
-            except Exception as exc:
-                raise CandidateError(f"{what} raised {type(exc).__name__}: {exc}") from exc
-            v = self._values(new, acts, what)
-            node.cumulative_policy = dict(zip(acts, v, strict=True))
-            vals.extend(v)
-        return self._collect(rows, tuple(S.shape), vals, what)
+        return self._accumulated(
+            rows, "PolicyAccumulator", "update_accumulate_policy",
+            lambda j, acts: (t, {a: sig[j][a] for a in acts}, dict(self._r_dicts[j]), rp[j], cfp[j]),
+            "cumulative_policy", S.shape)
 
     def policy_from_regret(self, R, r, sigma, t, rows, legal):
         sig = self.B.to_numpy(sigma).tolist()
         vals: list = []
-        fn = self.c.PolicyFromRegretAccumulator.get_updated_current_policy
         what = "get_updated_current_policy"
-        for j, i in enumerate(range(rows.start, rows.stop)):
-            node, acts = self.nodes[i], self.acts[i]
-            row = sig[j]
-            try:
-                new = fn(node, t, dict(self._r_dicts[j]), {a: row[a] for a in acts})
-            except Exception as exc:
-                raise CandidateError(f"{what} raised {type(exc).__name__}: {exc}") from exc
-            v = self._values(new, acts, what)
+
+        def apply(node, acts, v):
             tot = sum(v)
             if not math.isfinite(tot):
                 raise CandidateError(f"{what} returned a non-finite value: {v}")
             if min(v) < 0:
                 raise CandidateError(f"{what} returned a negative probability: {v}")
             vals.extend([x / tot for x in v] if tot > 0 else [1.0 / len(acts)] * len(acts))
+
+        self._per_infoset(rows, self.c.PolicyFromRegretAccumulator.get_updated_current_policy, what,
+                          lambda j, acts: (t, dict(self._r_dicts[j]), {a: sig[j][a] for a in acts}), apply)
         return self._collect(rows, tuple(sigma.shape), vals, what)
 
     def average_policy(self, S, legal):

@@ -13,8 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from .backend import Tree
-from .engine import CompiledGame, compile_game
+from .backend import as_tree
 from .rules import UpdateRule, make_rule
 
 __all__ = ["CFRDriver"]
@@ -24,12 +23,8 @@ class CFRDriver:
     """State of one CFR run: cumulative regrets ``R``, current policy ``sigma``, cumulative policy ``S``
     (all ``[I, A]`` on the backend) and the number of iterations done ``t``."""
 
-    def __init__(self, game: Any, algo: Any = "cfr+", *, backend: Any = "numpy", device: str | None = None):
-        if isinstance(game, Tree):
-            self.tree = game
-        else:
-            cg = game if isinstance(game, CompiledGame) else compile_game(game)
-            self.tree = Tree(cg, backend, device)
+    def __init__(self, game: Any, algo: Any = "cfr+", *, backend: Any = None, device: str | None = None):
+        self.tree = as_tree(game, backend, device)
         self.cg = self.tree.cg
         self.B = self.tree.B
         self.rule: UpdateRule = make_rule(algo)

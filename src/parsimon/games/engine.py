@@ -34,7 +34,10 @@ from parsimon.errors import ConfigError, ParsimonError
 __all__ = [
     "CompiledGame",
     "compile_game",
+    "estimate_histories",
     "load_game",
+    "MAX_NODES",
+    "positive_int",
     "NotPerfectRecall",
     "UnknownGame",
     "ENGINE_VERSION",
@@ -184,20 +187,67 @@ def _cache_path(game_string: str) -> Path:
     return home() / "games_cache" / f"{h}.npz"
 
 
-MAX_NODES = 5_000_000
+#: Default cap on a game's histories. The compiler holds every history of one depth as an OpenSpiel state
+#: (about 1 kB each) and the arrays take about 70 bytes per history: 3M histories stay within a few GB.
+#: 3-player Leduc, the largest game of the report, has 1.8M.
+MAX_NODES = 3_000_000
+SIZE_PROBES = 256
+
+
+def positive_int(name: str, value: Any) -> int:
+    """``value`` if it is an int >= 1 (not a bool), else a ConfigError naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"`{name}` must be a positive integer, got {value!r}")
+    return value
+
+
+def estimate_histories(game: Any, *, probes: int = SIZE_PROBES, seed: int = 0) -> float:
+    """Knuth's estimate of the number of histories of ``game`` (a sequential ``pyspiel.Game``): the mean over
+    ``probes`` random root-to-terminal paths of ``1 + b_1 + b_1 b_2 + ...`` (``b_i`` the branching factors
+    met). Unbiased; cheap (milliseconds), so a game too large to compile is refused before it is expanded."""
+    import random
+
+    rng = random.Random(seed)
+    total = 0.0
+    for _ in range(probes):
+        state, width, count = game.new_initial_state(), 1.0, 1.0
+        while not state.is_terminal():
+            if state.is_chance_node():
+                actions = [a for a, p in state.chance_outcomes() if p > 0]
+            else:
+                actions = state.legal_actions()
+            if not actions:
+                break
+            width *= len(actions)
+            count += width
+            state = state.child(rng.choice(actions))
+        total += count
+    return total / probes
+
+
+def _as_compiled(game: Any) -> CompiledGame | None:
+    """The compiled game inside ``game`` (a CompiledGame, or a Tree holding one), else None."""
+    if isinstance(game, CompiledGame):
+        return game
+    cg = getattr(game, "cg", None)
+    return cg if isinstance(cg, CompiledGame) else None
 
 
 def compile_game(game: Any, *, cache: bool = True, progress: bool = False,
                  max_nodes: int = MAX_NODES) -> CompiledGame:
     """Compile ``game`` (OpenSpiel string or object) to a :class:`CompiledGame`.
 
+    A :class:`CompiledGame`, or a :class:`~parsimon.games.backend.Tree` holding one, is returned as it is.
     With ``cache=True`` the arrays are read from / written to ``$PARSIMON_HOME/games_cache`` (npz keyed
     by the game string and :data:`ENGINE_VERSION`). ``compile_seconds`` is the traversal time (or the
-    load time for a cache hit). Games with more than ``max_nodes`` histories are refused (ConfigError)
-    before they exhaust memory.
+    load time for a cache hit). A game whose estimated number of histories (:func:`estimate_histories`)
+    exceeds ``max_nodes`` is refused before it is expanded, and the traversal stops at ``max_nodes``
+    histories (ConfigError naming the limit in both cases).
     """
-    if isinstance(game, CompiledGame):
-        return game
+    compiled = _as_compiled(game)
+    if compiled is not None:
+        return compiled
+    positive_int("max_nodes", max_nodes)
     g = load_game(game)
     gs = str(g)
     path = _cache_path(gs)
@@ -215,6 +265,12 @@ def compile_game(game: Any, *, cache: bool = True, progress: bool = False,
                 return cg
         except Exception:  # a corrupt cache file is rebuilt below
             pass
+    estimate = estimate_histories(g)
+    if estimate > max_nodes:
+        raise ConfigError(
+            f"game {gs} has about {estimate:.3g} histories (estimated from {SIZE_PROBES} random paths), more than "
+            f"the limit max_nodes={max_nodes:,} (`--max-nodes`); the compiler would need about "
+            f"{estimate * 1e3 / 2**30:.3g} GB. Raise the limit to compile it anyway")
     cg = _traverse(g, progress=progress, max_nodes=max_nodes)
     if cache:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -252,7 +308,8 @@ def _traverse(game, progress: bool = False, max_nodes: int = MAX_NODES) -> Compi
         for state, nid, seqs in frontier:
             if next_id > max_nodes:
                 raise ConfigError(
-                    f"game {game} has more than max_nodes={max_nodes} histories; too large for the tabular engine"
+                    f"game {game} has more than max_nodes={max_nodes:,} histories (`--max-nodes`); too large for "
+                    "the tabular engine unless the limit is raised"
                 )
             if state.is_terminal():
                 actor.append(TERMINAL)

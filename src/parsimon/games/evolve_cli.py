@@ -1,30 +1,54 @@
-"""``parsimon games evolve``: the evolution loop from a seed program (light at import)."""
+"""``parsimon games evolve``: the evolution loop from a starting program, as a :mod:`parsimon.run` run."""
 
 from __future__ import annotations
 
-import json
+import dataclasses
 from pathlib import Path
 
 import typer
 
+from parsimon.cliutil import (
+    config_option,
+    emit,
+    json_option,
+    out_option,
+    ray_option,
+    resolve_config,
+    resume_option,
+    seed_option,
+)
+from parsimon.errors import ConfigError
+from parsimon.games.cliopts import split_games
+from parsimon.games.evolve.loop import EvolveConfig
+from parsimon.games.evolve.seeds import SEEDS
+
 __all__ = ["register"]
+
+_C = EvolveConfig()
 
 
 def evolve_cmd(
-    seed: str = typer.Option("cfr_plus", "--seed", help="Seed program: cfr_plus (the paper's) or cfr, or a .py path."),
-    games: list[str] = typer.Option(["kuhn_poker(players=3),leduc_poker"], "--games",
-                                    help="Comma-separated OpenSpiel games (commas inside parentheses are kept)."),
-    generations: int = typer.Option(5, "--generations", "-g", min=0),
-    islands: int = typer.Option(2, "--islands", min=1),
-    children: int = typer.Option(1, "--children", min=1, help="Children per island per generation."),
-    iterations: int = typer.Option(200, "--iterations", "-n", min=1, help="CFR iterations per evaluation (paper: 1000)."),
-    time_s: float = typer.Option(300.0, "--time-limit", min=0.1, help="Wall-clock seconds per candidate."),
-    memory_mb: int = typer.Option(1024, "--memory-mb", min=16, help="Extra address space per candidate (MiB)."),
-    cascade: float = typer.Option(10.0, "--cascade-factor", help="Stop a candidate whose exploitability on a cheap "
-                                  "game exceeds this multiple of the seed's (0 disables)."),
-    workers: int = typer.Option(1, "--workers", min=1, help="Parallel sandboxed evaluations."),
-    ray: bool = typer.Option(False, "--ray", help="Evaluate on Ray: a local instance with --workers CPUs, or "
-                             "the cluster named by $RAY_ADDRESS (needs `pip install parsimon\\[ray]`)."),
+    program: str = typer.Option(None, "--program", help=f"Starting program: {' or '.join(sorted(SEEDS))} "
+                                f"(cfr_plus is the paper's), or a .py file (default {_C.program})."),
+    games: list[str] = typer.Option(None, "--games", help="Comma-separated OpenSpiel games (commas inside "
+                                    f"parentheses are kept; repeatable). Default: {','.join(_C.games)}."),
+    generations: int = typer.Option(None, "--generations", "-g", min=0,
+                                    help=f"Generations in total (default {_C.generations})."),
+    islands: int = typer.Option(None, "--islands", min=1, help=f"Islands of the database (default {_C.islands})."),
+    children: int = typer.Option(None, "--children", min=1,
+                                 help=f"Children per island per generation (default {_C.children_per_island})."),
+    iterations: int = typer.Option(None, "--iterations", "-n", min=1,
+                                   help=f"CFR iterations per evaluation (default {_C.iterations}; paper: 1000)."),
+    time_s: float = typer.Option(None, "--time-limit", min=0.1,
+                                 help=f"Wall-clock seconds per candidate (default {_C.time_s:g})."),
+    memory_mb: int = typer.Option(None, "--memory-mb", min=16,
+                                  help=f"Extra address space per candidate in MiB (default {_C.memory_mb})."),
+    cascade: float = typer.Option(None, "--cascade-factor", help="Stop a candidate whose exploitability on a cheap "
+                                  "game exceeds this multiple of the starting program's (0 disables; default "
+                                  f"{_C.cascade_factor:g})."),
+    workers: int = typer.Option(None, "--workers", min=1,
+                                help=f"Parallel sandboxed evaluations (default {_C.workers})."),
+    ray: str = ray_option(),
     offline: bool = typer.Option(False, "--offline", help="Deterministic offline mutator instead of the LLM."),
     base_url: str = typer.Option(None, "--base-url", help="OpenAI-compatible endpoint (default: PARSIMON_LLM_* settings)."),
     model: str = typer.Option(None, "--model", help="LLM model name."),
@@ -32,55 +56,52 @@ def evolve_cmd(
     temperature: float = typer.Option(0.8, "--temperature", min=0.0, help="LLM sampling temperature."),
     llm_timeout: float = typer.Option(300.0, "--llm-timeout", min=1.0,
                                       help="Seconds for one LLM request (a slow local model needs minutes)."),
-    rng_seed: int = typer.Option(0, "--rng-seed"),
-    out: Path = typer.Option(Path("games_evolve"), "--out", help="Run folder (checkpoint, lineage, best program)."),
-    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its checkpoint."),
+    seed: int = seed_option(None),
+    out: Path = out_option("games evolve"),
+    resume: bool = resume_option(),
+    config: Path = config_option(),
+    as_json: bool = json_option(),
+    rng_seed: int = typer.Option(None, "--rng-seed", hidden=True, help="Renamed --seed."),
 ) -> None:
-    """Evolve a CFR program: sample parents by a random metric, mutate, evaluate in a sandbox, keep the valid."""
-    from collections import Counter
+    """Evolve a CFR program: sample parents by a random metric, mutate, evaluate in a sandbox, keep the valid.
 
-    from parsimon.errors import ConfigError, ParsimonError
-    from parsimon.games.cli import _split_games
-    from parsimon.games.evolve import EvolveConfig, LLMMutator, OfflineMutator, evolve
+    The run folder holds lineage.jsonl, best.py, the checkpoint and the run files; --resume continues an
+    interrupted run with the same settings.
+    """
+    if rng_seed is not None:
+        raise ConfigError(f"`--rng-seed` was renamed `--seed` (the random seed; the starting program is "
+                          f"`--program`): use --seed {rng_seed}")
+    game_list = [g for item in games for g in split_games(item)] if games else None
+    if games is not None and not game_list:
+        raise ConfigError("`--games` must name at least one game")
+    if program is not None and program.endswith(".py"):
+        path = Path(program)
+        if not path.is_file():
+            raise ConfigError(f"`--program` {program}: no such file")
+        program = path.read_text()
+    values = {"program": program, "games": game_list, "generations": generations, "islands": islands,
+              "children_per_island": children, "iterations": iterations, "time_s": time_s, "memory_mb": memory_mb,
+              "cascade_factor": cascade or None, "workers": workers, "seed": seed}
+    if ray is not None:
+        values.update(use_ray=True, ray_address=ray)
+    cfg = resolve_config(EvolveConfig(), config, values)
+    if cascade == 0:  # 0 disables the cascade (None in the config)
+        cfg = dataclasses.replace(cfg, cascade_factor=None)
+    cfg.program_source()  # an unknown program name is an error before the run starts
+    from parsimon.games.evolve import LLMMutator, OfflineMutator, evolve
+    from parsimon.run import start_run
 
-    game_list = [g for item in games for g in _split_games(item)]
-    if not game_list:
-        raise typer.BadParameter("name at least one game", param_hint="--games")
-    seed_src = seed
-    p = Path(seed)
-    if seed.endswith(".py"):
-        if not p.exists():
-            raise typer.BadParameter(f"no such file {seed}", param_hint="--seed")
-        seed_src = p.read_text()
-    try:
-        cfg = EvolveConfig(seed=seed_src, games=game_list, generations=generations, islands=islands,
-                           children_per_island=children, iterations=iterations, time_s=time_s,
-                           memory_mb=memory_mb, cascade_factor=cascade or None, workers=workers, use_ray=ray,
-                           rng_seed=rng_seed)
-        cfg.seed_source()
-        mutator = OfflineMutator() if offline else LLMMutator(
-            base_url=base_url, model=model, max_tokens=max_tokens, temperature=temperature, timeout=llm_timeout)
-    except ConfigError as exc:
-        raise typer.BadParameter(str(exc)) from None
-    try:
-        res = evolve(cfg, mutator, out_dir=out, resume=resume, progress=True)
-    except ConfigError as exc:
-        raise typer.BadParameter(str(exc)) from None
-    except ParsimonError as exc:  # e.g. a spent budget: the last generation's checkpoint is kept
-        typer.echo(f"error: {type(exc).__name__}: {exc}", err=True)
-        raise typer.Exit(1) from None
-    statuses = Counter(r["status"] for r in res.lineage)
-    stages = Counter(r.get("failed_stage", "?") for r in res.lineage if r["status"] == "mutation_failed")
-    usage = [r["llm_usage"] for r in res.lineage if r.get("llm_usage")]
-    summary = {"seed_fitness": res.seed_fitness, "best_fitness": res.best_fitness,
-               "seed_mean": res.seed_mean, "best_mean": res.best_mean, "children": len(res.lineage),
-               "valid_children": statuses.get("ok", 0), "status_counts": dict(statuses),
-               "mutation_failures_by_stage": dict(stages),
-               "llm_tokens": {"calls": len(usage), "prompt": sum(u["prompt_tokens"] for u in usage),
-                              "completion": sum(u["completion_tokens"] for u in usage)},
-               "out": str(out)}
-    typer.echo(json.dumps(summary, indent=1))
+    mutator = OfflineMutator() if offline else LLMMutator(
+        base_url=base_url, model=model, max_tokens=max_tokens, temperature=temperature, timeout=llm_timeout)
+    program_id = cfg.program if "\n" not in cfg.program else f"source sha256:{cfg.identity()['program']}"
+    mutator_id = {"kind": "offline"} if offline else {"kind": "llm", "base_url": base_url, "model": model,
+                                                      "max_tokens": max_tokens, "temperature": temperature}
+    run_config = {**dataclasses.asdict(cfg), "program": program_id, "mutator": mutator_id}
+    with start_run("games evolve", run_config, out_dir=out, seed=cfg.seed, resume=resume) as run:
+        res = evolve(cfg, mutator, run=run)
+    emit({**res.summary(), "out": str(run.dir)}, as_json)
 
 
 def register(app: typer.Typer) -> None:
+    """Add ``evolve`` to the ``games`` group."""
     app.command("evolve")(evolve_cmd)

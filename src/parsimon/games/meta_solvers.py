@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from parsimon.errors import ConfigError
+from parsimon.registry import Registry
 
 from . import _orm_kernel
 
@@ -493,25 +494,28 @@ class ShorEvalSolver(MetaSolver):
         return hybrid_orm(mg, use_kernel=self.use_kernel, **self.params(mg[0].shape[0]))
 
 
-SOLVERS = ("uniform", "nash", "prd", "rm", "alpharank", "shor", "shor-eval")
+#: The meta-solvers by name: ``SOLVERS.get(name)(**kwargs)`` builds one (the SHOR train solver keeps state).
+SOLVERS: Registry = Registry("meta-solver")
+for _name, _fn, _describe in (
+        ("uniform", uniform, "uniform over each population"),
+        ("nash", nash_2p_zero_sum, "Nash equilibrium by LP (2-player zero-sum meta-games)"),
+        ("prd", projected_replicator_dynamics, "projected replicator dynamics (OpenSpiel's settings)"),
+        ("rm", regret_matching, "regret matching (OpenSpiel's settings)"),
+        ("alpharank", alpharank, "AlphaRank, marginalised per player")):
+    SOLVERS.register(_name, lambda _n=_name, _f=_fn, **kw: _FnSolver(_n, _f, dict(kw)), describe=_describe)
+SOLVERS.register("shor", ShorTrainSolver, describe="SHOR-PSRO's train solver (annealed hybrid ORM)")
+SOLVERS.register("shor-eval", ShorEvalSolver, describe="SHOR-PSRO's eval solver")
 
 
 def get_solver(name: str | MetaSolver, **kwargs) -> MetaSolver:
-    """A meta-solver by name (see :data:`SOLVERS`) or a ready object with ``get_meta_strategy``."""
+    """A meta-solver by name (see :data:`SOLVERS`; case and ``_`` are ignored) or a ready object with
+    ``get_meta_strategy``."""
     if not isinstance(name, str):
         if not hasattr(name, "get_meta_strategy"):
-            raise ConfigError(f"a meta-solver must be one of {SOLVERS} or have get_meta_strategy(), got {name!r}")
+            raise ConfigError(f"a meta-solver must be one of {SOLVERS.names()} or have get_meta_strategy(), "
+                              f"got {name!r}")
         return name
-    key = name.lower().replace("_", "-")
-    if key == "shor":
-        return ShorTrainSolver(**kwargs)
-    if key == "shor-eval":
-        return ShorEvalSolver(**kwargs)
-    fns = {"uniform": uniform, "nash": nash_2p_zero_sum, "prd": projected_replicator_dynamics,
-           "rm": regret_matching, "alpharank": alpharank}
-    if key not in fns:
-        raise ConfigError(f"unknown meta-solver {name!r}; accepted values: {', '.join(SOLVERS)}")
-    return _FnSolver(key, fns[key], dict(kwargs))
+    return SOLVERS.get(name.lower().replace("_", "-"))(**kwargs)
 
 
 def _is_finite_distribution(x: np.ndarray) -> bool:

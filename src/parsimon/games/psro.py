@@ -30,13 +30,43 @@ import numpy as np
 from parsimon.errors import ConfigError
 from parsimon.progress import TaskBar
 
-from .backend import Tree
-from .best_response import best_response
+from .backend import as_tree
+from .best_response import CurveResult, best_response
 from .best_response import exploitability as _exploitability
-from .engine import CHANCE, TERMINAL, CompiledGame, compile_game
-from .meta_solvers import MetaSolver, get_solver
+from .engine import CHANCE, MAX_NODES, TERMINAL, CompiledGame, positive_int
+from .meta_solvers import SOLVERS, MetaSolver, get_solver
 
-__all__ = ["PSROResult", "psro", "sequence_reach", "aggregate", "MetaGame"]
+__all__ = ["PSROConfig", "PSROResult", "psro", "sequence_reach", "aggregate", "MetaGame"]
+
+
+@dataclass(frozen=True)
+class PSROConfig:
+    """One ``parsimon games psro`` run (the paper: 100 iterations, SHOR-PSRO's train and eval solvers)."""
+
+    game: str
+    train_solver: str = "shor"
+    eval_solver: str = "shor-eval"
+    iterations: int = 100
+    solver_scale: float = 1.0  # scales the inner iterations of shor/shor-eval/prd/rm (1 = the paper's)
+    max_nodes: int = MAX_NODES
+
+    def __post_init__(self) -> None:
+        SOLVERS.check(self.train_solver)
+        SOLVERS.check(self.eval_solver)
+        positive_int("iterations", self.iterations)
+        positive_int("max_nodes", self.max_nodes)
+        if not self.solver_scale > 0:
+            raise ConfigError(f"`solver_scale` must be > 0, got {self.solver_scale!r}")
+
+    def solver_kwargs(self, name: str) -> dict:
+        """The keyword arguments that apply ``solver_scale`` to the solver ``name``."""
+        if self.solver_scale == 1.0:
+            return {}
+        if name in ("shor", "shor-eval"):
+            return {"iteration_scale": self.solver_scale}
+        if name in ("prd", "rm"):
+            return {"iterations": max(1, int(100_000 * self.solver_scale))}
+        return {}
 
 
 def _levels(cg: CompiledGame):
@@ -181,7 +211,9 @@ def _contract(factors: list[np.ndarray], W: np.ndarray) -> np.ndarray:
 
 
 @dataclass
-class PSROResult:
+class PSROResult(CurveResult):
+    """A PSRO run: the exploitability curve of the eval meta-strategy profile, populations, meta-game."""
+
     game: str
     train_solver: str
     eval_solver: str
@@ -192,17 +224,18 @@ class PSROResult:
     seconds: float = 0.0
     seconds_breakdown: dict = field(default_factory=dict)
 
-    def final(self) -> float:
-        return self.exploitability[-1][1]
-
-    def to_json(self) -> dict:
+    def to_dict(self) -> dict:
+        """Curve, final meta-strategy, population sizes and timings (the arrays are left out)."""
         return {
             "game": self.game, "train_solver": self.train_solver, "eval_solver": self.eval_solver,
             "exploitability": [[int(k), float(v)] for k, v in self.exploitability],
             "final_meta_strategy": [s.tolist() for s in self.meta_strategies[-1]] if self.meta_strategies else [],
             "population_sizes": [int(p.shape[0]) for p in self.populations],
             "seconds": round(self.seconds, 3), "seconds_breakdown": {k: round(v, 3) for k, v in self.seconds_breakdown.items()},
+            "final_exploitability": self.final_exploitability,
         }
+
+    to_json = to_dict  # the earlier name
 
 
 def _solver_name(s) -> str:
@@ -220,8 +253,11 @@ def mixture_policy(idx: _Index, populations: list[np.ndarray], strategies: list[
 
 def psro(game: Any, train_solver: str | MetaSolver = "shor", eval_solver: str | MetaSolver = "shor-eval",
          iterations: int = 100, *, ties: str = "uniform", progress: bool = False,
-         train_kwargs: dict | None = None, eval_kwargs: dict | None = None, callback=None) -> PSROResult:
-    """Run ``iterations`` PSRO iterations on ``game`` (OpenSpiel string / game / CompiledGame).
+         train_kwargs: dict | None = None, eval_kwargs: dict | None = None, callback=None,
+         run=None) -> PSROResult:
+    """Run ``iterations`` PSRO iterations on ``game`` (OpenSpiel string / game / CompiledGame / Tree; PSRO runs
+    on numpy, so a torch Tree's compiled game is put on numpy). With ``run`` (a :class:`parsimon.run.Run`)
+    each iteration's exploitability is logged to it and its progress bar is used.
 
     ``train_solver`` picks the mixtures best responses are trained against, ``eval_solver`` the profile
     whose exploitability is reported after every iteration (names from
@@ -229,10 +265,9 @@ def psro(game: Any, train_solver: str | MetaSolver = "shor", eval_solver: str | 
     :class:`PSROResult` whose ``exploitability`` is a list of ``(iteration, value)`` for iterations
     ``1..iterations``.
     """
-    if not isinstance(iterations, int) or iterations < 1:
-        raise ConfigError(f"iterations must be a positive integer, got {iterations!r}")
-    cg = game.cg if isinstance(game, Tree) else compile_game(game)
-    tree = game if isinstance(game, Tree) else Tree(cg)
+    positive_int("iterations", iterations)
+    tree = as_tree(game, "numpy")
+    cg = tree.cg
     idx = _Index(cg)
     n = cg.num_players
     train = get_solver(train_solver, **(train_kwargs or {}))
@@ -252,7 +287,8 @@ def psro(game: Any, train_solver: str | MetaSolver = "shor", eval_solver: str | 
     reuse = (isinstance(train, _FnSolver) and isinstance(evals, _FnSolver) and train.name == evals.name
              and train.kwargs == evals.kwargs)
     cached_psi = None
-    bar = TaskBar(f"PSRO {cg.game_string} {_solver_name(train)}/{_solver_name(evals)}", iterations, enabled=progress)
+    title = f"PSRO {cg.game_string} {_solver_name(train)}/{_solver_name(evals)}"
+    bar = run.progress(title, iterations) if run is not None else TaskBar(title, iterations, enabled=progress)
     try:
         for k in range(1, iterations + 1):
             t0 = time.perf_counter()
@@ -279,9 +315,12 @@ def psro(game: Any, train_solver: str | MetaSolver = "shor", eval_solver: str | 
             times["exploitability"] += t5 - t4
             curve.append((k, float(expl)))
             metas.append(psi)
+            if run is not None:
+                run.log(k, exploitability=float(expl))
             if callback is not None:
                 callback(k, float(expl))
-            bar.update(advance=1, description=f"PSRO it {k}: exploitability {expl:.3g}")
+            bar.advance(1)
+            bar.update(description=f"PSRO it {k}: exploitability {expl:.3g}")
     finally:
         bar.close()
     return PSROResult(game=cg.game_string, train_solver=_solver_name(train), eval_solver=_solver_name(evals),

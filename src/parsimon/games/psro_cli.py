@@ -1,57 +1,60 @@
-"""``parsimon games psro``: PSRO with a chosen train / eval meta-solver (light at import)."""
+"""``parsimon games psro``: PSRO with a chosen train / eval meta-solver, as a :mod:`parsimon.run` run."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
 
+from parsimon.cliutil import choices, config_option, emit, json_option, out_option, resolve_config
+from parsimon.games.cliopts import game_argument, max_nodes_option, plot_curves
+from parsimon.games.meta_solvers import SOLVERS
+from parsimon.games.psro import PSROConfig
+
 __all__ = ["register"]
 
-SOLVER_HELP = "uniform, nash (2-player zero-sum), prd, rm, alpharank, shor, shor-eval"
+SolverName = choices(SOLVERS)
+_P = PSROConfig(game="")
 
 
 def psro_cmd(
-    game: str = typer.Argument(..., help="OpenSpiel game string, e.g. 'kuhn_poker(players=3)'."),
-    train_solver: str = typer.Option("shor", "--train-solver", help=f"Meta-solver for best responses: {SOLVER_HELP}."),
-    eval_solver: str = typer.Option("shor-eval", "--eval-solver", help=f"Meta-solver that is evaluated: {SOLVER_HELP}."),
-    iterations: int = typer.Option(100, "--iterations", "-n", min=1, help="PSRO iterations."),
-    solver_scale: float = typer.Option(1.0, "--solver-scale", min=1e-4,
-                                       help="Scale the inner iterations of shor/shor-eval/prd/rm (1 = paper defaults)."),
-    out: Path = typer.Option(Path("games_out"), "--out", help="Folder for the curve JSON and PNG."),
+    game: str = game_argument(),
+    train_solver: SolverName = typer.Option(None, "--train-solver", help="Meta-solver the best responses are "
+                                            f"trained against (default {_P.train_solver})."),
+    eval_solver: SolverName = typer.Option(None, "--eval-solver", help="Meta-solver whose profile is evaluated "
+                                           f"(default {_P.eval_solver})."),
+    iterations: int = typer.Option(None, "--iterations", "-n", min=1,
+                                   help=f"PSRO iterations (default {_P.iterations})."),
+    solver_scale: float = typer.Option(None, "--solver-scale", min=1e-4, help="Scale the inner iterations of "
+                                       "shor/shor-eval/prd/rm (default 1 = the paper's settings)."),
+    max_nodes: int = max_nodes_option(),
+    out: Path = out_option("games psro"),
+    config: Path = config_option(),
+    as_json: bool = json_option(),
 ) -> None:
-    """Run PSRO (exact payoffs, exact tie-uniform best responses); write the curve to --out."""
-    from parsimon.errors import ParsimonError
-    from parsimon.games.cli import _compile, _plot, _slug
-    from parsimon.games.meta_solvers import SOLVERS
+    """Run PSRO (exact payoffs, exact tie-uniform best responses; deterministic: no seed); the run folder gets
+    the curve (result.json, events.jsonl, metrics.json) and its plot (figures/exploitability.png)."""
+    from parsimon.games.engine import compile_game
     from parsimon.games.psro import psro
+    from parsimon.run import start_run
 
-    for opt, name in (("--train-solver", train_solver), ("--eval-solver", eval_solver)):
-        if name.lower().replace("_", "-") not in SOLVERS:
-            raise typer.BadParameter(f"unknown meta-solver {name!r}; accepted values: {', '.join(SOLVERS)}",
-                                     param_hint=opt)
-    kw = {}
-    for role, name in (("train_kwargs", train_solver), ("eval_kwargs", eval_solver)):
-        key = name.lower().replace("_", "-")
-        if solver_scale != 1.0 and key in ("shor", "shor-eval"):
-            kw[role] = {"iteration_scale": solver_scale}
-        elif solver_scale != 1.0 and key in ("prd", "rm"):
-            kw[role] = {"iterations": max(1, int(100_000 * solver_scale))}
-    cg = _compile(game)
-    try:
-        res = psro(cg, train_solver, eval_solver, iterations, progress=True, **kw)
-    except ParsimonError as exc:
-        raise typer.BadParameter(str(exc)) from None
-    out.mkdir(parents=True, exist_ok=True)
-    stem = f"psro_{_slug(game)}_{_slug(res.train_solver)}_{_slug(res.eval_solver)}"
-    data = res.to_json()
-    data["solver_scale"] = solver_scale
-    (out / f"{stem}.json").write_text(json.dumps(data, indent=1))
-    _plot({f"{res.train_solver}/{res.eval_solver}": res.exploitability}, out / f"{stem}.png", f"PSRO {game}")
-    typer.echo(f"PSRO {res.train_solver}/{res.eval_solver} on {res.game}: exploitability {res.final():.6g} after "
-               f"{iterations} iterations in {res.seconds:.1f} s; wrote {out / stem}.json/.png")
+    cfg = resolve_config(PSROConfig(game=game), config, {
+        "train_solver": train_solver, "eval_solver": eval_solver, "iterations": iterations,
+        "solver_scale": solver_scale, "max_nodes": max_nodes})
+    with start_run("games psro", cfg, out_dir=out) as run:  # checks the folder before any work
+        cg = compile_game(cfg.game, max_nodes=cfg.max_nodes)
+        res = psro(cg, cfg.train_solver, cfg.eval_solver, cfg.iterations, run=run,
+                   train_kwargs=cfg.solver_kwargs(cfg.train_solver), eval_kwargs=cfg.solver_kwargs(cfg.eval_solver))
+        run.write_json("result.json", {**res.to_dict(), "solver_scale": cfg.solver_scale})
+        run.set_metrics(final_exploitability=res.final_exploitability, iterations=cfg.iterations,
+                        seconds=res.seconds, population_sizes="/".join(str(p.shape[0]) for p in res.populations))
+        plot_curves({f"{res.train_solver}/{res.eval_solver}": res.exploitability}, run.figure("exploitability.png"),
+                    f"PSRO {res.game}", xlabel="PSRO iteration")
+    emit({"game": res.game, "train_solver": res.train_solver, "eval_solver": res.eval_solver,
+          "iterations": cfg.iterations, "final_exploitability": res.final_exploitability, "seconds": res.seconds,
+          "run": str(run.dir)}, as_json)
 
 
 def register(app: typer.Typer) -> None:
+    """Add ``psro`` to the ``games`` group."""
     app.command("psro")(psro_cmd)

@@ -240,7 +240,7 @@ def _plot_psro(ctx: ReproContext, section: Section, results: list[dict]) -> None
 def _evolve_part(ctx: ReproContext, section: Section) -> dict:
     from parsimon.games.evolve import EvolveConfig, evolve
 
-    cfg = EvolveConfig(games=list(EVOLVE_GAMES), islands=2, time_s=120, memory_mb=1024, rng_seed=ctx.seed,
+    cfg = EvolveConfig(games=list(EVOLVE_GAMES), islands=2, time_s=120, memory_mb=1024, seed=ctx.seed,
                        **EVOLVE_SETTINGS[1 if ctx.full else 0])
     with ctx.progress("games: offline evolution", total=None), tempfile.TemporaryDirectory() as tmp:
         res = evolve(cfg, out_dir=tmp)

@@ -22,9 +22,9 @@ from typing import Any
 
 import numpy as np
 
-from parsimon.errors import ConfigError
+from parsimon.registry import Registry
 
-__all__ = ["UpdateRule", "make_rule", "ALGORITHMS", "CFR", "CFRPlus", "DCFR", "PCFRPlus", "PDCFRPlus",
+__all__ = ["UpdateRule", "make_rule", "ALGORITHMS", "ALIASES", "CFR", "CFRPlus", "DCFR", "PCFRPlus", "PDCFRPlus",
            "VADCFR", "AODCFR"]
 
 
@@ -255,30 +255,26 @@ class AODCFR(UpdateRule):
         return S * (w / (w + 1.0)) + w * reach[:, None] * sigma
 
 
-ALGORITHMS = ("cfr", "cfr+", "lcfr", "dcfr", "pcfr+", "pdcfr+", "vad-cfr", "aod-cfr")
+#: The update rules by name: ``ALGORITHMS.get(name)()`` builds a fresh rule (rules keep per-run state).
+ALGORITHMS: Registry = Registry("algo")
+ALGORITHMS.register("cfr", CFR, describe="vanilla CFR: regret matching, uniform averaging")
+ALGORITHMS.register("cfr+", CFRPlus, describe="CFR+: regret matching+, linear averaging")
+ALGORITHMS.register("lcfr", lambda: DCFR(1.0, 1.0, 1.0, name="lcfr"), describe="linear CFR: DCFR(1, 1, 1)")
+ALGORITHMS.register("dcfr", DCFR, describe="discounted CFR (1.5, 0, 2)")
+ALGORITHMS.register("pcfr+", PCFRPlus, describe="predictive CFR+")
+ALGORITHMS.register("pdcfr+", PDCFRPlus, describe="predictive discounted CFR+ (the paper's DPCFR+)")
+ALGORITHMS.register("vad-cfr", VADCFR, describe="VAD-CFR, the paper's evolved algorithm")
+ALGORITHMS.register("aod-cfr", AODCFR, describe="AOD-CFR, the paper's appendix variant")
+
+#: Other spellings accepted for the names above.
+ALIASES = {"cfrplus": "cfr+", "cfr-plus": "cfr+", "pcfrplus": "pcfr+", "pdcfrplus": "pdcfr+", "dpcfr+": "pdcfr+",
+           "vadcfr": "vad-cfr", "aodcfr": "aod-cfr"}
 
 
 def make_rule(algo: Any) -> UpdateRule:
-    """An update rule by name (one of :data:`ALGORITHMS`), or ``algo`` itself if it is already a rule."""
+    """A fresh update rule by name (see :data:`ALGORITHMS`; case, ``_`` and the :data:`ALIASES` spellings are
+    accepted), or ``algo`` itself if it is already a rule."""
     if isinstance(algo, UpdateRule) or (hasattr(algo, "accumulate_regret") and hasattr(algo, "setup")):
         return algo
     key = str(algo).lower().replace("_", "-")
-    key = {"cfrplus": "cfr+", "cfr-plus": "cfr+", "pcfrplus": "pcfr+", "pdcfrplus": "pdcfr+", "dpcfr+": "pdcfr+",
-           "vadcfr": "vad-cfr", "aodcfr": "aod-cfr"}.get(key, key)
-    if key == "cfr":
-        return CFR()
-    if key == "cfr+":
-        return CFRPlus()
-    if key == "lcfr":
-        return DCFR(1.0, 1.0, 1.0, name="lcfr")
-    if key == "dcfr":
-        return DCFR()
-    if key == "pcfr+":
-        return PCFRPlus()
-    if key == "pdcfr+":
-        return PDCFRPlus()
-    if key == "vad-cfr":
-        return VADCFR()
-    if key == "aod-cfr":
-        return AODCFR()
-    raise ConfigError(f"unknown algorithm {algo!r} (argument `algo`); choose one of {', '.join(ALGORITHMS)}")
+    return ALGORITHMS.get(ALIASES.get(key, key))()

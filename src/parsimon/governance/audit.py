@@ -74,12 +74,60 @@ def _prepare(actor, action, target, args, before, after, outcome, run):
     return (run, *encode_fields(args, before, after))
 
 
-def _record(seq, ts, run, actor, action, target, args_json, before_json, after_json, outcome, prev, digest):
+def _loads_field(text):
+    """A stored JSON field as an object; an unparsable one (a tampered record) is kept as its raw text."""
     import json
 
-    return AuditRecord(seq, ts, run, actor, action, target,
-                       *(None if t is None else json.loads(t) for t in (args_json, before_json, after_json)),
-                       outcome, prev, digest)
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except (TypeError, ValueError):
+        value = None
+    if not isinstance(value, dict):
+        raw = text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text)
+        return {"__invalid_json__": raw}
+    return value
+
+
+def _text(value):
+    """A stored text column as text (a tampered row may hold a BLOB or a number)."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return str(value)
+
+
+def _record(seq, ts, run, actor, action, target, args_json, before_json, after_json, outcome, prev, digest):
+    return AuditRecord(seq, _text(ts), _text(run), _text(actor), _text(action), _text(target),
+                       *(_loads_field(t) for t in (args_json, before_json, after_json)),
+                       _text(outcome), _text(prev), _text(digest))
+
+
+def _row_check(seq, ts, run, actor, action, target, a, b, c, outcome, prev, digest):
+    """``(seq, prev, hash, hash_ok)`` of a stored row, or an AuditError for a row of the wrong types."""
+    texts = (ts, run, actor, action, target, a, b, c, outcome, prev, digest)
+    if not isinstance(seq, int) or not all(v is None or isinstance(v, str) for v in texts):
+        return AuditError(f"record {seq!r} holds a value of the wrong type (a BLOB or number where text belongs)")
+    body = body_text(seq, ts, run, actor, action, target, a, b, c, outcome, prev)
+    return seq, prev, digest, hashlib.sha256(body.encode("utf-8")).hexdigest() == digest
+
+
+def _sqlite_tables(path: Path) -> set[str] | None:
+    """The table names of an existing SQLite file, read-only (None when the file does not exist)."""
+    import sqlite3
+
+    if not path.exists():
+        return None
+    try:
+        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=60)
+        try:
+            return {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        finally:
+            con.close()
+    except sqlite3.DatabaseError as exc:
+        raise AuditError(f"{path} is not a readable SQLite database ({exc})") from None
 
 
 class AuditLog:
@@ -166,27 +214,43 @@ class AuditLog:
         return [_record(*r) for r in rows]
 
     def verify(self, expected_head: Head | tuple | None = None) -> VerifyReport:
-        """Recompute the chain and compare it with the stored head (and ``expected_head`` if given)."""
+        """Recompute the chain and compare it with the stored head (and ``expected_head`` if given).
+
+        A store whose audit tables are missing (dropped, or never written) does not verify: the check
+        opens the file read-only first, so it never recreates them.
+        """
+        tables = _sqlite_tables(self.path)
+        if tables is None or not {"audit_records", "audit_head"} <= tables:
+            where = "does not exist" if tables is None else "holds no audit tables (they were dropped, or " \
+                                                             "nothing was ever logged there)"
+            return VerifyReport(False, 0, 0, 0, f"the store {self.path} {where}: nothing can be verified")
+        import sqlite3
+
+        try:
+            return self._verify(expected_head)
+        except sqlite3.DatabaseError as exc:
+            raise AuditError(f"{self.path}: the audit tables cannot be read ({exc})") from None
+
+    def _verify(self, expected_head: Head | tuple | None) -> VerifyReport:
         with self._db.read() as conn:
             # One read transaction, so the records and the head come from the same snapshot.
             conn.execute("BEGIN")
             try:
                 head_row = conn.execute("SELECT n, hash FROM audit_head WHERE id = 0").fetchone()
+                total = int(conn.execute("SELECT COUNT(*) FROM audit_records").fetchone()[0])
                 cursor = conn.execute(f"SELECT {_COLUMNS} FROM audit_records ORDER BY seq")
-                sha = hashlib.sha256
 
                 def rows():
-                    for seq, ts, run, actor, action, target, a, b, c, outcome, prev, digest in cursor:
-                        body = body_text(seq, ts, run, actor, action, target, a, b, c, outcome, prev)
-                        yield seq, prev, digest, sha(body.encode("utf-8")).hexdigest() == digest
+                    for row in cursor:
+                        yield _row_check(*row)
 
-                head = None if head_row is None else Head(int(head_row[0]), head_row[1])
+                head = None if head_row is None else Head(int(head_row[0]), _text(head_row[1]))
                 if head is None and conn.execute("SELECT 1 FROM audit_records LIMIT 1").fetchone():
                     n = conn.execute("SELECT COUNT(*) FROM audit_records").fetchone()[0]
                     return VerifyReport(False, n, 0, None, "the stored head is missing although the log has "
                                         f"{n} records: it was deleted, so no record is anchored")
                 report = verify_chain(rows(), head=head, head_exact=True, expected_head=expected_head,
-                                      head_label="stored head")
+                                      head_label="stored head", n_total=total)
             finally:
                 conn.execute("COMMIT")
         return report
@@ -246,11 +310,13 @@ def _read_head_file(path: Path) -> Head | None:
         data = path.read_bytes()
     except FileNotFoundError:
         return None
+    except OSError as exc:
+        raise AuditError(f"{path}: the head anchor cannot be read ({exc.strerror or exc})") from None
     try:
         obj = json.loads(data)
         return Head(int(obj["n"]), str(obj["hash"]))
     except (ValueError, KeyError, TypeError) as exc:
-        raise AuditError(f"{path}: the head anchor is unreadable ({exc})") from exc
+        raise AuditError(f"{path}: the head anchor is unreadable ({exc})") from None
 
 
 def _scan_jsonl(path: Path, expected_head=None, head: Head | None = None) -> VerifyReport:
@@ -271,8 +337,10 @@ def _scan_jsonl(path: Path, expected_head=None, head: Head | None = None) -> Ver
     with open(path, "rb") as fh:
         # The torn-tail flag is only known at the end of the file, so read the rows first.
         items = list(rows(fh))
+    with open(path, "rb") as fh:
+        total = sum(1 for _line, complete in iter_jsonl(fh) if complete)
     return verify_chain(items, head=head, head_exact=False, expected_head=expected_head, torn_tail=torn,
-                        head_label="head file")
+                        head_label="head file", n_total=total)
 
 
 def verify_jsonl(path: str | os.PathLike, *, expected_head: Head | tuple | None = None,
@@ -286,8 +354,11 @@ def verify_jsonl(path: str | os.PathLike, *, expected_head: Head | tuple | None 
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"no audit log at {path}")
-    head = _read_head_file(Path(head_path) if head_path is not None else _head_path(path))
+        raise AuditError(f"no audit log at {path}")
+    try:
+        head = _read_head_file(Path(head_path) if head_path is not None else _head_path(path))
+    except AuditError as exc:
+        return VerifyReport(False, 0, 0, 0, f"{exc}: the anchor was damaged or replaced")
     return _scan_jsonl(path, expected_head, head)
 
 

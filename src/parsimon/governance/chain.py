@@ -188,7 +188,7 @@ Row = tuple  # (seq, prev, hash, recomputed_hash_matches) or an AuditError for a
 
 def verify_chain(rows: Iterable[Row | Exception], *, head: Head | None, head_exact: bool,
                  expected_head: Head | tuple | None = None, torn_tail: bool = False,
-                 head_label: str = "head") -> VerifyReport:
+                 head_label: str = "head", n_total: int | None = None) -> VerifyReport:
     """Check a sequence of records against the chain rules and the anchors.
 
     Args:
@@ -202,6 +202,7 @@ def verify_chain(rows: Iterable[Row | Exception], *, head: Head | None, head_exa
             contain that prefix.
         torn_tail: Whether the storage ended with an incomplete record (reported, not an error).
         head_label: How the stored anchor is named in messages.
+        n_total: How many records the storage holds (for messages; default: those read).
     """
     tail_note = "; the final line is torn (an incomplete append, ignored)" if torn_tail else ""
     prev_hash, i = GENESIS, 0
@@ -210,12 +211,13 @@ def verify_chain(rows: Iterable[Row | Exception], *, head: Head | None, head_exa
     if head is not None and head.n > 0:
         want[head.n - 1] = head.hash
     if expected_head is not None:
-        expected_head = Head(int(expected_head[0]), str(expected_head[1]))
+        expected_head = normalise_head(expected_head)
         if expected_head.n > 0:
             want.setdefault(expected_head.n - 1, expected_head.hash)
 
     def bad(index: int, reason: str, n_records: int) -> VerifyReport:
-        return VerifyReport(False, n_records, index, index, reason + tail_note, torn_tail)
+        total = n_total if n_total is not None and n_total >= n_records else n_records
+        return VerifyReport(False, total, index, index, reason + tail_note, torn_tail)
 
     for row in rows:
         if isinstance(row, Exception):
@@ -256,6 +258,17 @@ def verify_chain(rows: Iterable[Row | Exception], *, head: Head | None, head_exa
                      "appending and updating it)")
     reason = f"{n} records verified" + "".join(f"; {x}" for x in notes) + tail_note
     return VerifyReport(True, n, n, None, reason, torn_tail)
+
+
+def normalise_head(head: Head | tuple) -> Head:
+    """``(n, hash)`` as a :class:`Head` with the hash in lower-case hex; ValueError when malformed."""
+    try:
+        n, digest = int(head[0]), str(head[1]).strip().lower()
+    except (TypeError, ValueError, IndexError):
+        raise ValueError(f"a head must be (n, sha256 hex), got {head!r}") from None
+    if n < 0 or len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+        raise ValueError(f"a head must be (n >= 0, 64 hex digits), got {head!r}")
+    return Head(n, digest)
 
 
 def iter_jsonl(fh) -> Iterator[tuple[bytes, bool]]:

@@ -10,6 +10,9 @@ from pathlib import Path
 
 import typer
 
+from parsimon.cliutil import choices
+from parsimon.governance.ledger import _GROUP_BY, METRICS
+
 __all__ = ["COMMANDS", "audit_app", "ledger_app"]
 
 ledger_app = typer.Typer(
@@ -24,8 +27,8 @@ audit_app = typer.Typer(
 )
 COMMANDS = {"ledger": ledger_app, "audit": audit_app}
 
-_BY = ("component", "workflow", "run")
-_METRICS = ("tokens", "money", "actions", "wall_s", "gpu_s")
+GroupBy = choices(_GROUP_BY)
+MetricName = choices(METRICS)
 _PATH_HELP = "The governance SQLite file (default $PARSIMON_HOME/governance.sqlite)."
 
 
@@ -43,11 +46,11 @@ def _console():
 
 @ledger_app.command("show")
 def ledger_show(
-    by: str = typer.Option("component", "--by", help=f"Group by one of {', '.join(_BY)}."),
+    by: GroupBy = typer.Option("component", "--by", help="What to sum over."),
     run: str = typer.Option(None, "--run", help="Only events of this run."),
     workflow: str = typer.Option(None, "--workflow", help="Only events of this workflow."),
     top: int = typer.Option(None, "--top", min=1, help="Only the N biggest spenders of --metric."),
-    metric: str = typer.Option("money", "--metric", help=f"Metric --top ranks by: {', '.join(_METRICS)}."),
+    metric: MetricName = typer.Option("money", "--metric", help="The metric --top ranks by."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
     path: Path = typer.Option(None, "--path", help=_PATH_HELP),
 ) -> None:
@@ -56,10 +59,6 @@ def ledger_show(
 
     from parsimon.governance.ledger import get_ledger
 
-    if by not in _BY:
-        raise typer.BadParameter(f"must be one of {list(_BY)}, got {by!r}", param_hint="--by")
-    if metric not in _METRICS:
-        raise typer.BadParameter(f"must be one of {list(_METRICS)}, got {metric!r}", param_hint="--metric")
     ledger = get_ledger(_existing(path, "--path"))
     rows = ledger.totals(by, run=run, workflow=workflow)
     if top is not None:
@@ -95,7 +94,7 @@ def ledger_show(
 def ledger_budget(
     run: str = typer.Option(None, "--run", help="The run the budget applies to."),
     workflow: str = typer.Option(None, "--workflow", help="The workflow the budget applies to."),
-    metric: str = typer.Option(..., "--metric", help=f"One of {', '.join(_METRICS)}."),
+    metric: MetricName = typer.Option(..., "--metric", help="The metric the budget limits."),
     soft: float = typer.Option(None, "--soft", help="Soft limit: crossing it warns once."),
     hard: float = typer.Option(None, "--hard", help="Hard limit: a charge that would cross it is refused."),
     clear: bool = typer.Option(False, "--clear", help="Remove this budget."),
@@ -136,11 +135,16 @@ def _open_log(path: Path | None, jsonl: Path | None):
 def _parse_head(text: str | None):
     if text is None:
         return None
-    n, sep, digest = text.partition(":")
-    if not sep or not n.isdigit() or len(digest) != 64:
+    from parsimon.governance.chain import normalise_head
+
+    n, sep, digest = text.strip().partition(":")
+    try:
+        if not sep or not n.isdigit():
+            raise ValueError(text)
+        return normalise_head((int(n), digest))
+    except ValueError:
         raise typer.BadParameter(f"expected N:SHA256HEX (as printed by `parsimon audit head`), got {text!r}",
-                                 param_hint="--expect-head")
-    return int(n), digest
+                                 param_hint="--expect-head") from None
 
 
 @audit_app.command("verify")

@@ -6,7 +6,8 @@ registered callbacks, once per scope and metric) and a hard limit (:class:`parsi
 raised *before* anything is recorded, so the caller can stop before spending).
 
 The metrics are ``tokens`` (tokens in + out), ``money``, ``actions``, ``wall_s`` and ``gpu_s``. A hard
-limit is crossed when ``spent + requested > hard`` (reaching it exactly is allowed); a soft limit is
+limit is crossed when ``spent + requested > hard`` (reaching it exactly is allowed, with a relative tolerance of
+1e-9 for floating-point sums); a soft limit is
 crossed when ``spent + requested > soft``. The budget check and the insert run in one
 ``BEGIN IMMEDIATE`` transaction, so concurrent processes cannot overspend a hard limit together.
 Running totals per run and per workflow live in ``ledger_totals``, updated in the same transaction, so a
@@ -26,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from parsimon.errors import BudgetExceeded
+from parsimon.errors import BudgetExceeded, ConfigError
 from parsimon.governance.scope import current_scope
 from parsimon.governance.store import Handle, resolve_path
 
@@ -86,15 +87,28 @@ class LedgerEvent:
 SoftLimitCallback = Callable[[str, str, str, float, float], Any]
 
 
+# The largest amount one charge may record. Far above any real call (a trillion tokens, a trillion in
+# money, 30,000 years of seconds), and small enough that sums over millions of events stay exact in
+# SQLite's 64-bit integers and finite in its doubles.
+MAX_AMOUNT = 10**12
+# Limits are compared with this relative slack, so that reaching a hard limit exactly in several
+# floating-point steps (0.1 + 0.1 + 0.1 against 0.3) is allowed, as documented.
+_REL_TOL = 1e-9
+
+
 def _amounts(tokens_in: int, tokens_out: int, money: float, actions: int, wall_s: float, gpu_s: float):
     values = {"tokens_in": tokens_in, "tokens_out": tokens_out, "money": money, "actions": actions,
               "wall_s": wall_s, "gpu_s": gpu_s}
     for name, value in values.items():
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-            raise ValueError(f"`{name}` must be a finite number >= 0, got {value!r}")
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"`{name}` must be a number, got {value!r}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"`{name}` must be finite, got {value!r}")
+        if not 0 <= value <= MAX_AMOUNT:
+            raise ConfigError(f"`{name}` must be between 0 and {MAX_AMOUNT:.0e} per charge, got {value!r}")
     for name in ("tokens_in", "tokens_out", "actions"):
         if int(values[name]) != values[name]:
-            raise ValueError(f"`{name}` must be a whole number, got {values[name]!r}")
+            raise ConfigError(f"`{name}` must be a whole number, got {values[name]!r}")
     return {"tokens": tokens_in + tokens_out, "money": float(money), "actions": actions,
             "wall_s": float(wall_s), "gpu_s": float(gpu_s)}
 
@@ -154,8 +168,8 @@ class Ledger:
         _check_metric(metric)
         for name, value in (("soft", soft), ("hard", hard)):
             if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
-                                      or not math.isfinite(value) or value < 0):
-                raise ValueError(f"`{name}` must be a finite number >= 0 or None, got {value!r}")
+                                      or not math.isfinite(value) or not 0 <= value <= 1e18):
+                raise ConfigError(f"`{name}` must be a finite number between 0 and 1e18, or None, got {value!r}")
         if soft is not None and hard is not None and soft > hard:
             raise ValueError(f"`soft` must be <= `hard`, got soft={soft!r}, hard={hard!r}")
         with self._db.transaction() as conn:
@@ -197,12 +211,12 @@ class Ledger:
             spent = self._spent(conn, kind, scope)
             for metric, soft, hard in budgets:
                 new = spent[metric] + amounts[metric]
-                if hard is not None and new > hard:
+                if hard is not None and new > hard + _REL_TOL * max(1.0, abs(hard)):
                     raise BudgetExceeded(
                         f"{kind} {scope!r}: {metric} hard limit {hard:g} would be crossed "
                         f"(spent {spent[metric]:g}, requested {amounts[metric]:g})"
                     )
-                if soft is not None and new > soft:
+                if soft is not None and new > soft + _REL_TOL * max(1.0, abs(soft)):
                     soft_hits.append((kind, scope, metric, soft, new))
         return soft_hits
 

@@ -82,7 +82,7 @@ def _workflow(ctx: ReproContext, rng: random.Random) -> dict:
             approved += decision.verdict == "ask"
             emitted += emitter.step_started(f"{kind} {action.target}", step=step, action=kind)
             try:
-                ledger.charge(component="agent.step", money=0.02, actions=1, tokens_in=300, tokens_out=40)
+                ledger.charge(component="agent.step", money=0.03, actions=1, tokens_in=300, tokens_out=40)
             except BudgetExceeded as exc:
                 stopped_at = step
                 emitted += emitter.error(f"budget stop before step {step}: {exc}")

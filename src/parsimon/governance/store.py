@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from parsimon import paths
+from parsimon.errors import StoreError
 
 __all__ = [
     "BUSY_TIMEOUT_S", "SYNCHRONOUS", "Handle", "check_synchronous", "connect", "default_path", "resolve_path",
@@ -124,10 +125,13 @@ class Handle:
             with self._open_lock:
                 if self._conn is not None and self._pid == os.getpid():
                     return self._conn
-                conn = connect(self.path, synchronous=self.synchronous)
-                with write_transaction(conn, threading.Lock()):
-                    for statement in filter(None, (s.strip() for s in self.schema.split(";"))):
-                        conn.execute(statement)
+                try:
+                    conn = connect(self.path, synchronous=self.synchronous)
+                    with write_transaction(conn, threading.Lock()):
+                        for statement in filter(None, (s.strip() for s in self.schema.split(";"))):
+                            conn.execute(statement)
+                except sqlite3.DatabaseError as exc:
+                    raise StoreError(f"the governance store {self.path} cannot be opened: {exc}") from None
                 self._conn, self._pid = conn, os.getpid()
         return self._conn
 

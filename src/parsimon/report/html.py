@@ -61,6 +61,11 @@ def _section(s: Section, out: Path) -> str:
     parts = [f"<h2 id='{html.escape(s.name)}'>{html.escape(s.paper)} <small>(parsimon.{s.name})</small></h2>"]
     if s.summary:
         parts.append(f"<p>{html.escape(s.summary)}</p>")
+    if s.run_dir:
+        folder = html.escape(s.run_dir.rstrip("/") + "/")
+        parts.append(f"<p class='note'>Run folder: <a href='{folder}'>{folder}</a> (run {html.escape(s.run_id or '–')}: "
+                     f"<a href='{folder}config.json'>config.json</a>, <a href='{folder}metrics.json'>metrics.json</a>, "
+                     f"<a href='{folder}events.jsonl'>events.jsonl</a>)</p>")
     if s.error:
         parts.append(f"<p class='no'>This section failed:</p><div class='err'>{html.escape(s.error)}</div>")
     if s.claims:

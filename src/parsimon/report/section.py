@@ -7,6 +7,10 @@ Every subpackage that reproduces a paper has ``parsimon/<name>/reproduce.py`` wi
 It runs the quick setting (``ctx.full`` False) within its share of the report's time budget, writes
 its plots as PNG files under ``ctx.out_dir``, reports progress through ``ctx.progress`` and returns a
 :class:`Section`.
+
+The runner makes each section a :mod:`parsimon.run` run (``reproduce <name>``) in ``ctx.out_dir``: ``ctx.run``
+is that run, so every ledger charge and audit record of the section carries its id, and the section can
+log its numbers with ``ctx.log_metrics(...)`` (into the run's ``metrics.json``).
 """
 
 from __future__ import annotations
@@ -64,6 +68,8 @@ class Section:
     not_reproduced: list[str] = field(default_factory=list)  # honest list: what and why
     seconds: float = 0.0  # filled in by the runner
     error: str = ""  # filled in by the runner when reproduce() raised
+    run_dir: str = ""  # filled in by the runner: the section's run folder, relative to the report
+    run_id: str = ""  # filled in by the runner: the section's run id (ledger and audit records carry it)
 
 
 class ProgressTask:
@@ -95,6 +101,12 @@ class ReproContext:
     seed: int = 0
     progress_impl: Any = None  # a rich Progress, or None for silence
     started: float = field(default_factory=time.time)
+    run: Any = None  # the section's parsimon.run.Run (None when a section is called outside the runner)
+
+    def log_metrics(self, values: dict[str, Any] | None = None, /, **more: Any) -> None:
+        """Merge numbers into the section run's ``metrics.json`` (nested dicts flattened with ``/``)."""
+        if self.run is not None:
+            self.run.set_metrics(values, **more)
 
     @contextlib.contextmanager
     def progress(self, description: str, total: float | None = None) -> Iterator[ProgressTask]:
@@ -112,3 +124,13 @@ class ReproContext:
         """A path for an output file inside ``out_dir``."""
         self.out_dir.mkdir(parents=True, exist_ok=True)
         return self.out_dir / name
+
+    def save_figure(self, fig: Any, name: str, caption: str, *, dpi: int = 100) -> Figure:
+        """Lay out, save as ``out_dir/name`` and close a matplotlib figure; return it as a report :class:`Figure`."""
+        import matplotlib.pyplot as plt
+
+        path = self.path(name)
+        fig.tight_layout()
+        fig.savefig(path, dpi=dpi)
+        plt.close(fig)
+        return Figure(path, caption)

@@ -19,30 +19,42 @@ import torch
 import triton
 import triton.language as tl
 
+from parsimon.errors import ConfigError
+
 from ..mask import BlockSparseLayout
+from ..registry import TRITON_HEAD_DIMS
 
 __all__ = ["triton_block_sparse_attention", "INTERPRET", "HEAD_DIMS"]
 
 INTERPRET = os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
-HEAD_DIMS = (16, 32, 64, 128)
+HEAD_DIMS = TRITON_HEAD_DIMS
 _LOG2E = 1.4426950408889634
 _LN2 = 0.6931471805599453
 
 
 @triton.jit
-def _row_program(ROW_ORDER, H, GROUP, NQB, BLOCK_Q: tl.constexpr, BLOCK_M: tl.constexpr):
+def _row_program(ROW_ORDER, K, V, KV_CNT, KV_IDX, s_kb, s_kh, s_vb, s_vh, s_idx, H, GROUP, N_Q, NQB,
+                 BLOCK_Q: tl.constexpr, BLOCK_M: tl.constexpr):
     """Decode this program of a 1-D grid over (row, sub-tile). ROW_ORDER lists the rows (batch·head·query
     block) longest list first, so the heavy rows of the union start early and the tail of the launch is short
-    rows. Returns (row, batch·head, batch, head, kv head, first query token of the sub-tile)."""
+    rows. Returns (batch·head, batch, head, the sub-tile's query tokens, their validity, its first query
+    token, the kv head's K and V bases, the row's kept-block count and the pointer to its list).
+
+    Batch, head and kv head are int64: multiplied by the batch and head strides they address tensors of
+    more than 2^31 elements (batch 7 at the Wan 720p shape), where int32 products wrap around."""
     SUB: tl.constexpr = BLOCK_Q // BLOCK_M
     pid = tl.program_id(0)
     sub = pid % SUB
     row = tl.load(ROW_ORDER + pid // SUB)
     pid_bh = row // NQB
     qblk = row % NQB
-    b = pid_bh // H
-    h = pid_bh % H
-    return row, pid_bh, b, h, h // GROUP, qblk * BLOCK_Q + sub * BLOCK_M
+    b = (pid_bh // H).to(tl.int64)
+    h = (pid_bh % H).to(tl.int64)
+    kvh = h // GROUP
+    q_first = qblk * BLOCK_Q + sub * BLOCK_M
+    offs_m = q_first + tl.arange(0, BLOCK_M)
+    return (pid_bh, b, h, offs_m, offs_m < N_Q, q_first, K + b * s_kb + kvh * s_kh, V + b * s_vb + kvh * s_vh,
+            tl.load(KV_CNT + row), KV_IDX + row.to(tl.int64) * s_idx)
 
 
 @triton.jit
@@ -55,16 +67,11 @@ def _fwd_kernel(
     CAUSAL: tl.constexpr, BLOCK_Q: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
     BLOCK_D: tl.constexpr,
 ):
-    row, pid_bh, b, h, kvh, q_first = _row_program(ROW_ORDER, H, GROUP, NQB, BLOCK_Q, BLOCK_M)
-    offs_m = q_first + tl.arange(0, BLOCK_M)
+    pid_bh, b, h, offs_m, m_ok, q_first, k_base, v_base, cnt, idx_ptr = _row_program(
+        ROW_ORDER, K, V, KV_CNT, KV_IDX, s_kb, s_kh, s_vb, s_vh, s_idx, H, GROUP, N_Q, NQB, BLOCK_Q, BLOCK_M)
     offs_d = tl.arange(0, BLOCK_D)
     offs_n0 = tl.arange(0, BLOCK_N)
-    m_ok = offs_m < N_Q
     q = tl.load(Q + b * s_qb + h * s_qh + offs_m[:, None] * s_qn + offs_d[None, :], mask=m_ok[:, None], other=0.0)
-    k_base = K + b * s_kb + kvh * s_kh
-    v_base = V + b * s_vb + kvh * s_vh
-    cnt = tl.load(KV_CNT + row)
-    idx_ptr = KV_IDX + row.to(tl.int64) * s_idx
     qk_scale = sm_scale * 1.4426950408889634
     m_i = tl.full([BLOCK_M], float("-inf"), tl.float32)
     l_i = tl.zeros([BLOCK_M], dtype=tl.float32)
@@ -127,20 +134,15 @@ def _dq_kernel(
     BLOCK_D: tl.constexpr,
 ):
     # Q, DO and DQ share strides (contiguous [B, H, N, D]); K and V are contiguous [B, Hkv, N, D]
-    row, pid_bh, b, h, kvh, q_first = _row_program(ROW_ORDER, H, GROUP, NQB, BLOCK_Q, BLOCK_M)
-    offs_m = q_first + tl.arange(0, BLOCK_M)
+    pid_bh, b, h, offs_m, m_ok, q_first, k_base, v_base, cnt, idx_ptr = _row_program(
+        ROW_ORDER, K, V, KV_CNT, KV_IDX, s_kb, s_kh, s_vb, s_vh, s_idx, H, GROUP, N_Q, NQB, BLOCK_Q, BLOCK_M)
     offs_d = tl.arange(0, BLOCK_D)
     offs_n0 = tl.arange(0, BLOCK_N)
-    m_ok = offs_m < N_Q
     q_off = b * s_qb + h * s_qh + offs_m[:, None] * s_qn + offs_d[None, :]
     q = tl.load(Q + q_off, mask=m_ok[:, None], other=0.0)
     do = tl.load(DO + q_off, mask=m_ok[:, None], other=0.0)
     lse2 = tl.load(LSE + pid_bh.to(tl.int64) * N_Q + offs_m, mask=m_ok, other=0.0) * 1.4426950408889634
     delta = tl.load(DELTA + pid_bh.to(tl.int64) * N_Q + offs_m, mask=m_ok, other=0.0)
-    k_base = K + b * s_kb + kvh * s_kh
-    v_base = V + b * s_vb + kvh * s_vh
-    cnt = tl.load(KV_CNT + row)
-    idx_ptr = KV_IDX + row.to(tl.int64) * s_idx
     qk_scale = sm_scale * 1.4426950408889634
     dq = tl.zeros([BLOCK_M, BLOCK_D], dtype=tl.float32)
     for t in range(0, cnt):
@@ -183,8 +185,8 @@ def _dkdv_kernel(
     col0 = tl.load(COL_ORDER + tl.program_id(0))
     kblk = col0 % NKB
     pid = col0 // NKB
-    b = pid // HKV
-    kvh = pid % HKV
+    b = (pid // HKV).to(tl.int64)  # int64 offsets: see _row_program
+    kvh = (pid % HKV).to(tl.int64)
     offs_n = kblk * BLOCK_N + tl.arange(0, BLOCK_N)
     offs_d = tl.arange(0, BLOCK_D)
     offs_m0 = tl.arange(0, BLOCK_M)
@@ -268,7 +270,7 @@ def _launch_kw(block_q):
         return {}
     bm = INTERPRET_BLOCK_M or block_q
     if block_q % bm:
-        raise ValueError(f"INTERPRET_BLOCK_M={bm} must divide block_q={block_q}")
+        raise ConfigError(f"INTERPRET_BLOCK_M={bm} must divide block_q={block_q}")
     return {"BLOCK_M": bm}
 
 
@@ -284,18 +286,18 @@ def _row_order(layout: BlockSparseLayout) -> torch.Tensor:
 # ---------------------------------------------------------------------------------------------- autograd
 def _check(q, k, v, layout):
     if not (q.is_cuda or INTERPRET):
-        raise ValueError("backend: 'triton' needs CUDA tensors (or TRITON_INTERPRET=1 set before "
+        raise ConfigError("backend: 'triton' needs CUDA tensors (or TRITON_INTERPRET=1 set before "
                          "parsimon.attention.kernels is imported); use backend='torch' on CPU")
     d = q.shape[-1]
     if d not in HEAD_DIMS:
-        raise ValueError(f"q: head dim {d} is not supported by backend 'triton'; accepted: {HEAD_DIMS}")
+        raise ConfigError(f"q: head dim {d} is not supported by backend 'triton'; accepted: {HEAD_DIMS}")
     if v.shape[-1] != d:
-        raise ValueError(f"v: backend 'triton' needs the value head dim to equal q's ({d}), got {v.shape[-1]}")
+        raise ConfigError(f"v: backend 'triton' needs the value head dim to equal q's ({d}), got {v.shape[-1]}")
     if q.dtype not in (torch.float16, torch.bfloat16, torch.float32):
-        raise ValueError(f"q: backend 'triton' accepts float16, bfloat16 or float32, got {q.dtype}")
+        raise ConfigError(f"q: backend 'triton' accepts float16, bfloat16 or float32, got {q.dtype}")
     for name, bsz in (("block_q", layout.block_q), ("block_k", layout.block_k)):
         if bsz < 16 or bsz & (bsz - 1):
-            raise ValueError(f"layout.{name}: backend 'triton' needs a power of two ≥ 16, got {bsz}")
+            raise ConfigError(f"layout.{name}: backend 'triton' needs a power of two ≥ 16, got {bsz}")
 
 
 class _TritonSparseAttn(torch.autograd.Function):

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import torch
 
+from parsimon.errors import ConfigError
+
 __all__ = ["ClipConfig", "ClipDataset", "moving_digits"]
 
 
@@ -25,11 +27,11 @@ class ClipConfig:
 
     def __post_init__(self) -> None:
         if self.frames < 1:
-            raise ValueError(f"frames must be >= 1, got {self.frames}")
+            raise ConfigError(f"frames must be >= 1, got {self.frames}")
         if not 4 <= self.digit <= self.size:
-            raise ValueError(f"digit must be in [4, size={self.size}], got {self.digit}")
+            raise ConfigError(f"digit must be in [4, size={self.size}], got {self.digit}")
         if self.max_speed < 0:
-            raise ValueError(f"max_speed must be >= 0, got {self.max_speed}")
+            raise ConfigError(f"max_speed must be >= 0, got {self.max_speed}")
 
 
 def _bounce(p0: torch.Tensor, v: torch.Tensor, frames: int, span: int) -> torch.Tensor:
@@ -46,7 +48,7 @@ def _bounce(p0: torch.Tensor, v: torch.Tensor, frames: int, span: int) -> torch.
 def moving_digits(n: int, cfg: ClipConfig = ClipConfig(), *, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """``n`` clips of shape ``[n, 1, frames, size, size]`` in [-1, 1] and their digit labels ``[n]``."""
     if n < 1:
-        raise ValueError(f"n must be >= 1, got {n}")
+        raise ConfigError(f"n must be >= 1, got {n}")
     from sklearn.datasets import load_digits
 
     g = torch.Generator().manual_seed(seed)

@@ -11,36 +11,36 @@ equals single-process training on the global batch; rank 0 writes the checkpoint
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 from pathlib import Path
 
 import torch
 
+from ..configs import DISTILL_HELP, DistillConfig
+from ..registry import BACKENDS, MODES, OBJECTIVES
+
 __all__ = ["main"]
 
 
+#: DistillConfig fields this entry point does not take (it has no calibration step).
+_SKIPPED = ("sparsity",)
+
+
 def _parser() -> argparse.ArgumentParser:
+    """``--out``, ``--resume`` and one option per :class:`~parsimon.attention.configs.DistillConfig` field (its
+    default, its help text, and the registry's choices)."""
     p = argparse.ArgumentParser(prog="parsimon.attention.training.ddp", description=__doc__.split("\n\n")[0])
     p.add_argument("--out", required=True, help="student checkpoint path")
-    p.add_argument("--teacher", default=None, help="dense teacher checkpoint (trained if absent)")
-    p.add_argument("--objective", default="distill", choices=["distill", "diffusion"])
-    p.add_argument("--steps", type=int, default=100)
-    p.add_argument("--teacher-steps", type=int, default=300)
-    p.add_argument("--lr", type=float, default=5e-4)
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--clips", type=int, default=256)
-    p.add_argument("--topk", type=float, default=0.03)
-    p.add_argument("--topp", type=float, default=0.2)
-    p.add_argument("--mode", default="hybrid", choices=["hybrid", "topk", "topp"])
-    p.add_argument("--block-q", type=int, default=16)
-    p.add_argument("--block-k", type=int, default=8)
-    p.add_argument("--dim", type=int, default=48)
-    p.add_argument("--depth", type=int, default=2)
-    p.add_argument("--heads", type=int, default=4)
-    p.add_argument("--backend", default="auto")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--ckpt-every", type=int, default=0)
-    p.add_argument("--resume", action="store_true")
+    p.add_argument("--resume", action="store_true", help="continue from --out")
+    registries = {"mode": MODES, "objective": OBJECTIVES, "backend": BACKENDS}
+    for f in dataclasses.fields(DistillConfig):
+        if f.name in _SKIPPED:
+            continue
+        kind = {"int": int, "float": float}.get(str(f.type).split(" ")[0], str)
+        choices = registries[f.name].names() if f.name in registries else None
+        p.add_argument("--" + f.name.replace("_", "-"), type=kind, default=f.default, choices=choices,
+                       help=f"{DISTILL_HELP[f.name]} (default {f.default})".replace("%", "%%"))
     return p
 
 
@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> None:
                 teacher = load_model(tpath)
             else:
                 # Every rank trains the same teacher (same seed, DDP-averaged) — no broadcast needed.
-                teacher, _ = train_teacher(data, mcfg, TrainConfig(steps=args.teacher_steps, lr=2e-3,
+                teacher, _ = train_teacher(data, mcfg, TrainConfig(steps=args.teacher_steps, lr=args.teacher_lr,
                                                                    batch_size=args.batch_size, seed=args.seed,
                                                                    warmup=20), checkpoint=tpath, device=device)
         teacher = frozen_copy(teacher).to(device)

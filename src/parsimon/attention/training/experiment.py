@@ -27,52 +27,19 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
 
+from ..configs import ExperimentConfig
 from .data import ClipConfig, ClipDataset
 from .flow import euler_sample, noisy, sample_t
 from .loop import TrainConfig, distill, finetune, frozen_copy, load_model, train_teacher
-from .model import DiTConfig, TinyVideoDiT
+from .model import TinyVideoDiT
 from .student import sparse_student
 
-__all__ = ["ExperimentConfig", "calibrate", "concentration", "evaluate_student", "mask_overlap", "probe_qk",
+__all__ = ["ExperimentConfig", "StageBars", "calibrate", "concentration", "evaluate_student", "mask_overlap", "probe_qk",
            "run_distill_experiment"]
-
-
-@dataclass(frozen=True)
-class ExperimentConfig:
-    clips: int = 512
-    eval_clips: int = 32
-    model: DiTConfig = field(default_factory=lambda: DiTConfig(dim=48, depth=2, heads=4))
-    teacher_steps: int = 300
-    teacher_lr: float = 2e-3
-    tune_steps: int = 100
-    tune_lr: float = 5e-4
-    batch_size: int = 8
-    target_sparsity: float = 0.95
-    topk: float = 0.0325  # the hybrid arm's Top-k floor: 2 of 64 key blocks (p is calibrated)
-    block_q: int = 16
-    block_k: int = 8
-    sample_n: int = 8
-    sample_steps: int = 10
-    ablations: bool = True
-    backend: str = "auto"
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if not 0 < self.target_sparsity < 1:
-            raise ValueError(f"target_sparsity must be in (0, 1), got {self.target_sparsity}")
-        for name in ("clips", "eval_clips", "batch_size", "sample_n", "sample_steps"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["model"] = self.model.to_dict()
-        return d
 
 
 class _QKProbe:
@@ -191,9 +158,46 @@ def evaluate_student(model: TinyVideoDiT, teacher: TinyVideoDiT, ev: dict, *, te
             "sample_mse": mse, "sample_psnr_db": psnr}
 
 
+class StageBars:
+    """A ``progress(stage, step, total)`` callback with one bar per stage, each opened from
+    ``factory(description, total=...)`` (a context manager: ``run.progress`` or ``ReproContext.progress``)."""
+
+    def __init__(self, factory: Callable, prefix: str = "") -> None:
+        self.factory, self.prefix = factory, prefix
+        self._open: dict[str, tuple] = {}
+
+    def __call__(self, stage: str, step: int, total: int) -> None:
+        entry = self._open.get(stage)
+        if entry is None:
+            cm = self.factory(f"{self.prefix}{stage}", total=total)
+            entry = self._open[stage] = (cm, cm.__enter__())
+        entry[1].advance()
+        if step >= total:
+            self._open.pop(stage)[0].__exit__(None, None, None)
+
+    def close(self) -> None:
+        """End the bars of stages that did not reach their total."""
+        while self._open:
+            self._open.popitem()[1][0].__exit__(None, None, None)
+
+
 def run_distill_experiment(cfg: ExperimentConfig = ExperimentConfig(), *, out_dir: str | Path | None = None,
-                           progress: Callable[[str, int, int], None] | None = None) -> dict:
-    """Train (or load from ``out_dir/teacher.pt``) the teacher, run every arm, return the results dict."""
+                           progress: Callable[[str, int, int], None] | None = None, run=None) -> dict:
+    """Train (or load from ``out_dir/teacher.pt``) the teacher, run every arm, return the results dict.
+
+    ``progress(stage, step, total)`` is called after every training step. With ``run`` (a
+    :class:`parsimon.run.Run`) each arm's metrics are logged to its ``events.jsonl`` and, without
+    ``progress``, every stage gets a bar of the run.
+    """
+    bars = StageBars(run.progress, prefix=f"seed {cfg.seed}: ") if run is not None and progress is None else None
+    try:
+        return _experiment(cfg, out_dir, bars or progress, run)
+    finally:
+        if bars is not None:
+            bars.close()
+
+
+def _experiment(cfg: ExperimentConfig, out_dir, progress, run) -> dict:
     t_start = time.perf_counter()
     torch.manual_seed(cfg.seed)
     clip_cfg = ClipConfig(frames=cfg.model.frames, size=cfg.model.size)
@@ -265,83 +269,21 @@ def run_distill_experiment(cfg: ExperimentConfig = ExperimentConfig(), *, out_di
         row.update(arm=name, mode=mode, training=how or "none", topk=cal[mode]["topk"], topp=cal[mode]["topp"],
                    calibrated_sparsity=cal[mode]["sparsity"], seconds=time.perf_counter() - t0)
         arms.append(row)
+        if run is not None:
+            run.log(len(arms) - 1, seed=cfg.seed, **row)
     return {"config": cfg.to_dict(), "calibration": cal, "mask_overlap": overlap,
             "concentration_60": conc, "arms": arms, "teacher_losses": t_res_losses[-20:],
             "tokens": cfg.model.tokens, "seconds": time.perf_counter() - t_start}
 
 
-def _summarise(runs: list[dict]) -> list[dict]:
-    """Mean and standard deviation over seeds of each arm's metrics."""
-    import statistics
-
-    out = []
-    for i, arm in enumerate(runs[0]["arms"]):
-        row = {"arm": arm["arm"], "seeds": len(runs)}
-        for key in ("sparsity", "rel_velocity_err", "sample_psnr_db", "flow_loss"):
-            vals = [r["arms"][i][key] for r in runs]
-            finite = [v for v in vals if math.isfinite(v)]
-            row[key] = statistics.fmean(finite) if finite else math.inf
-            row[key + "_std"] = statistics.stdev(finite) if len(finite) > 1 else 0.0
-        out.append(row)
-    return out
-
-
-def plot_summary(result: dict, path: str | Path) -> Path:
-    """Bar chart (mean ± std over seeds) of velocity error and sample PSNR per arm."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rows = [r for r in result["summary"] if r["arm"] != "teacher (dense)"]
-    names = [r["arm"] for r in rows]
-    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), sharey=True)
-    axes[0].barh(names, [r["rel_velocity_err"] for r in rows], xerr=[r["rel_velocity_err_std"] for r in rows],
-                 color="tab:blue")
-    axes[0].set_xlabel("relative velocity error vs teacher (lower is better)")
-    axes[1].barh(names, [r["sample_psnr_db"] for r in rows], xerr=[r["sample_psnr_db_std"] for r in rows],
-                 color="tab:green")
-    axes[1].set_xlabel("sample PSNR vs teacher samples, dB (higher is better)")
-    axes[0].invert_yaxis()
-    fig.suptitle(f"Sparse students at ≈95% block sparsity, mean ± std over {rows[0]['seeds']} seeds")
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
-
-
 def main(argv: list[str] | None = None) -> None:
-    """``python -m parsimon.attention.training.experiment --seeds 0 1 2 --out results.json`` (quick sizes)."""
-    import argparse
-    import json
+    """``python -m parsimon.attention.training.experiment ...``: the same as ``parsimon attention experiment``."""
+    import sys
 
-    ap = argparse.ArgumentParser(description="Distillation arms at matched sparsity over several seeds.")
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0])
-    ap.add_argument("--teacher-steps", type=int, default=250)
-    ap.add_argument("--tune-steps", type=int, default=80)
-    ap.add_argument("--out", type=Path, required=True, help="JSON file to write")
-    ap.add_argument("--cache", type=Path, default=None, help="folder for per-seed teacher checkpoints")
-    args = ap.parse_args(argv)
-    torch.set_num_threads(1)
-    runs = []
-    for seed in args.seeds:
-        cfg = ExperimentConfig(teacher_steps=args.teacher_steps, tune_steps=args.tune_steps, seed=seed)
-        cache = args.cache / f"seed{seed}" if args.cache is not None else None
-        runs.append(run_distill_experiment(cfg, out_dir=cache))
-        print(f"seed {seed}: {runs[-1]['seconds']:.0f} s", flush=True)
-    result = {"command": "python -m parsimon.attention.training.experiment " + " ".join(argv or []),
-              "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "threads": 1,
-              "summary": _summarise(runs), "runs": runs}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=1, default=str))
-    plot_summary(result, args.out.with_suffix(".png"))
-    for row in result["summary"]:
-        print(f"{row['arm']:>26}: sparsity {row['sparsity']:.3f}  vel.err {row['rel_velocity_err']:.4f} "
-              f"± {row['rel_velocity_err_std']:.4f}  PSNR {row['sample_psnr_db']:.2f} ± {row['sample_psnr_db_std']:.2f}")
+    from parsimon.cli import app
+
+    app(["attention", "experiment", *(sys.argv[1:] if argv is None else argv)], prog_name="parsimon")
 
 
 if __name__ == "__main__":
-    import sys
-
-    main(sys.argv[1:])
+    main()

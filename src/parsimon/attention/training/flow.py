@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import torch
 
+from parsimon.errors import ConfigError
+
 __all__ = ["diffusion_loss", "euler_sample", "noisy", "sample_t", "velocity_distill_loss"]
 
 
@@ -16,7 +18,7 @@ def sample_t(n: int, *, p_mean: float = 0.0, p_std: float = 1.0, generator: torc
              device: torch.device | str = "cpu") -> torch.Tensor:
     """``n`` flow times in (0, 1): σ ~ LogNormal(p_mean, p_std), t = σ / (1 + σ)."""
     if p_std <= 0:
-        raise ValueError(f"p_std must be > 0, got {p_std}")
+        raise ConfigError(f"p_std must be > 0, got {p_std}")
     z = torch.randn(n, generator=generator)
     sigma = torch.exp(p_mean + p_std * z)
     return (sigma / (1 + sigma)).to(device)
@@ -50,9 +52,9 @@ def euler_sample(model, noise: torch.Tensor, y: torch.Tensor | None = None, *, s
     ``on_step(i)`` is called before step ``i`` (a sparsity policy uses it for dense-early steps).
     """
     if steps < 1:
-        raise ValueError(f"steps must be >= 1, got {steps}")
+        raise ConfigError(f"steps must be >= 1, got {steps}")
     if shift <= 0:
-        raise ValueError(f"shift must be > 0, got {shift}")
+        raise ConfigError(f"shift must be > 0, got {shift}")
     ts = torch.linspace(1.0, 0.0, steps + 1, device=noise.device)
     ts = shift * ts / (1 + (shift - 1) * ts)
     x = noise

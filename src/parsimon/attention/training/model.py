@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from parsimon.errors import ConfigError
+
+from ..configs import DiTConfig
 
 __all__ = ["AttentionFn", "DiTConfig", "TinyVideoDiT", "dense_attention"]
 
@@ -26,51 +29,6 @@ AttentionFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, int], torch.Te
 def dense_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, layer: int = 0) -> torch.Tensor:
     """Full attention (the teacher's): ``torch.nn.functional.scaled_dot_product_attention``."""
     return F.scaled_dot_product_attention(q, k, v)
-
-
-@dataclass(frozen=True)
-class DiTConfig:
-    """Model shape. ``tokens = (frames / tpatch) · (size / patch)²``."""
-
-    frames: int = 8
-    size: int = 32
-    channels: int = 1
-    patch: int = 4
-    tpatch: int = 1
-    dim: int = 64
-    depth: int = 3
-    heads: int = 4
-    mlp_ratio: float = 4.0
-    num_classes: int = 10  # 0: unconditional
-
-    def __post_init__(self) -> None:
-        if self.size % self.patch:
-            raise ValueError(f"patch must divide size={self.size}, got patch={self.patch}")
-        if self.frames % self.tpatch:
-            raise ValueError(f"tpatch must divide frames={self.frames}, got tpatch={self.tpatch}")
-        if self.dim % self.heads:
-            raise ValueError(f"heads must divide dim={self.dim}, got heads={self.heads}")
-        if (self.dim // self.heads) % 2:
-            raise ValueError(f"head dim dim/heads must be even, got {self.dim // self.heads}")
-        for name in ("depth", "dim", "heads", "channels"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-
-    @property
-    def grid(self) -> tuple[int, int, int]:
-        return self.frames // self.tpatch, self.size // self.patch, self.size // self.patch
-
-    @property
-    def tokens(self) -> int:
-        f, h, w = self.grid
-        return f * h * w
-
-    @property
-    def patch_dim(self) -> int:
-        return self.channels * self.tpatch * self.patch * self.patch
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def _sincos(n: int, dim: int) -> torch.Tensor:
@@ -165,9 +123,9 @@ class TinyVideoDiT(nn.Module):
         c = self.cfg
         expect = (c.channels, c.frames, c.size, c.size)
         if x.dim() != 5 or tuple(x.shape[1:]) != expect:
-            raise ValueError(f"x must have shape [B, {', '.join(map(str, expect))}], got {tuple(x.shape)}")
+            raise ConfigError(f"x must have shape [B, {', '.join(map(str, expect))}], got {tuple(x.shape)}")
         if t.shape != (x.shape[0],):
-            raise ValueError(f"t must have shape [B]=[{x.shape[0]}], got {tuple(t.shape)}")
+            raise ConfigError(f"t must have shape [B]=[{x.shape[0]}], got {tuple(t.shape)}")
         h = self.embed(self.patchify(x)) + self.pos
         cond = self.t_mlp(timestep_embedding(t, c.dim))
         if self.y_embed is not None:

@@ -18,9 +18,14 @@ import math
 
 import torch
 
+from parsimon.errors import ConfigError
+
+from ..registry import ROWS
+
 __all__ = ["equal_sparsity_table", "make_rows", "relative_l1"]
 
-DISTRIBUTIONS = ("uniform", "skewed")
+#: The generated row kinds: :data:`parsimon.attention.registry.ROWS` ("uniform", "skewed", "random").
+DISTRIBUTIONS = ROWS
 
 
 def relative_l1(out: torch.Tensor, ref: torch.Tensor) -> float:
@@ -36,11 +41,15 @@ def _positional(n: int, d: int) -> torch.Tensor:
 
 def make_rows(kind: str, *, b: int = 1, h: int = 4, n: int = 2048, d: int = 64, block_k: int = 32,
               seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """q, k, v ``[b, h, n, d]`` whose pooled attention rows are ``kind`` ("uniform" or "skewed")."""
-    if kind not in DISTRIBUTIONS:
-        raise ValueError(f"kind: expected one of {list(DISTRIBUTIONS)}, got {kind!r}")
+    """q, k, v ``[b, h, n, d]`` whose pooled attention rows are ``kind`` ("uniform", "skewed", or "random":
+    i.i.d. Gaussian q, k, v). "skewed" needs an even ``d`` (its positional term pairs sines and cosines)."""
+    ROWS.check(kind)
+    if kind == "skewed" and (d < 2 or d % 2):
+        raise ConfigError(f"`d` must be an even number >= 2 for 'skewed' rows (sine/cosine pairs), got {d}")
     g = torch.Generator().manual_seed(seed)
     q, k, v = (torch.randn(b, h, n, d, generator=g) for _ in range(3))
+    if kind == "random":
+        return q, k, v
 
     def per_block(block: int, scale: float) -> torch.Tensor:
         """A random vector per block of ``block`` tokens, repeated over the block's tokens."""

@@ -17,13 +17,13 @@ else the task file's directory (the paper keeps ``task_csv_*`` folders beside it
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
 
 from parsimon.cta.filereading.generator import RHOS, FileTask
 from parsimon.cta.filereading.prior import features_of, parse_released_prior
+from parsimon.cta.taskfile import build_tasks, read_records
 
 __all__ = ["load_tasks", "task_from_dict"]
 
@@ -72,36 +72,20 @@ def task_from_dict(d: dict[str, Any], data_root: str | Path = ".", *, rho: float
 
 
 def load_tasks(path: str | Path, data_root: str | Path | None = None) -> list[FileTask]:
-    """Tasks from ``path`` (our ``.jsonl`` or the paper's JSON list); CSVs are looked up under ``data_root``."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"task file not found: {path}")
+    """Tasks from ``path`` (our ``.jsonl`` or the paper's JSON list); CSVs are looked up under ``data_root``.
+
+    Raises:
+        ConfigError: the file is missing, empty, binary or not valid JSON, or a record is neither our task
+            format nor the paper's (the message names the file and the line or item).
+    """
+    records = read_records(path)
     if data_root is None:
-        data_root = os.environ.get("PARSIMON_FILEREADING_DATA_ROOT") or path.parent
+        data_root = os.environ.get("PARSIMON_FILEREADING_DATA_ROOT") or Path(path).parent
     root = Path(data_root)
-    text = path.read_text()
-    stripped = text.lstrip()
-    if stripped.startswith("["):
-        try:
-            items = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{path}: not valid JSON: {exc}") from exc
-        out: list[FileTask] = []
-        for item in items:
-            if "rho" in item or "fmt" in item:
-                out.append(task_from_dict(item, root))
-            else:
-                out.extend(task_from_dict(item, root, rho=r) for r in RHOS)
-        return out
-    out = []
-    for ln, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            item = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{path}:{ln}: not JSON: {exc}") from exc
-        out.append(task_from_dict(item, root))
-    if not out:
-        raise ValueError(f"{path}: no tasks")
-    return out
+
+    def make(item: dict[str, Any], i: int) -> FileTask | list[FileTask]:
+        if "rho" in item or "fmt" in item:
+            return task_from_dict(item, root)
+        return [task_from_dict(item, root, rho=r) for r in RHOS]  # an unprocessed paper file: every ρ
+
+    return build_tasks(path, records, make, kind="filereading")

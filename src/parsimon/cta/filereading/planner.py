@@ -27,6 +27,7 @@ sets first.
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -34,9 +35,9 @@ from typing import Any
 
 import numpy as np
 
-from parsimon.cta.filereading.prior import ATTRS, CONFIGS, OPTIONS, joint
+from parsimon.cta.filereading.prior import ATTRS, CONFIGS, OPTIONS, joint, true_prior
 
-__all__ = ["Action", "FormatPlanner", "brute_force_value", "policy_value"]
+__all__ = ["Action", "FormatPlanner", "brute_force_value", "oracle_actions", "policy_value"]
 
 _TOL = 1e-12
 
@@ -279,3 +280,22 @@ def brute_force_value(prior: Sequence[float], d_unit: float, d_code: float, *, m
 def config_options(attrs: Sequence[str] = ATTRS) -> list[tuple]:
     """The configurations of the given FILEREADING attributes (helper for small instances)."""
     return list(itertools.product(*[OPTIONS[a] for a in attrs]))
+
+
+@functools.lru_cache(maxsize=4096)
+def _oracle_actions(features: tuple, d_unit: float, d_code: float, fmt: tuple) -> tuple[str, ...]:
+    acts, _ = FormatPlanner(true_prior(dict(features)), d_unit, d_code).rollout(fmt)
+    out = []
+    for a in acts:
+        if a.kind == "code":
+            out.append("CODE")
+        elif a.kind == "test":
+            out.append("UNIT_TESTS: " + ",".join(ATTRS[i] for i in a.attrs))
+        else:
+            out.append("ANSWER")
+    return tuple(out)
+
+
+def oracle_actions(task: Any) -> list[str]:
+    """The canonical actions of the optimal policy under the true prior on ``task`` (for the match rate)."""
+    return list(_oracle_actions(tuple(sorted(task.features.items())), task.d_unit, task.d_code, tuple(task.fmt)))

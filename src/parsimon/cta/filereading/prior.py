@@ -19,6 +19,7 @@ same tokens).
 from __future__ import annotations
 
 import ast
+import functools
 import math
 import re
 from collections.abc import Sequence
@@ -35,6 +36,7 @@ __all__ = [
     "PriorEstimator",
     "adversarial_prior",
     "argmax_format",
+    "estimated_prior",
     "features_of",
     "joint",
     "noisy_prior",
@@ -231,3 +233,23 @@ class PriorEstimator:
 
     def accuracy(self, filenames: Sequence[str], formats: Sequence[tuple]) -> dict[str, float]:
         return prior_accuracy(self.predict_many(filenames), formats)
+
+
+@functools.lru_cache(maxsize=8)
+def _estimator(seed: int) -> PriorEstimator:
+    # the estimator depends only on the seed's filenames, not on the CSV files (nor on PARSIMON_HOME)
+    from parsimon.cta.filereading.generator import get_dataset
+
+    return get_dataset(seed).estimator()
+
+
+@functools.lru_cache(maxsize=65536)
+def _estimated(seed: int, filename: str) -> dict[str, dict]:
+    return _estimator(seed).predict(filename)
+
+
+def estimated_prior(task: Any, seed: int | None = None) -> dict[str, dict]:
+    """The learned prior for ``task``'s filename: the estimator trained on the training split of the
+    dataset the task came from (``task.dataset_seed``; seed 0's dataset for loaded tasks, or ``seed``)."""
+    s = task.dataset_seed if seed is None and task.dataset_seed is not None else (seed or 0)
+    return _estimated(int(s), task.filename)

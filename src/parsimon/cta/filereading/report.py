@@ -221,9 +221,12 @@ def filereading_part(ctx: Any) -> dict[str, Any]:
     from parsimon.report.section import Figure
 
     n_base = 300 if ctx.full else QUICK_N_BASE
-    with ctx.progress("cta: FILEREADING episodes", total=None):
-        results = run_evaluation(n_base, seed=ctx.seed)
+    results = run_evaluation(n_base, seed=ctx.seed, progress=getattr(ctx, "progress_impl", None))
     ctx.path("cta_filereading_results.json").write_text(json.dumps(results, indent=1, default=str))
+    if hasattr(ctx, "log_metrics"):
+        ctx.log_metrics({f"filereading/{r['policy']}/{r['prior']}": {"mean_reward": r["mean_reward"],
+                                                                      "expected_reward": r["expected_reward"]}
+                         for r in results["runs"]})
     tables, claims = tables_from(results)
     fig = Figure(pareto_plot(results, ctx.path("cta_filereading_pareto.png")),
                  "FILEREADING: mean reward against exploration cost (U + ρ·C) per ρ and policy (paper Fig. 5).")

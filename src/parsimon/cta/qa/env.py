@@ -32,6 +32,7 @@ from parsimon.cta.registry import (
     register_policy,
     register_prior,
 )
+from parsimon.cta.taskfile import build_tasks, read_records
 
 __all__ = ["QABench", "QAEnv", "QATask", "bench_of", "generate_tasks", "get_bench", "load_tasks", "optimal_decision",
            "save_tasks"]
@@ -180,19 +181,22 @@ def save_tasks(tasks: list[QATask], path: str | Path) -> Path:
     return path
 
 
+def _task_from_dict(d: dict[str, Any], idx: int) -> QATask:
+    task = QATask(**d)
+    for name in ("gamma", "p_da", "p_ret_true", "k_da", "verbal", "p_ret"):
+        value = getattr(task, name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+            raise ValueError(f"`{name}` must be a number in [0, 1], got {value!r}")
+    return task
+
+
 def load_tasks(path: str | Path) -> list[QATask]:
-    """Tasks written by :func:`save_tasks` (JSON Lines)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no such task file: {path}")
-    out = []
-    for ln, line in enumerate(path.read_text().splitlines(), 1):
-        if line.strip():
-            try:
-                out.append(QATask(**json.loads(line)))
-            except (TypeError, json.JSONDecodeError) as exc:
-                raise ValueError(f"{path}:{ln}: not a QA task: {exc}") from exc
-    return out
+    """Tasks written by :func:`save_tasks` (JSON Lines).
+
+    Raises:
+        ConfigError: the file is missing, empty, binary or not valid JSON, or a record is not a QA task.
+    """
+    return build_tasks(path, read_records(path), _task_from_dict, kind="qa")
 
 
 class QAEnv(CTAEnv):

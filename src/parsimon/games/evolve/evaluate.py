@@ -1,5 +1,6 @@
 """Evaluate candidate programs: sandboxed, cascaded (cheap games first), in a pool of workers or on Ray
-(a local Ray instance with ``workers`` CPUs, or the cluster named by ``$RAY_ADDRESS``, e.g. ``auto``).
+(a local Ray instance with ``workers`` CPUs, or the cluster at ``ray_address`` or ``$RAY_ADDRESS``, e.g.
+``auto``; ``"local"`` always starts a local instance).
 
 Fitness on game ``g`` = ``-exploitability`` of the candidate's average policy after ``iterations``
 iterations. Games are ordered by size (number of information sets), so a broken or poor candidate is
@@ -55,7 +56,7 @@ def _sandbox_call(source, games, iterations, limits, thresholds) -> dict:
 class Evaluator:
     def __init__(self, games: list[str], *, iterations: int = 200, limits: Limits | None = None,
                  cascade_factor: float | None = 10.0, workers: int = 1, use_ray: bool = False,
-                 ledger: bool = True):
+                 ledger: bool = True, ray_address: str | None = None):
         if not games:
             raise ConfigError("games must name at least one game")
         if not isinstance(iterations, int) or iterations < 1:
@@ -68,6 +69,7 @@ class Evaluator:
         self.cascade_factor = cascade_factor
         self.workers = workers
         self.use_ray = use_ray
+        self.ray_address = ray_address
         self.ledger = ledger
         self.thresholds: dict[str, float] = {}
         self._ray_remote = None  # the remote function, registered once
@@ -105,7 +107,9 @@ class Evaluator:
             import ray
 
             if not ray.is_initialized():
-                address = os.environ.get("RAY_ADDRESS")
+                address = self.ray_address or os.environ.get("RAY_ADDRESS")
+                if address == "local":
+                    address = None
                 try:
                     if address:
                         # an existing cluster: Ray refuses resource arguments when connecting to one
@@ -114,8 +118,8 @@ class Evaluator:
                         ray.init(address="local", num_cpus=self.workers, include_dashboard=False,
                                  ignore_reinit_error=True, log_to_driver=False)
                 except (ConnectionError, ValueError, RuntimeError) as exc:
-                    where = f"the cluster at RAY_ADDRESS={address!r}" if address else "a local Ray instance"
-                    raise ConfigError(f"--ray: could not start or reach {where}: {exc}") from exc
+                    where = f"the cluster at {address!r}" if address else "a local Ray instance"
+                    raise ConfigError(f"`--ray`: could not start or reach {where}: {exc}") from exc
             if self._ray_remote is None:
                 self._ray_remote = ray.remote(_sandbox_call)
             raw = ray.get([self._ray_remote.remote(*a) for a in args])

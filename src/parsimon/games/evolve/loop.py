@@ -4,7 +4,8 @@ island, migrate between islands, checkpoint every generation.
 
 Files in ``out_dir``: ``checkpoint.json`` (database, history, lineage, config; rewritten atomically after
 each generation, so a run can be resumed with ``resume=True`` and continues exactly as an uninterrupted
-run would: every random choice of generation ``g`` comes from ``default_rng([seed, g])``),
+run would: every random choice of generation ``g`` comes from ``default_rng([seed, g])``; inside a
+:class:`parsimon.run.Run` the same state goes through ``run.save_checkpoint`` instead),
 ``lineage.jsonl`` (one record per child, in (generation, island) order: parent, metric, mutation, status,
 fitness, ``llm_usage``; a mutation that fails is ``status: mutation_failed`` with ``failed_stage`` ``parse``
 (no SEARCH/REPLACE block), ``apply`` (a SEARCH that does not match) or ``llm`` (the request failed), the
@@ -23,6 +24,7 @@ import numpy as np
 
 from parsimon.errors import ConfigError, LLMError
 from parsimon.progress import TaskBar
+from parsimon.run import Result
 
 from .database import ProgramDatabase, source_hash
 from .evaluate import Evaluator
@@ -33,9 +35,15 @@ from .seeds import load_seed
 __all__ = ["EvolveConfig", "EvolveResult", "evolve"]
 
 
-@dataclass
+@dataclass(frozen=True)
 class EvolveConfig:
-    seed: str = "cfr_plus"
+    """Settings of one evolution run (defaults: a short run; the paper evaluates with 1,000 iterations).
+
+    ``program`` is the starting program: a name in :data:`~parsimon.games.evolve.seeds.SEEDS` or source text.
+    ``seed`` is the random seed (parent and metric sampling, the offline mutator's choices).
+    """
+
+    program: str = "cfr_plus"
     games: list[str] = field(default_factory=lambda: ["kuhn_poker(players=3)", "leduc_poker"])
     generations: int = 5
     islands: int = 2
@@ -46,12 +54,16 @@ class EvolveConfig:
     cascade_factor: float | None = 10.0
     workers: int = 1
     use_ray: bool = False
+    ray_address: str | None = None  # with use_ray: "local", "auto", "ray://HOST:PORT"; None: $RAY_ADDRESS or local
     migrate_every: int = 3
     island_capacity: int = 20
     inspirations: int = 2
-    rng_seed: int = 0
+    seed: int = 0
 
     def __post_init__(self):
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
+            raise ConfigError(f"`seed` is the random seed (an integer), got {self.seed!r}; the starting program "
+                              "is `program`")
         if self.generations < 0:
             raise ConfigError(f"generations must be >= 0, got {self.generations}")
         if self.children_per_island < 1:
@@ -59,19 +71,25 @@ class EvolveConfig:
         if self.migrate_every < 1:
             raise ConfigError(f"migrate_every must be >= 1, got {self.migrate_every}")
 
-    def seed_source(self) -> str:
-        # a name (one line) must be a known seed; anything with a newline is program source
-        return load_seed(self.seed) if "\n" not in self.seed else self.seed
+    def program_source(self) -> str:
+        """The starting program's source: a name (one line) must be a known seed program; anything with a
+        newline is program source."""
+        return load_seed(self.program) if "\n" not in self.program else self.program
+
+    seed_source = program_source  # the earlier name
 
     def identity(self) -> dict:
         """What must not change between a run and its resumption."""
-        return {"seed": source_hash(self.seed_source()), "games": list(self.games), "islands": self.islands,
-                "iterations": self.iterations, "rng_seed": self.rng_seed,
-                "children_per_island": self.children_per_island}
+        return {"program": source_hash(self.program_source()), "games": list(self.games), "islands": self.islands,
+                "iterations": self.iterations, "seed": self.seed, "children_per_island": self.children_per_island}
 
 
 @dataclass
-class EvolveResult:
+class EvolveResult(Result):
+    """The best program found, its and the starting program's fitness per game, history and lineage."""
+
+    FINAL = "best_mean"
+
     best_source: str
     best_fitness: dict[str, float]
     seed_fitness: dict[str, float]
@@ -81,17 +99,51 @@ class EvolveResult:
 
     @property
     def best_mean(self) -> float:
+        """Mean fitness (-exploitability) of the best program over the games."""
         return float(np.mean(list(self.best_fitness.values())))
 
     @property
     def seed_mean(self) -> float:
+        """Mean fitness of the starting program."""
         return float(np.mean(list(self.seed_fitness.values())))
 
+    def summary(self) -> dict:
+        """Counts and totals of the lineage (what the command prints)."""
+        from collections import Counter
 
-def _atomic_json(path: Path, data: Any) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1))
-    os.replace(tmp, path)
+        statuses = Counter(r["status"] for r in self.lineage)
+        stages = Counter(r.get("failed_stage", "?") for r in self.lineage if r["status"] == "mutation_failed")
+        usage = [r["llm_usage"] for r in self.lineage if r.get("llm_usage")]
+        return {"seed_fitness": self.seed_fitness, "best_fitness": self.best_fitness, "seed_mean": self.seed_mean,
+                "best_mean": self.best_mean, "children": len(self.lineage), "valid_children": statuses.get("ok", 0),
+                "status_counts": dict(statuses), "mutation_failures_by_stage": dict(stages),
+                "llm_tokens": {"calls": len(usage), "prompt": sum(u["prompt_tokens"] for u in usage),
+                               "completion": sum(u["completion_tokens"] for u in usage)},
+                "out": self.out_dir}
+
+
+class _Checkpoints:
+    """The loop's state between generations: ``checkpoint.json`` in the folder, or the run's checkpoint."""
+
+    def __init__(self, out: Path, run) -> None:
+        self.run = run
+        self.path = out / "checkpoint.json"
+
+    def exists(self) -> bool:
+        return (self.run.checkpoint_path if self.run is not None else self.path).is_file()
+
+    def load(self) -> dict:
+        if self.run is not None:
+            return self.run.load_checkpoint(restore_rng=False)
+        return json.loads(self.path.read_text())
+
+    def save(self, state: dict) -> None:
+        if self.run is not None:
+            self.run.save_checkpoint(state)
+            return
+        tmp = self.path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(state, indent=1))
+        os.replace(tmp, self.path)
 
 
 def _snapshot(db: ProgramDatabase, gen: int) -> dict:
@@ -100,35 +152,48 @@ def _snapshot(db: ProgramDatabase, gen: int) -> dict:
             "best_per_game": {g: db.best(g).metric(g) for g in db.games}}
 
 
-def evolve(config: EvolveConfig, mutator: Any = None, *, out_dir: str | os.PathLike, resume: bool = False,
-           progress: bool = False, evaluator: Evaluator | None = None) -> EvolveResult:
+def evolve(config: EvolveConfig, mutator: Any = None, *, out_dir: str | os.PathLike | None = None,
+           resume: bool = False, progress: bool = False, evaluator: Evaluator | None = None,
+           run=None) -> EvolveResult:
     """Run (or resume) an evolution. ``mutator`` has ``mutate(parent, previous, rng) -> Mutation``
-    (default: :class:`OfflineMutator`)."""
+    (default: :class:`OfflineMutator`).
+
+    Args:
+        out_dir: The folder for ``checkpoint.json``, ``lineage.jsonl`` and ``best.py`` (without ``run``).
+        resume: Continue from the checkpoint; the settings that shape the run (:meth:`EvolveConfig.identity`)
+            must be the same, ``generations`` may grow.
+        run: A :class:`parsimon.run.Run`: its folder holds the files, its checkpoint the state (``start_run``
+            checked the config on resume), each generation is logged to it and its metrics are set.
+    """
+    if run is None and out_dir is None:
+        raise ConfigError("evolve needs `out_dir` or `run`")
     mutator = mutator or OfflineMutator()
-    out = Path(out_dir)
+    out = Path(run.dir if run is not None else out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    ck_path = out / "checkpoint.json"
+    store = _Checkpoints(out, run)
+    resume = resume or bool(run is not None and run.resumed)
     ev = evaluator or Evaluator(config.games, iterations=config.iterations,
                                 limits=Limits(config.time_s, config.memory_mb),
                                 cascade_factor=config.cascade_factor, workers=config.workers,
-                                use_ray=config.use_ray)
-    if resume and ck_path.exists():
-        ck = json.loads(ck_path.read_text())
+                                use_ray=config.use_ray, ray_address=config.ray_address)
+    if resume and store.exists():
+        ck = store.load()
         if ck["identity"] != config.identity():
             raise ConfigError(
-                f"checkpoint {ck_path} belongs to another run ({ck['identity']}); use another out_dir or the same settings"
+                f"checkpoint {store.path} belongs to another run ({ck['identity']}); use another out_dir or the "
+                "same settings"
             )
         db = ProgramDatabase.from_json(ck["database"])
         history, lineage, seed_fit = ck["history"], ck["lineage"], ck["seed_fitness"]
         start = int(ck["generation"])
     else:
-        if ck_path.exists() and not resume:
-            raise ConfigError(f"{ck_path} exists: pass resume=True (--resume) or choose an empty out_dir")
-        seed_src = config.seed_source()
-        ev.thresholds = {}  # the seed is evaluated in full (it defines the cascade thresholds)
+        if store.exists() and not resume:
+            raise ConfigError(f"{store.path} exists: pass resume=True (--resume) or choose an empty out_dir")
+        seed_src = config.program_source()
+        ev.thresholds = {}  # the starting program is evaluated in full (it defines the cascade thresholds)
         res = ev.evaluate(seed_src)
         if not res.valid:
-            raise ConfigError(f"the seed program does not evaluate: {res.status}: {res.error}")
+            raise ConfigError(f"the starting program does not evaluate: {res.status}: {res.error}")
         seed_fit = res.fitness
         db = ProgramDatabase(ev.games, islands=config.islands, island_capacity=config.island_capacity)
         for i in range(config.islands):
@@ -136,13 +201,17 @@ def evolve(config: EvolveConfig, mutator: Any = None, *, out_dir: str | os.PathL
         history = [_snapshot(db, 0)]
         lineage = []
         start = 0
-        _save(ck_path, out, config, db, 0, history, lineage, seed_fit)
+        _save(store, out, config, db, 0, history, lineage, seed_fit)
     ev.set_reference(seed_fit)
 
-    bar = TaskBar("evolve", config.generations, enabled=progress, completed=start)
+    if run is not None:
+        bar = run.progress("evolve", config.generations)
+        bar.update(completed=start)
+    else:
+        bar = TaskBar("evolve", config.generations, enabled=progress, completed=start)
     try:
         for gen in range(start + 1, config.generations + 1):
-            rng = np.random.default_rng([config.rng_seed, gen])
+            rng = np.random.default_rng([config.seed, gen])
             recs, pending = [], []  # every child's record in (island, child) order; (record, source) to evaluate
             for island in range(config.islands):
                 for _ in range(config.children_per_island):
@@ -182,19 +251,26 @@ def evolve(config: EvolveConfig, mutator: Any = None, *, out_dir: str | os.PathL
             if gen % config.migrate_every == 0:
                 db.migrate()
             history.append(_snapshot(db, gen))
-            _save(ck_path, out, config, db, gen, history, lineage, seed_fit)
-            bar.update(advance=1, description=f"gen {gen}: best mean fitness {history[-1]['best_mean']:.4g}")
+            _save(store, out, config, db, gen, history, lineage, seed_fit)
+            if run is not None:
+                run.log(gen, best_mean=history[-1]["best_mean"], children=len(recs),
+                        valid_children=sum(r["status"] == "ok" for r in recs))
+            bar.advance(1)
+            bar.update(description=f"gen {gen}: best mean fitness {history[-1]['best_mean']:.4g}")
     finally:
         bar.close()
     best = db.best("mean")
-    return EvolveResult(best.source, dict(best.fitness), dict(seed_fit), history, lineage, str(out))
+    result = EvolveResult(best.source, dict(best.fitness), dict(seed_fit), history, lineage, str(out))
+    if run is not None:
+        summary = result.summary()
+        run.set_metrics({k: v for k, v in summary.items() if k != "out"})
+    return result
 
 
-def _save(ck_path: Path, out: Path, config: EvolveConfig, db: ProgramDatabase, gen: int, history, lineage,
+def _save(store: _Checkpoints, out: Path, config: EvolveConfig, db: ProgramDatabase, gen: int, history, lineage,
           seed_fit) -> None:
-    _atomic_json(ck_path, {"version": 1, "identity": config.identity(), "config": asdict(config),
-                           "generation": gen, "database": db.to_json(), "history": history,
-                           "lineage": lineage, "seed_fitness": seed_fit})
+    store.save({"version": 1, "identity": config.identity(), "config": asdict(config), "generation": gen,
+                "database": db.to_json(), "history": history, "lineage": lineage, "seed_fitness": seed_fit})
     tmp = out / "lineage.jsonl.tmp"
     tmp.write_text("".join(json.dumps(r) + "\n" for r in lineage))
     os.replace(tmp, out / "lineage.jsonl")

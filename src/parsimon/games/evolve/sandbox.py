@@ -1,259 +1,186 @@
-"""Run an untrusted candidate program in a child process with limits.
+"""Evaluate an untrusted candidate program in :mod:`parsimon.sandbox`, game by game, with a cascade.
 
-The parent (:func:`run_sandboxed`) writes a JSON request into a fresh scratch directory and starts
-``python -m parsimon.games.evolve.sandbox REQUEST`` in its own session (process group) with proxy variables
-removed from the environment and the scratch directory as working directory and ``HOME``. The child:
+For each game (cheapest first) the parent compiles the game (cached), hands the arrays to a fresh
+sandbox worker as an input file, and the worker runs the candidate for ``iterations`` iterations on the
+engine's driver and reports the candidate's **average policy** — not its exploitability. The parent
+checks the policy (shape, finite, non-negative, a distribution over the legal actions) and computes the
+exploitability itself with the engine's best response, so a candidate cannot forge its own fitness by
+patching the evaluator inside the sandbox. The cascade stops when a game's exploitability exceeds its
+threshold.
 
-* sets ``RLIMIT_AS`` to its address space after the imports plus ``memory_mb`` (so the candidate gets
-  about ``memory_mb`` MiB more), ``RLIMIT_CPU`` to the time limit, ``RLIMIT_FSIZE`` to 64 MiB, and
-  ``RLIMIT_CORE`` to 0;
-* replaces ``socket.socket``, ``socket.create_connection``, ``socket.getaddrinfo`` (and the ``_socket``
-  originals) with functions raising :class:`NetworkDisabled`, so a candidate cannot open a connection;
-* evaluates the task game by game, rewriting ``result.json`` after each game (partial results survive a
-  kill), and stops early when a cascade threshold is missed.
-
-The parent kills the whole process group when the wall-clock limit passes. Failures are scored, never
-raised: :class:`SandboxResult` ``status`` is ``ok``, ``error``, ``timeout``, ``memory``, ``network``,
-``killed`` or ``rejected`` (cascade threshold missed). This is containment for buggy or greedy programs
-(infinite loops, memory hogs, accidental network use), not a security boundary against hostile code
-(``ctypes`` could still reach the system); run real LLM output in a container as well.
+Failures are scored, never raised: :class:`SandboxResult` ``status`` is ``ok``, ``error``, ``timeout``,
+``memory``, ``network`` (a socket was refused), ``disk``, ``killed`` or ``rejected`` (cascade threshold
+missed). The isolation (bubblewrap namespaces, or the guarded fallback) is that of
+:mod:`parsimon.sandbox` and is recorded in ``isolation``.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import os
-import signal
-import subprocess
-import sys
 import tempfile
 import time
-import traceback
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
-__all__ = ["SandboxResult", "Limits", "run_sandboxed", "NetworkDisabled"]
+import numpy as np
 
-PROXY_VARS = ("http_proxy", "https_proxy", "all_proxy", "ftp_proxy", "no_proxy", "socks_proxy")
+from parsimon.errors import ConfigError
+from parsimon.sandbox import Limits as _Limits
+from parsimon.sandbox import Sandbox
 
+__all__ = ["Limits", "SandboxResult", "run_sandboxed"]
 
-class NetworkDisabled(PermissionError):
-    """Raised inside the sandbox when a candidate tries to use the network."""
+_PRELOAD = ("numpy", "parsimon.games.candidate", "parsimon.games.solve", "parsimon.games.engine")
+
+# Runs inside the sandbox: load the compiled game, run the candidate, report its average policy.
+_DRIVER = """
+import time
+import numpy as np
+from parsimon.games.candidate import run_candidate
+from parsimon.games.engine import CompiledGame, _ARRAY_FIELDS
+
+with np.load("game.npz", allow_pickle=False) as z:
+    arrays = {k: z[k] for k in _ARRAY_FIELDS}
+    meta = z["meta"]
+game = CompiledGame(game_string=str(meta[0]), num_players=int(meta[1]), num_actions=int(meta[2]), **arrays)
+t0 = time.perf_counter()
+res = run_candidate(PAYLOAD["source"], game, int(PAYLOAD["iterations"]), eval_every=int(PAYLOAD["iterations"]))
+report({"policy": res.average_policy.array.tolist(), "seconds": time.perf_counter() - t0})
+"""
 
 
 @dataclass
 class Limits:
+    """Time for the whole evaluation (all games) and memory per game."""
+
     time_s: float = 120.0
     memory_mb: int = 1024
 
     def __post_init__(self):
-        if not (self.time_s > 0):
-            raise ValueError(f"Limits.time_s must be > 0 seconds, got {self.time_s}")
+        if not (isinstance(self.time_s, (int, float)) and self.time_s > 0):
+            raise ConfigError(f"Limits.time_s must be > 0 seconds, got {self.time_s}")
         if not (isinstance(self.memory_mb, int) and self.memory_mb > 0):
-            raise ValueError(f"Limits.memory_mb must be a positive integer, got {self.memory_mb!r}")
+            raise ConfigError(f"Limits.memory_mb must be a positive integer, got {self.memory_mb!r}")
 
 
 @dataclass
 class SandboxResult:
+    """The outcome of one candidate's evaluation."""
+
     status: str
     exploitability: dict[str, float] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
     error: str = ""
     wall_s: float = 0.0
+    isolation: str = ""
 
     @property
     def ok(self) -> bool:
+        """True when every game was evaluated."""
         return self.status == "ok"
 
     def to_json(self) -> dict:
+        """A JSON-ready dict."""
         return asdict(self)
+
+
+def _save_game(cg, path: Path) -> None:
+    from parsimon.games.engine import _ARRAY_FIELDS
+
+    meta = np.array([cg.game_string, str(cg.num_players), str(cg.num_actions)])
+    np.savez(path, meta=meta, **{k: getattr(cg, k) for k in _ARRAY_FIELDS})
+
+
+def _check_policy(cg, raw) -> np.ndarray:
+    """The reported policy as an array, or ValueError saying what is wrong with it."""
+    arr = np.asarray(raw, dtype=np.float64)
+    want = (cg.num_infosets, cg.num_actions)
+    if arr.shape != want:
+        raise ValueError(f"the reported policy has shape {arr.shape}, expected {want}")
+    if not np.isfinite(arr).all():
+        raise ValueError("the reported policy holds non-finite values")
+    legal = cg.legal.astype(bool)
+    if (arr < -1e-12).any() or (arr[~legal] > 1e-12).any():
+        raise ValueError("the reported policy puts negative mass or mass on illegal actions")
+    sums = arr.sum(axis=1)
+    if not np.allclose(sums, 1.0, atol=1e-6):
+        raise ValueError("the reported policy is not a distribution at every information set")
+    return np.where(legal, np.maximum(arr, 0.0), 0.0) / sums[:, None]
+
+
+def _status_of(res) -> str:
+    if res.status == "error" and "PermissionError" in res.error and "socket" in (res.error + res.stderr):
+        return "network"
+    return res.status
 
 
 def run_sandboxed(source: str, games: list[str], iterations: int, *, limits: Limits | None = None,
                   thresholds: dict[str, float] | None = None, task: str = "cfr",
-                  scratch_root: str | os.PathLike | None = None) -> SandboxResult:
-    """Evaluate ``source`` on ``games`` (in order) in a limited child process.
+                  scratch_root: str | os.PathLike | None = None, isolation: str = "auto") -> SandboxResult:
+    """Evaluate ``source`` on ``games`` (in order), each in a fresh sandbox worker.
 
     ``task='cfr'``: the source defines the three CFR classes (see :mod:`parsimon.games.candidate`); each
-    game runs ``iterations`` iterations and records the final exploitability of the average policy.
-    ``thresholds``: game -> largest exploitability that lets the cascade continue to the next game.
+    game runs ``iterations`` iterations and records the exploitability of the average policy (computed
+    by the caller from the reported policy). ``thresholds``: game -> largest exploitability that lets
+    the cascade continue to the next game. ``scratch_root``: where the compiled games are staged.
     """
+    from parsimon.games.best_response import exploitability
+    from parsimon.games.engine import compile_game
+    from parsimon.games.policy import TabularPolicy
+
     limits = limits or Limits()
     if task not in ("cfr",):
-        raise ValueError(f"task must be 'cfr', got {task!r}")
+        raise ConfigError(f"task must be 'cfr', got {task!r}")
     if not games:
-        raise ValueError("games must name at least one game")
-    if not isinstance(iterations, int) or iterations < 1:
-        raise ValueError(f"iterations must be a positive integer, got {iterations!r}")
-    scratch = Path(tempfile.mkdtemp(prefix="parsimon-sandbox-", dir=scratch_root))
-    req = {"source": source, "games": list(games), "iterations": iterations, "task": task,
-           "thresholds": dict(thresholds or {}), "memory_mb": limits.memory_mb, "time_s": limits.time_s}
-    (scratch / "request.json").write_text(json.dumps(req))
-    env = {k: v for k, v in os.environ.items() if k.lower() not in PROXY_VARS}
-    env.update({"HOME": str(scratch), "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
-                "MKL_NUM_THREADS": "1", "PYTHONDONTWRITEBYTECODE": "1"})
-    src_root = str(Path(__file__).resolve().parents[3])  # .../src, so the child imports this parsimon
-    env["PYTHONPATH"] = src_root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "parsimon.games.evolve.sandbox", str(scratch / "request.json")],
-                            cwd=scratch, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            start_new_session=True)
-    timed_out = False
+        raise ConfigError("games must name at least one game")
+    if not isinstance(iterations, int) or isinstance(iterations, bool) or iterations < 1:
+        raise ConfigError(f"iterations must be a positive integer, got {iterations!r}")
+    if not isinstance(source, str):
+        raise ConfigError(f"source must be a string, got {type(source).__name__}")
+    thresholds = dict(thresholds or {})
+    out = SandboxResult(status="ok")
+    t_start = time.perf_counter()
+    box = Sandbox(_Limits(wall_s=limits.time_s, memory_mb=limits.memory_mb, scratch_mb=64),
+                  isolation=isolation, preload=_PRELOAD, warm=False)
+    out.isolation = box.isolation
     try:
-        _, err = proc.communicate(timeout=limits.time_s)
-    except subprocess.TimeoutExpired:
-        timed_out = True
-        _kill_group(proc)
-        _, err = proc.communicate()
-    wall = time.perf_counter() - t0
-    res = _read_result(scratch / "result.json")
-    res.wall_s = wall
-    if timed_out:
-        res.status = "timeout"
-        res.error = f"wall-clock limit of {limits.time_s:g} s exceeded"
-    elif res.status == "running":  # the child died without writing a final status
-        rc = proc.returncode
-        if rc is not None and rc < 0:
-            sig = -rc
-            res.status = "timeout" if sig == signal.SIGXCPU else ("memory" if sig == signal.SIGKILL else "killed")
-            res.error = f"child killed by signal {signal.Signals(sig).name}"
-        else:
-            res.status = "error"
-            res.error = f"child exited with code {rc}: {(err or b'').decode(errors='replace')[-800:]}"
-    _cleanup(scratch)
-    return res
-
-
-def _kill_group(proc: subprocess.Popen) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        proc.kill()
-
-
-def _cleanup(path: Path) -> None:
-    import shutil
-
-    shutil.rmtree(path, ignore_errors=True)
-
-
-def _read_result(path: Path) -> SandboxResult:
-    try:
-        d = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return SandboxResult(status="running")
-    return SandboxResult(status=d.get("status", "running"), exploitability=d.get("exploitability", {}),
-                         seconds=d.get("seconds", {}), error=d.get("error", ""))
-
-
-# ----------------------------------------------------------------------------------------- child side
-def _write(path: Path, data: dict) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data))
-    os.replace(tmp, path)
-
-
-def _vm_bytes() -> int:
-    try:
-        for line in open("/proc/self/status"):
-            if line.startswith("VmSize:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-
-
-def _block_network() -> None:
-    import _socket
-    import socket
-
-    def blocked(*args: Any, **kwargs: Any):
-        raise NetworkDisabled("network access is disabled in the parsimon sandbox")
-
-    class BlockedSocket(socket.socket):
-        def __init__(self, *args: Any, **kwargs: Any):  # noqa: D401 - refuse every socket
-            blocked()
-
-    socket.socket = BlockedSocket  # type: ignore[misc]
-    for name in ("create_connection", "getaddrinfo", "gethostbyname", "gethostbyname_ex", "socketpair",
-                 "fromfd", "create_server"):
-        if hasattr(socket, name):
-            setattr(socket, name, blocked)
-    for name in ("socket", "getaddrinfo", "gethostbyname", "socketpair"):
-        if hasattr(_socket, name):
-            setattr(_socket, name, blocked)
-
-
-def _child(request_path: str) -> int:
-    req_path = Path(request_path)
-    out = req_path.parent / "result.json"
-    req = json.loads(req_path.read_text())
-    state: dict[str, Any] = {"status": "running", "exploitability": {}, "seconds": {}, "error": ""}
-    _write(out, state)
-    import resource
-
-    import numpy  # noqa: F401  - imported before the memory limit is set
-
-    from parsimon.games.candidate import run_candidate
-    from parsimon.games.engine import compile_game
-
-    games = req["games"]
-    compiled = {g: compile_game(g) for g in games}  # the harness's own work, before the limits
-    cpu = int(math.ceil(req["time_s"])) + 1
-    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    resource.setrlimit(resource.RLIMIT_FSIZE, (64 << 20, 64 << 20))
-    limit = _vm_bytes() + int(req["memory_mb"]) * (1 << 20)
-    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-    _block_network()
-    try:
-        for g in games:
-            t0 = time.perf_counter()
-            res = run_candidate(req["source"], compiled[g], int(req["iterations"]))
-            value = float(res.exploitability[-1][1])
-            state["seconds"][g] = time.perf_counter() - t0
-            if not math.isfinite(value):
-                raise ValueError(f"exploitability on {g} is not finite ({value})")
-            state["exploitability"][g] = value
-            _write(out, state)
-            thr = req["thresholds"].get(g)
-            if thr is not None and value > thr:
-                state["status"] = "rejected"
-                state["error"] = f"cascade: exploitability {value:.4g} on {g} above threshold {thr:.4g}"
-                _write(out, state)
-                return 0
-        state["status"] = "ok"
-    except MemoryError:
-        state["status"] = "memory"
-        state["error"] = "MemoryError: memory limit exceeded"
-    except NetworkDisabled as exc:
-        state["status"] = "network"
-        state["error"] = f"NetworkDisabled: {exc}"
-    except RecursionError as exc:
-        state["status"] = "error"
-        state["error"] = f"RecursionError: {exc}"
-    except BaseException as exc:  # noqa: BLE001 - every failure of the candidate is scored
-        tb = traceback.format_exc(limit=4)
-        chain = exc
-        while chain is not None and not isinstance(chain, (MemoryError, NetworkDisabled)):
-            chain = chain.__cause__ or chain.__context__
-        if isinstance(chain, MemoryError):
-            state["status"] = "memory"
-        elif isinstance(chain, NetworkDisabled):
-            state["status"] = "network"
-        else:
-            state["status"] = "error"
-        state["error"] = f"{type(exc).__name__}: {exc}\n{tb[-1500:]}"
-    try:
-        _write(out, state)
-    except MemoryError:  # pragma: no cover - extremely low memory
-        os._exit(3)
-    return 0
-
-
-if __name__ == "__main__":  # pragma: no cover - runs in the child
-    sys.exit(_child(sys.argv[1]))
+        with tempfile.TemporaryDirectory(prefix="parsimon-games-", dir=scratch_root) as tmp:
+            for g in games:
+                left = limits.time_s - (time.perf_counter() - t_start)
+                if left <= 0:
+                    out.status, out.error = "timeout", f"wall-clock limit of {limits.time_s:g} s exceeded"
+                    break
+                cg = compile_game(g)
+                path = Path(tmp) / "game.npz"
+                _save_game(cg, path)
+                res = box.run(_DRIVER, files={"game.npz": path}, payload={"source": source, "iterations": iterations},
+                              limits=_Limits(wall_s=left, memory_mb=limits.memory_mb, scratch_mb=64))
+                if not res.ok:
+                    out.status = _status_of(res)
+                    tail = res.stderr.strip().splitlines()[-6:]
+                    out.error = res.error + ("\n" + "\n".join(tail) if tail else "")
+                    if out.status == "timeout":
+                        out.error = f"wall-clock limit of {limits.time_s:g} s exceeded"
+                    break
+                report = res.result if isinstance(res.result, dict) else {}
+                try:
+                    policy = _check_policy(cg, report.get("policy"))
+                except ValueError as exc:
+                    out.status, out.error = "error", f"on {g}: {exc}"
+                    break
+                value = float(exploitability(cg, TabularPolicy(cg, policy)))
+                if not math.isfinite(value):
+                    out.status, out.error = "error", f"exploitability on {g} is not finite ({value})"
+                    break
+                out.exploitability[g] = value
+                out.seconds[g] = float(report.get("seconds", res.seconds))
+                thr = thresholds.get(g)
+                if thr is not None and value > thr:
+                    out.status = "rejected"
+                    out.error = f"cascade: exploitability {value:.4g} on {g} above threshold {thr:.4g}"
+                    break
+    finally:
+        box.close()
+    out.wall_s = time.perf_counter() - t_start
+    return out

@@ -1,0 +1,124 @@
+"""Every fenced ``bash`` and ``python`` block of README.md and docs/*.md runs, so a snippet that rots fails.
+
+Blocks run in a fresh temporary folder with their own ``PARSIMON_HOME``, one thread. A document can
+steer the next block with an HTML comment on the line(s) just above it:
+
+* ``<!-- snippet: skip REASON -->`` — not run (GPU-only, ``--full``, a server that runs until stopped...);
+  the reason is required and shown in the test report.
+* ``<!-- snippet: replace "OLD" "NEW" -->`` — run with OLD replaced by NEW (smaller sizes); repeatable.
+* ``<!-- snippet: timeout SECONDS -->`` — a longer limit than the default 240 s.
+* ``<!-- snippet: setup "COMMAND" -->`` — a shell command run first in the same folder (e.g. to make a
+  file the block reads); repeatable.
+
+Python blocks of one document share nothing; each runs as its own script. Bash blocks run with
+``bash -euo pipefail`` and the venv's ``bin`` first on the PATH.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+_FENCE = re.compile(r"^```(\w+)[^\n]*\n(.*?)^```", re.S | re.M)
+_DIRECTIVE = re.compile(r"<!--\s*snippet:\s*(\w+)\s*(.*?)\s*-->")
+
+
+@dataclass
+class Snippet:
+    doc: Path
+    line: int
+    lang: str
+    code: str
+    skip: str | None = None
+    timeout: float = 240.0
+    replace: list[tuple[str, str]] = field(default_factory=list)
+    setup: list[str] = field(default_factory=list)
+
+    @property
+    def id(self) -> str:
+        return f"{self.doc.name}:{self.line}"
+
+
+def _directives(text: str, start: int) -> list[tuple[str, str]]:
+    """The snippet directives in the comment lines right above offset ``start``."""
+    lines = text[:start].rstrip("\n").split("\n")
+    found = []
+    for line in reversed(lines):
+        m = _DIRECTIVE.search(line.strip())
+        if not m:
+            break
+        found.append((m.group(1), m.group(2)))
+    return list(reversed(found))
+
+
+def collect() -> list[Snippet]:
+    out = []
+    for doc in DOCS:
+        text = doc.read_text(encoding="utf-8")
+        for m in _FENCE.finditer(text):
+            lang = m.group(1).lower()
+            if lang not in ("bash", "python"):
+                continue
+            snip = Snippet(doc, text[:m.start()].count("\n") + 1, lang, m.group(2))
+            for name, arg in _directives(text, m.start()):
+                if name == "skip":
+                    if not arg:
+                        raise ValueError(f"{snip.id}: a skip needs a reason")
+                    snip.skip = arg
+                elif name == "replace":
+                    old, new = shlex.split(arg)
+                    if old not in snip.code:
+                        raise ValueError(f"{snip.id}: replace target {old!r} is not in the block")
+                    snip.replace.append((old, new))
+                elif name == "timeout":
+                    snip.timeout = float(arg)
+                elif name == "setup":
+                    snip.setup.extend(shlex.split(arg))
+                else:
+                    raise ValueError(f"{snip.id}: unknown snippet directive {name!r}")
+            out.append(snip)
+    return out
+
+
+SNIPPETS = collect()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("snip", SNIPPETS, ids=[s.id for s in SNIPPETS])
+def test_snippet_runs(snip: Snippet, tmp_path):
+    if snip.skip:
+        pytest.skip(snip.skip)
+    code = snip.code
+    for old, new in snip.replace:
+        code = code.replace(old, new)
+    env = dict(os.environ, PARSIMON_HOME=str(tmp_path / "home"), OMP_NUM_THREADS="1", MPLBACKEND="Agg",
+               PARSIMON_PROGRESS_INTERVAL="30", PARSIMON_REPO=str(ROOT))
+    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
+    for cmd in snip.setup:
+        res = subprocess.run(["bash", "-euo", "pipefail", "-c", cmd], cwd=tmp_path, env=env, capture_output=True,
+                             text=True, timeout=snip.timeout)
+        assert res.returncode == 0, f"setup of {snip.id} failed:\n{res.stdout[-2000:]}\n{res.stderr[-3000:]}"
+    if snip.lang == "python":
+        script = tmp_path / "snippet.py"
+        script.write_text(code)
+        argv = [sys.executable, str(script)]
+    else:
+        argv = ["bash", "-euo", "pipefail", "-c", code]
+    res = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=snip.timeout)
+    assert res.returncode == 0, f"{snip.id} failed:\n--- code\n{code}\n--- stdout\n{res.stdout[-2000:]}\n" \
+                                f"--- stderr\n{res.stderr[-4000:]}"
+    assert "Traceback" not in res.stderr, res.stderr[-4000:]
+
+
+def test_every_skip_has_a_reason_and_the_collector_sees_blocks():
+    assert len(SNIPPETS) > 10
+    assert all(s.skip is None or s.skip.strip() for s in SNIPPETS)
