@@ -41,6 +41,7 @@ class EvalConfig:
     transitions: bool = False  # write the (state, action, next state) log
     feedback: str = "adaptive"  # verbosity policy of the feedback events
     ci_resamples: int = 2000  # bootstrap resamples for the 95% intervals
+    search: str = ""  # JSON object of world-model search settings (SearchConfig); "": the policy acts alone
 
     def __post_init__(self) -> None:
         from parsimon.gui.agent import APPROVALS
@@ -57,6 +58,10 @@ class EvalConfig:
             raise ConfigError(f"`policy_kwargs` must be a JSON object, got {self.policy_kwargs!r} ({exc.msg})") from None
         if not isinstance(kwargs, dict):
             raise ConfigError(f"`policy_kwargs` must be a JSON object, got {self.policy_kwargs!r}")
+        if self.search:
+            from parsimon.gui.world_model.search import search_config
+
+            search_config(self.search)
 
 
 @dataclass
@@ -158,6 +163,10 @@ def _run_chunk(cfg_json: str, episodes: list[tuple[str, int]], out_dir: str, run
     suite = SUITES.get(cfg.suite)()
     env = suite.make_env()
     policy = make_policy(cfg.policy, json.loads(cfg.policy_kwargs), roles=cfg.roles)
+    if cfg.search:
+        from parsimon.gui.world_model.search import wrap_policy
+
+        policy = wrap_policy(policy, cfg.search, Path(out_dir) / "transitions", session=lambda: env.session)
     recorder = TransitionRecorder(Path(out_dir) / "transitions") if cfg.transitions else None
     out = []
     try:

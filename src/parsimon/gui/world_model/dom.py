@@ -22,6 +22,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from html.parser import HTMLParser
 
@@ -276,7 +277,15 @@ def parse_fragment(html: str) -> list[Node | str]:
 
 
 def parse(html: str) -> Doc:
-    """Parse a whole document (a frozen DOM). Text outside ``<html>`` is dropped."""
+    """Parse a whole document (a frozen DOM). Text outside ``<html>`` is dropped.
+
+    The same text is parsed once (a small cache); every call returns its own copy.
+    """
+    return _parse_cached(html).clone()
+
+
+@functools.lru_cache(maxsize=256)
+def _parse_cached(html: str) -> Doc:
     p = _Parser()
     p.feed(html)
     p.close()

@@ -31,7 +31,8 @@ from parsimon.gui.world_model.base import Context, Prediction, target_element
 from parsimon.gui.world_model.delta import Navigate, PageState, apply
 from parsimon.gui.world_model.value import MODES, goal_words, value_features
 
-__all__ = ["SCORERS", "SearchConfig", "SearchPolicy", "build_search", "irreversible", "make_world_model"]
+__all__ = ["SCORERS", "SearchConfig", "SearchPolicy", "build_search", "irreversible", "make_world_model", "search_config",
+           "wrap_policy"]
 
 SCORERS = ("value", "judge")
 
@@ -279,6 +280,36 @@ def make_world_model(name: str, path: str = "", **kwargs: Any) -> Any:
     if name == "learned":
         return factory(path or None)
     return factory(**kwargs)
+
+
+def search_config(settings: str | dict[str, Any]) -> SearchConfig:
+    """A :class:`SearchConfig` from a JSON object (or a dict); :class:`ConfigError` names a bad field."""
+    import json
+
+    if isinstance(settings, str):
+        try:
+            settings = json.loads(settings)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"`search` must be a JSON object, got {settings!r} ({exc.msg})") from None
+    if not isinstance(settings, dict):
+        raise ConfigError(f"`search` must be a JSON object, got {settings!r}")
+    known = set(SearchConfig.__dataclass_fields__)
+    unknown = sorted(set(settings) - known)
+    if unknown:
+        raise ConfigError(f"`search`: unknown setting(s) {unknown}; accepted: {sorted(known)}")
+    from parsimon.gui.world_model.registry import WORLD_MODELS
+
+    cfg = SearchConfig(**settings)
+    WORLD_MODELS.get(cfg.world_model)
+    return cfg
+
+
+def wrap_policy(policy: Policy, settings: str | dict[str, Any], store_dir: Any, *, session: Any = None) -> SearchPolicy:
+    """``policy`` wrapped in the search ``settings`` name (a JSON object of :class:`SearchConfig` fields), with
+    its prediction errors logged to the store at ``store_dir`` (the hook of ``parsimon gui eval``)."""
+    from parsimon.gui.world_model.store import TransitionStore
+
+    return build_search(policy, search_config(settings), store=TransitionStore(store_dir), session=session)
 
 
 def build_search(base: Policy, config: SearchConfig, *, store: Any = None, client: Any = None,
