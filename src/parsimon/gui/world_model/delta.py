@@ -311,13 +311,32 @@ def _consistent(da: Doc, db: Doc) -> bool:
     ia, ib = da.index(), db.index()
     if BODY not in ia or BODY not in ib:
         return False
-    if any(ia[p].tag != ib[p].tag for p in ia.keys() & ib.keys()):
-        return False
-    # every element must carry a label, or it cannot be addressed
-    return all(n.pid is not None for d in (da, db) for n in d.body.walk())
+    return not any(ia[p].tag != ib[p].tag for p in ia.keys() & ib.keys())
 
 
-def _field_ops(pid: int, na: Node, nb: Node) -> list[Op]:
+_SYNTHETIC = -1_000_000  # labels below this are given to unlabelled elements while diffing, never kept
+
+
+def _label_unlabelled(doc: Doc, start: int) -> None:
+    """Give elements without a label (inserted by a prediction) distinct labels from ``start`` downwards,
+    so that they never match an element of the other document."""
+    n = start
+    for node in doc.body.walk():
+        if node.pid is None:
+            node.set("data-pid", str(n))
+            n -= 1
+
+
+def _strip_synthetic(node: Node) -> Node:
+    copy = node.clone()
+    for n in copy.walk():
+        pid = n.pid
+        if pid is not None and pid <= _SYNTHETIC:
+            n.set("data-pid", None)
+    return copy
+
+
+def _field_ops(pid: int, na: Node, nb: Node, moved: bool) -> list[Op]:
     ops: list[Op] = []
     a_attrs, b_attrs = dict(na.attrs), dict(nb.attrs)
     for name in list(dict.fromkeys([*a_attrs, *b_attrs])):
@@ -333,7 +352,9 @@ def _field_ops(pid: int, na: Node, nb: Node) -> list[Op]:
         else:
             ops.append(SetAttr(pid, name, None if vb is ... else (vb if vb is not None else "")))
     ra, rb = text_runs(na), text_runs(nb)
-    if ra != rb:
+    # when children come and go, removals merge the runs around them and insertions add empty ones, so
+    # the runs are restated even if they read the same
+    if ra != rb or (moved and any(ra + rb)):
         if nb.tag == "textarea":
             ops.append(SetValue(pid, "".join(rb)))
         else:
@@ -359,6 +380,8 @@ def diff(a: PageState, b: PageState) -> Delta:
         return Delta(ops)
     if a.url != b.url:
         ops.append(Navigate(b.url))
+    _label_unlabelled(da, _SYNTHETIC)
+    _label_unlabelled(db, 2 * _SYNTHETIC)
     ia, ib = da.index(), db.index()
     removed: list[Op] = []
     added: list[Op] = []
@@ -366,9 +389,9 @@ def diff(a: PageState, b: PageState) -> Delta:
 
     def walk(pid: int) -> None:
         na, nb = ia[pid], ib[pid]
-        changed.extend(_field_ops(pid, na, nb))
         ka, kb = [c.pid for c in element_children(na)], [c.pid for c in element_children(nb)]
         kept = _lcs(ka, kb)
+        changed.extend(_field_ops(pid, na, nb, moved=len(kept) != len(ka) or len(kept) != len(kb)))
         for c in ka:
             if c not in kept:
                 removed.append(RemoveNode(c))
@@ -376,9 +399,13 @@ def diff(a: PageState, b: PageState) -> Delta:
             if child.pid in kept:
                 walk(child.pid)
             else:
-                added.append(AddNode(pid, i, child.html()))
+                added.append(AddNode(pid, i, _strip_synthetic(child).html()))
 
     walk(BODY)
+    if any(op.pid <= _SYNTHETIC for op in removed + changed if isinstance(op, (RemoveNode, SetAttr, SetText,
+                                                                               SetValue, SetChecked))):
+        # an element the first state does not label changed in place: it cannot be addressed
+        return Delta([Navigate(b.url, db.html()), *([SetFocus(b.focused)] if b.focused is not None else [])])
     ops += removed + added + changed
     if a.focused != b.focused:
         ops.append(SetFocus(b.focused))

@@ -33,9 +33,6 @@ BODY = -1  # the label that stands for <body> (the snapshot numbers only the ele
 VOID = frozenset({"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "param", "source",
                   "track", "wbr"})
 RAW_TEXT = frozenset({"script", "style"})
-# An end tag closes these implicitly when a sibling of the same kind starts (Chromium never omits end
-# tags in a serialisation, but hand-written fragments may).
-_AUTOCLOSE = {"p": {"p"}, "li": {"li"}, "option": {"option"}, "tr": {"tr"}, "td": {"td", "th"}, "th": {"td", "th"}}
 
 
 class Node:
@@ -239,9 +236,8 @@ class _Parser(HTMLParser):
             self.doctype = decl[len("doctype"):].strip() or "html"
 
     def _open(self, tag: str, attrs: list[tuple[str, str | None]]) -> Node:
-        closes = _AUTOCLOSE.get(tag)
-        if closes and self.stack[-1].tag in closes and self.stack[-1] is not self.top:
-            self.stack.pop()
+        # No implicit end tags: Chromium's serialisation writes every one, and the tree must come back
+        # exactly as the page had it (a script can nest an <li> in an <li>).
         node = Node(tag, attrs)
         self.stack[-1].append(node)
         return node

@@ -17,6 +17,8 @@ effect                 op it stands for
                        training data, ``attr:N=?`` otherwise
 ``text=typed``         :class:`SetText` to the typed text; ``text=V`` a recurring text; ``text=?``
 ``remove``             :class:`RemoveNode`
+``rerender``           the element's children are all replaced by fresh copies (a list drawn again
+                       by a script: removals of the old children, insertions of same-looking new ones)
 ``add=?``              a child inserted (its content is not predicted)
 ``navigate``           :class:`Navigate` to the target's ``href``
 ===================== =====================================================================
@@ -33,6 +35,7 @@ corrects the rules instead of relearning HTML).
 
 from __future__ import annotations
 
+import urllib.parse
 from typing import Any
 
 from parsimon.gui.actions import Action
@@ -49,7 +52,8 @@ from parsimon.gui.world_model.delta import (
 )
 from parsimon.gui.world_model.dom import Node, element_children, text_content, text_runs
 
-__all__ = ["FEATURE_NAMES", "MAX_DISTANCE", "effect_labels", "instantiate", "pair_features", "candidates"]
+__all__ = ["FEATURE_NAMES", "MAX_DISTANCE", "candidates", "class_op", "delta_effects", "effect_labels", "instantiate",
+           "pair_features", "rerender_ops"]
 
 TAGS = ("a", "button", "input", "select", "option", "textarea", "label", "li", "ul", "ol", "div", "span", "td",
         "tr", "table", "h1", "h2", "h3", "p", "img", "form", "svg", "i", "b", "nav", "header", "section", "tbody")
@@ -207,7 +211,7 @@ def _class_tokens(v: str | None) -> list[str]:
 
 
 def effect_labels(op: Op, index: dict[int, Node], action: Action, target_pid: int | None,
-                  literal: Any = None) -> list[tuple[int, str]]:
+                  literal: Any = None, base_url: str | None = None) -> list[tuple[int, str]]:
     """The (element label, effect) pairs that describe ``op`` (see the module docstring).
 
     Args:
@@ -217,6 +221,7 @@ def effect_labels(op: Op, index: dict[int, Node], action: Action, target_pid: in
         target_pid: The label of its target, if any.
         literal: Called with an ``attr:N=V`` / ``text=V`` effect; returns whether ``V`` recurs enough to
             be kept verbatim (None: always keep).
+        base_url: The page's URL (a link's ``href`` is resolved against it).
     """
     keep = literal or (lambda _e: True)
     typed = action.text or ""
@@ -258,8 +263,50 @@ def effect_labels(op: Op, index: dict[int, Node], action: Action, target_pid: in
     if isinstance(op, AddNode):
         return [(op.parent, "add=?")]
     if isinstance(op, Navigate):
-        return [(target_pid, "navigate" if op.html is None else "navigate=?")] if target_pid is not None else []
+        if target_pid is None:
+            return []
+        node = index.get(target_pid)
+        href = node.get("href") if node is not None else None
+        ok = op.html is None and href is not None and base_url is not None \
+            and urllib.parse.urljoin(base_url, href) == op.url
+        return [(target_pid, "navigate" if ok else "navigate=?")]
     return []
+
+
+def delta_effects(ops: list[Op], index: dict[int, Node], action: Action, target_pid: int | None,
+                  base_url: str | None = None) -> list[tuple[int, str]]:
+    """The effects of a whole delta: :func:`effect_labels` of each op, except that an element whose old
+    children are removed and new ones inserted is labelled ``rerender`` once (for those ops)."""
+    removed_by_parent: dict[int, set[int]] = {}
+    for op in ops:
+        if isinstance(op, RemoveNode) and op.pid in index and index[op.pid].parent is not None:
+            parent = index[op.pid].parent.pid
+            if parent is not None:
+                removed_by_parent.setdefault(parent, set()).add(op.pid)
+    added = {op.parent for op in ops if isinstance(op, AddNode)}
+    redrawn = {p for p, kids in removed_by_parent.items() if p in added and len(kids) >= 1}
+    out: list[tuple[int, str]] = [(p, "rerender") for p in sorted(redrawn)]
+    for op in ops:
+        if isinstance(op, RemoveNode) and any(op.pid in removed_by_parent.get(p, ()) for p in redrawn):
+            continue
+        if isinstance(op, AddNode) and op.parent in redrawn:
+            continue
+        out.extend(effect_labels(op, index, action, target_pid, base_url=base_url))
+    return out
+
+
+def rerender_ops(node: Node) -> list[Op]:
+    """``rerender`` as ops: every element child of ``node`` removed and inserted again (without its labels)."""
+    ops: list[Op] = []
+    for i, kid in enumerate(element_children(node)):
+        if kid.pid is None:
+            continue
+        ops.append(RemoveNode(kid.pid))
+        copy = kid.clone()
+        for n in copy.walk():
+            n.set("data-pid", None)
+        ops.append(AddNode(node.pid, i, copy.html()))
+    return ops
 
 
 def instantiate(effect: str, node: Node, action: Action, ops_so_far: dict[int, dict[str, Any]]) -> Op | None:
@@ -300,7 +347,7 @@ def instantiate(effect: str, node: Node, action: Action, ops_so_far: dict[int, d
         return RemoveNode(pid)
     if effect == "navigate":
         href = node.get("href")
-        return Navigate(href) if href else None
+        return Navigate(href) if href else None  # made absolute by the caller
     return None
 
 

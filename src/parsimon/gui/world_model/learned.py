@@ -29,6 +29,7 @@ from __future__ import annotations
 import os
 import pickle
 import time
+import urllib.parse
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
@@ -38,14 +39,15 @@ from typing import Any
 from parsimon.errors import ConfigError
 from parsimon.gui.actions import Action
 from parsimon.gui.world_model.base import WORLD_MODELS, Context, Prediction, WorldModel, target_element
-from parsimon.gui.world_model.delta import Delta, Op, PageState, SetFocus
+from parsimon.gui.world_model.delta import Delta, Navigate, Op, PageState, SetFocus
 from parsimon.gui.world_model.features import (
     FEATURE_NAMES,
     candidates,
     class_op,
-    effect_labels,
+    delta_effects,
     instantiate,
     pair_features,
+    rerender_ops,
 )
 from parsimon.gui.world_model.metrics import true_delta
 from parsimon.gui.world_model.rules import RuleWorldModel
@@ -99,9 +101,7 @@ def _examples(transitions: Iterable[Any]) -> list[_Example]:
         truth = true_delta(before, PageState.from_observation(t.next_state))
         index = before.doc().index()
         el = target_element(t.state, t.action)
-        labels = []
-        for op in truth.ops:
-            labels.extend(effect_labels(op, index, t.action, el.pid if el is not None else None))
+        labels = delta_effects(truth.ops, index, t.action, el.pid if el is not None else None, base_url=t.state.url)
         out.append(_Example(t.state, t.action, labels))
     return out
 
@@ -281,10 +281,12 @@ class LearnedWorldModel(WorldModel):
 
     def _decode(self, nodes: list[Any], p: Any, action: Action, extra: dict, focused: int | None,
                 thr: float) -> tuple[list[Op], float]:
+        url = extra["state"].url
         import numpy as np
 
         eff = self.effects
         unknowable = np.array([e.endswith("=?") or e.startswith("add") for e in eff], dtype=bool)
+        rerender = eff.index("rerender") if "rerender" in eff else None
         decided = p >= thr
         # probability that each decision is right; an unknowable effect is wrong whenever it happens
         right = np.where(decided & ~unknowable, p, 1.0 - p)
@@ -293,11 +295,21 @@ class LearnedWorldModel(WorldModel):
         classes: dict[int, dict[str, Any]] = {}
         focus_col = eff.index("focus") if "focus" in eff else None
         blur_col = eff.index("blur") if "blur" in eff else None
+        redrawn: set[int] = set()
+        if rerender is not None:
+            for i in np.flatnonzero(decided[:, rerender]):
+                if not any(a.pid in redrawn for a in nodes[i].ancestors() if a.pid is not None):
+                    redrawn.add(nodes[i].pid)
+                    ops.extend(rerender_ops(nodes[i]))
         for i, node in enumerate(nodes):
+            if any(a.pid in redrawn for a in node.ancestors() if a.pid is not None):
+                continue  # drawn again: its own effects are carried by the fresh copy
             for j in np.flatnonzero(decided[i]):
-                if j in (focus_col, blur_col):
+                if j in (focus_col, blur_col, rerender):
                     continue
                 op = instantiate(eff[j], node, action, classes)
+                if isinstance(op, Navigate):
+                    op = Navigate(urllib.parse.urljoin(url, op.url))
                 if op is not None:
                     ops.append(op)
         by_pid = {n.pid: n for n in nodes}

@@ -31,8 +31,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from parsimon.gui.actions import Action, Element, Point
-from parsimon.gui.world_model.delta import Delta, PageState, apply_report, diff
-from parsimon.gui.world_model.dom import BODY, parse
+from parsimon.gui.world_model.delta import Delta, PageState, SetText, apply_report, diff
+from parsimon.gui.world_model.dom import BODY, parse, text_runs
 
 __all__ = ["COORDINATE_TOLERANCE", "DeltaScore", "action_match", "calibration", "delta_scores", "observable",
            "render_fidelity", "score_prediction", "true_delta"]
@@ -53,8 +53,22 @@ def observable(state: PageState) -> PageState:
 
 
 def true_delta(before: PageState, after: PageState) -> Delta:
-    """The observable change between two real states."""
-    return diff(observable(before), observable(after))
+    """The observable change between two states: :func:`diff` of their :func:`observable` forms, without
+    text ops that only restate an element's text around children that came or went."""
+    a = observable(before)
+    d = diff(a, observable(after))
+    index = a.doc().index()
+    keep = []
+    for op in d.ops:
+        if isinstance(op, SetText) and op.pid in index and op.text == text_of(index[op.pid]):
+            continue
+        keep.append(op)
+    return Delta(keep, d.summary)
+
+
+def text_of(node: Any) -> str:
+    """An element's own text runs joined, whitespace collapsed (what :attr:`SetText.text` compares with)."""
+    return " ".join(" ".join(text_runs(node)).split())
 
 
 @dataclass
@@ -81,7 +95,7 @@ def _match(pred: list[tuple], true: list[tuple]) -> tuple[int, int, int]:
 def score_prediction(before: PageState, predicted: Delta, truth: Delta) -> DeltaScore:
     """Score ``predicted`` (applied to ``before``) against ``truth`` (a :func:`true_delta`)."""
     state, skipped = apply_report(before, predicted, strict=False)
-    pred = diff(observable(before), observable(state)).ops
+    pred = true_delta(before, state).ops
     p_keys = [op.key() for op in pred] + [op.key() for op in skipped]
     p_where = [op.where() for op in pred] + [op.where() for op in skipped]
     t_keys = [op.key() for op in truth.ops]

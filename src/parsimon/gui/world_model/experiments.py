@@ -1,0 +1,214 @@
+"""The search experiments behind the benchmark and the report: the same episodes under several searches.
+
+:func:`search_table` plays every (task, seed) episode of a suite once per :class:`SearchSpec` (the
+proposal policy alone, or wrapped in a search with a world model, K and a mode) on one browser, and
+returns per spec: success with a 95% bootstrap interval, steps, irreversible actions executed (and how
+many the instruction did not ask for), and the seconds of each step (decide + act + observe) and of
+each decision. :func:`derived` turns the table into the search metrics: lift over the proposal policy,
+share of the oracle's lift, regret against the oracle, success gain at equal K (world model vs none),
+steps saved.
+
+:func:`offline_match` is CUWM's own protocol on logged expert steps: propose K, imagine, pick, and
+compare the pick with the expert's action (function, arguments, target within 25 px or inside the
+box); its candidate coverage is the share of steps where any of the K candidates matches.
+
+:func:`filmstrip` plays one episode with the learned model in render mode and keeps, per step, the
+screen before, the imagined screen after the chosen action, and the real one.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["SearchSpec", "derived", "filmstrip", "offline_match", "search_table"]
+
+
+@dataclass(frozen=True)
+class SearchSpec:
+    """One row of the success table: the proposal policy alone (``world_model`` None, ``k`` 1) or searched."""
+
+    label: str
+    world_model: str | None = None
+    k: int = 1
+    mode: str = "none"
+
+
+def _policy(spec: SearchSpec, value: Any, learned_path: str, env: Any, store: Any) -> Any:
+    from parsimon.gui.policies.proposal import ProposalPolicy
+    from parsimon.gui.world_model.search import SearchConfig, SearchPolicy, make_world_model
+
+    if spec.k == 1 and spec.world_model is None:
+        return ProposalPolicy()
+    wm = None
+    if spec.mode != "none":
+        wm = make_world_model(spec.world_model, learned_path) if spec.world_model != "oracle" else \
+            make_world_model("oracle", screenshots="render" in spec.mode)
+    cfg = SearchConfig(world_model=spec.world_model or "learned", k=spec.k, mode=spec.mode)
+    return SearchPolicy(ProposalPolicy(), wm, cfg, value=value, session=lambda: env.session, store=store)
+
+
+def search_table(suite: str, tasks: list[str], seeds: list[int], specs: list[SearchSpec], *, value: Any,
+                 learned_path: str = "", store: Any = None, max_steps: int | None = None, progress: Any = None,
+                 ci_resamples: int = 1000) -> dict[str, dict[str, Any]]:
+    """Play each spec on every (task, seed) of ``suite`` (see the module docstring)."""
+    from parsimon.gui.evaluate import bootstrap_ci
+    from parsimon.gui.registry import SUITES
+    from parsimon.gui.world_model.collect import run_episodes
+
+    env = SUITES.get(suite)().make_env()
+    out: dict[str, dict[str, Any]] = {}
+    try:
+        for spec in specs:
+            policy = _policy(spec, value, learned_path, env, store)
+            try:
+                def tick(_res: Any) -> None:
+                    if progress is not None:
+                        progress.advance(1)
+
+                res = run_episodes(suite, [(t, s, policy) for t in tasks for s in seeds], env=env,
+                                   max_steps=max_steps, approve="auto", on_episode=tick)
+            finally:
+                log = list(getattr(policy, "log", []))
+                policy.close()
+            succ = [float(r.success) for r in res]
+            step_s = [rec.seconds for r in res for rec in r.records if rec.action is not None]
+            decide_s = [rec.decide_s for r in res for rec in r.records if rec.action is not None]
+            irr = [(r, rec) for r in res for rec in r.records if rec.escalation is not None]
+            asked = sum(1 for r, _ in irr if "pay" in r.goal.lower())
+            per_task: dict[str, list[float]] = {}
+            for r in res:
+                per_task.setdefault(r.task.split("/", 1)[1], []).append(float(r.success))
+            lo, hi = bootstrap_ci(succ, ci_resamples)
+            out[spec.label] = {
+                "world_model": spec.world_model, "k": spec.k, "mode": spec.mode, "episodes": len(res),
+                "success_rate": statistics.fmean(succ) if succ else 0.0, "ci_low": lo, "ci_high": hi,
+                "mean_steps": statistics.fmean([r.steps for r in res]) if res else 0.0,
+                "mean_steps_solved": statistics.fmean([r.steps for r in res if r.success]) if any(succ) else 0.0,
+                "irreversible_executed": len(irr), "irreversible_unrequested": len(irr) - asked,
+                "irreversible_avoided": sum(x.get("irreversible_avoided", 0) for x in log),
+                "step_s_median": statistics.median(step_s) if step_s else 0.0,
+                "decide_s_median": statistics.median(decide_s) if decide_s else 0.0,
+                "imagine_s_median": statistics.median([x["imagine_s"] for x in log]) if log else 0.0,
+                "per_task": {t: statistics.fmean(v) for t, v in sorted(per_task.items())},
+                "solved": sorted(f"{r.task}#{r.seed}" for r in res if r.success)}
+    finally:
+        env.close()
+    return out
+
+
+def derived(table: dict[str, dict[str, Any]], base: str = "proposal", learned: str = "learned text K=5",
+            oracle: str = "oracle text K=5", none_at_k: str = "none K=5") -> dict[str, float]:
+    """Lift, share of the oracle's lift, regret, success gain at equal K and steps saved (see the module docstring)."""
+    sr = {k: v["success_rate"] for k, v in table.items()}
+    out: dict[str, float] = {}
+    if base in sr and learned in sr:
+        out["lift_learned"] = sr[learned] - sr[base]
+        out["steps_saved_per_episode"] = table[base]["mean_steps"] - table[learned]["mean_steps"]
+    if base in sr and oracle in sr:
+        out["lift_oracle"] = sr[oracle] - sr[base]
+        if learned in sr:
+            out["regret_vs_oracle"] = sr[oracle] - sr[learned]
+            out["share_of_oracle_lift"] = (out["lift_learned"] / out["lift_oracle"]) if out["lift_oracle"] > 0 \
+                else float("nan")
+    if none_at_k in sr and learned in sr:
+        out["gain_at_equal_k"] = sr[learned] - sr[none_at_k]
+    return out
+
+
+def offline_match(episodes: list[list[Any]], models: dict[str, Any], value: Any, *, k: int = 5,
+                  modes: tuple[str, ...] = ("none", "text")) -> dict[str, Any]:
+    """CUWM's single-step action match on logged expert episodes (see the module docstring).
+
+    Args:
+        episodes: Expert episodes (lists of :class:`~parsimon.gui.world_model.store.Transition`).
+        models: World models by name (the oracle needs the browser; it replays each step's episode).
+        value: The value function that picks.
+        k: Candidates per step.
+        modes: ``none`` and/or ``text`` (the offline protocol does not render here).
+    """
+    from parsimon.gui.policies.proposal import propose
+    from parsimon.gui.registry import SUITES
+    from parsimon.gui.world_model.base import Context
+    from parsimon.gui.world_model.metrics import action_match
+    from parsimon.gui.world_model.value import value_features
+
+    rows: dict[str, list[bool]] = {}
+    covered: list[bool] = []
+    top1: list[bool] = []
+    for ep in episodes:
+        history: list[Any] = []
+        for t in ep:
+            cands = propose(t.state, history, k)
+            if not cands:
+                history.append(t.action)
+                continue
+            covered.append(any(action_match(c.action, t.action, t.state) for c in cands))
+            top1.append(action_match(cands[0].action, t.action, t.state))
+            for name, model in [(None, None)] + list(models.items()):
+                for mode in modes:
+                    if (model is None) != (mode == "none"):
+                        continue
+                    preds = [None] * len(cands)
+                    if model is not None:
+                        ctx = None
+                        if name == "oracle":
+                            suite, _, task = t.task.partition("/")
+                            ctx = Context(task=SUITES.get(suite)().task(task), seed=t.seed, history=tuple(history))
+                        preds = model.predict_many(t.state, [c.action for c in cands], ctx)
+                    feats = [value_features(mode, t.state, c.action, score=c.score, rank=i, k=k, history=history,
+                                            delta=p.delta if p else None, confidence=p.confidence if p else 1.0)
+                             for i, (c, p) in enumerate(zip(cands, preds, strict=True))]
+                    scores = value.score(mode, feats)
+                    best = max(range(len(cands)), key=lambda i: (scores[i], -i))
+                    rows.setdefault(f"{name or 'no world model'} ({mode})", []).append(
+                        action_match(cands[best].action, t.action, t.state))
+            history.append(t.action)
+    n = len(covered)
+    out = {"steps": n, "coverage": sum(covered) / n if n else float("nan"),
+           "proposal_top1": sum(top1) / n if n else float("nan")}
+    out.update({label: sum(v) / len(v) for label, v in rows.items() if v})
+    return out
+
+
+def filmstrip(suite: str, task: str, seed: int, *, value: Any, learned_path: str = "", max_steps: int = 6) -> list[dict[str, Any]]:
+    """One episode searched with the learned model in render mode: per step the screen before, the imagined
+    screen after the chosen action, the real one after it, and the action."""
+    from parsimon.gui.policies.proposal import ProposalPolicy
+    from parsimon.gui.registry import SUITES
+    from parsimon.gui.world_model.search import SearchConfig, SearchPolicy, make_world_model
+
+    env = SUITES.get(suite)().make_env()
+    frames: list[dict[str, Any]] = []
+    policy = SearchPolicy(ProposalPolicy(), make_world_model("learned", learned_path),
+                          SearchConfig(k=5, mode="text+render"), value=value, session=lambda: env.session)
+    imagined: dict[str, Any] = {}
+    original = policy._imagine
+
+    def keep(obs: Any, actions: list[Any]) -> list[Any]:
+        preds = original(obs, actions)
+        imagined.clear()
+        imagined.update({repr(p.action): p for p in preds if p is not None})
+        return preds
+
+    policy._imagine = keep
+    try:
+        obs, info = env.reset(seed=seed, options={"task": SUITES.get(suite)().task(task)})
+        policy.reset(info["goal"], info)
+        for _ in range(max_steps):
+            decision = policy.act(obs, info)
+            action = decision.action
+            pred = imagined.get(repr(action))
+            nxt, _, term, trunc, info = env.step(action)
+            frames.append({"action": action.describe(), "before": obs.screenshot,
+                           "imagined": pred.image if pred is not None else None,
+                           "summary": pred.delta.summary if pred is not None else "", "real": nxt.screenshot,
+                           "goal": obs.goal, "success": bool(info.get("success"))})
+            obs = nxt
+            if term or trunc:
+                break
+    finally:
+        policy.close()
+        env.close()
+    return frames
