@@ -4,7 +4,7 @@ For each candidate action the oracle opens a fresh browser context (its own stor
 pages, thrown away afterwards), starts the same task with the same seed, replays the actions taken so
 far, performs the candidate and diffs the page it lands on against the current one. The environments
 run on a virtual clock, so a replay lands on the same page as the real episode did (the oracle checks
-this: ``meta["replay_matches"]``), and the delta is the true one. It is the ground truth for scoring
+this: ``meta["replay_matches"]``, on what can be seen), and the delta is the true one. It is the ground truth for scoring
 the other world models and the upper bound of the search; it costs a reset and a replay per
 candidate.
 
@@ -29,6 +29,7 @@ from parsimon.errors import ConfigError
 from parsimon.gui.actions import Action
 from parsimon.gui.world_model.base import WORLD_MODELS, Context, Prediction, WorldModel
 from parsimon.gui.world_model.delta import Delta, PageState, diff
+from parsimon.gui.world_model.metrics import observable
 from parsimon.gui.world_model.summary import summarize
 
 __all__ = ["OracleWorldModel", "ScratchSession"]
@@ -116,7 +117,8 @@ class OracleWorldModel(WorldModel):
         t0 = time.perf_counter()
         before = PageState.from_observation(obs)
         prefix, nxt = self._replay(context, action)
-        matches = PageState.from_observation(prefix).canonical() == before.canonical()
+        # an empty style attribute or event bookkeeping (data-*) may differ; nothing visible may
+        matches = observable(PageState.from_observation(prefix)).canonical() == observable(before).canonical()
         delta = diff(before, PageState.from_observation(nxt)) if not action.terminal else Delta([])
         delta.summary = summarize(before, action.describe(), delta)
         image = nxt.screenshot if self.screenshots and nxt.screenshot else None
