@@ -22,7 +22,23 @@ import statistics
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["SearchSpec", "derived", "filmstrip", "offline_match", "search_table"]
+__all__ = ["APPS_SEARCH_TASKS", "MINIWOB_SEARCH_TASKS", "SearchSpec", "derived", "filmstrip", "offline_match",
+           "search_table"]
+
+# The MiniWoB task list of the search experiments: the DOM tasks whose expert (rule-policy) actions were
+# all among the proposal policy's top-5 candidates on the collection seeds 100-101 (candidate coverage 1
+# there), so that a search over those candidates can in principle solve them. Chosen once from the
+# coverage measurement, before any search was run on the evaluation seeds.
+MINIWOB_SEARCH_TASKS = (
+    "buy-ticket", "click-button", "click-button-sequence", "click-checkboxes", "click-checkboxes-transfer",
+    "click-collapsible", "click-collapsible-2", "click-collapsible-2-nodelay", "click-collapsible-nodelay",
+    "click-dialog", "click-dialog-2", "click-link", "click-menu", "click-menu-2", "click-option", "click-scroll-list",
+    "click-tab-2", "click-tab-2-easy", "click-tab-2-medium", "click-test", "click-test-2", "click-test-transfer",
+    "enter-password", "enter-text", "enter-text-dynamic", "form-sequence-2", "form-sequence-3", "generate-number",
+    "login-user", "odd-or-even", "unicode-test")
+# The apps task list: the one- and two-operation slots 0 and 1 of every app (settings starts at two).
+APPS_SEARCH_TASKS = tuple(f"{app}-L{n}-{k}" for app in ("todo", "inbox", "settings", "table", "checkout")
+                          for n in (1, 2) for k in (0, 1) if not (app == "settings" and n == 1))
 
 
 @dataclass(frozen=True)
@@ -33,6 +49,7 @@ class SearchSpec:
     world_model: str | None = None
     k: int = 1
     mode: str = "none"
+    seeds: tuple[int, ...] | None = None  # a subset of the table's seeds (the oracle is slow); None: all
 
 
 def _policy(spec: SearchSpec, value: Any, learned_path: str, env: Any, store: Any) -> Any:
@@ -67,7 +84,7 @@ def search_table(suite: str, tasks: list[str], seeds: list[int], specs: list[Sea
                     if progress is not None:
                         progress.advance(1)
 
-                res = run_episodes(suite, [(t, s, policy) for t in tasks for s in seeds], env=env,
+                res = run_episodes(suite, [(t, s, policy) for t in tasks for s in (spec.seeds or seeds)], env=env,
                                    max_steps=max_steps, approve="auto", on_episode=tick)
             finally:
                 log = list(getattr(policy, "log", []))
@@ -92,7 +109,8 @@ def search_table(suite: str, tasks: list[str], seeds: list[int], specs: list[Sea
                 "decide_s_median": statistics.median(decide_s) if decide_s else 0.0,
                 "imagine_s_median": statistics.median([x["imagine_s"] for x in log]) if log else 0.0,
                 "per_task": {t: statistics.fmean(v) for t, v in sorted(per_task.items())},
-                "solved": sorted(f"{r.task}#{r.seed}" for r in res if r.success)}
+                "outcomes": {f"{r.task}#{r.seed}": int(r.success) for r in res},
+                "steps": {f"{r.task}#{r.seed}": r.steps for r in res}}
     finally:
         env.close()
     return out
@@ -100,20 +118,34 @@ def search_table(suite: str, tasks: list[str], seeds: list[int], specs: list[Sea
 
 def derived(table: dict[str, dict[str, Any]], base: str = "proposal", learned: str = "learned text K=5",
             oracle: str = "oracle text K=5", none_at_k: str = "none K=5") -> dict[str, float]:
-    """Lift, share of the oracle's lift, regret, success gain at equal K and steps saved (see the module docstring)."""
-    sr = {k: v["success_rate"] for k, v in table.items()}
+    """Lift, share of the oracle's lift, regret, success gain at equal K and steps saved (see the module
+    docstring), each on the episodes the compared rows share (the oracle may have run on fewer)."""
+    def sr(label: str, keys: set[str]) -> float:
+        o = table[label]["outcomes"]
+        return statistics.fmean(o[k] for k in keys) if keys else float("nan")
+
+    def common(*labels: str) -> set[str]:
+        keys = [set(table[x]["outcomes"]) for x in labels]
+        return set.intersection(*keys) if keys else set()
+
     out: dict[str, float] = {}
-    if base in sr and learned in sr:
-        out["lift_learned"] = sr[learned] - sr[base]
-        out["steps_saved_per_episode"] = table[base]["mean_steps"] - table[learned]["mean_steps"]
-    if base in sr and oracle in sr:
-        out["lift_oracle"] = sr[oracle] - sr[base]
-        if learned in sr:
-            out["regret_vs_oracle"] = sr[oracle] - sr[learned]
-            out["share_of_oracle_lift"] = (out["lift_learned"] / out["lift_oracle"]) if out["lift_oracle"] > 0 \
-                else float("nan")
-    if none_at_k in sr and learned in sr:
-        out["gain_at_equal_k"] = sr[learned] - sr[none_at_k]
+    if base in table and learned in table:
+        keys = common(base, learned)
+        out["lift_learned"] = sr(learned, keys) - sr(base, keys)
+        out["steps_saved_per_episode"] = (statistics.fmean(table[base]["steps"][k] for k in keys)
+                                          - statistics.fmean(table[learned]["steps"][k] for k in keys))
+    if base in table and oracle in table:
+        keys = common(base, oracle, *([learned] if learned in table else []))
+        out["episodes_with_oracle"] = len(keys)
+        out["lift_oracle"] = sr(oracle, keys) - sr(base, keys)
+        if learned in table:
+            lift = sr(learned, keys) - sr(base, keys)
+            out["lift_learned_on_oracle_episodes"] = lift
+            out["regret_vs_oracle"] = sr(oracle, keys) - sr(learned, keys)
+            out["share_of_oracle_lift"] = lift / out["lift_oracle"] if out["lift_oracle"] > 0 else float("nan")
+    if none_at_k in table and learned in table:
+        keys = common(none_at_k, learned)
+        out["gain_at_equal_k"] = sr(learned, keys) - sr(none_at_k, keys)
     return out
 
 

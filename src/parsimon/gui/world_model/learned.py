@@ -69,13 +69,14 @@ def default_model_path() -> Path:
 class LearnedConfig:
     """Settings of the learned world model."""
 
-    n_estimators: int = 60  # trees in the forest
+    n_estimators: int = 40  # trees in the forest
     max_depth: int = 24  # depth limit of each tree
-    min_samples_leaf: int = 1
+    min_samples_leaf: int = 2
+    max_samples: float = 0.5  # share of the rows each tree is fit on (bootstrap)
     min_effect_count: int = 2  # an effect must occur in this many transitions to be learned
     literal_min: int = 3  # an attribute or text value must recur this often to be predicted verbatim
     threshold: float = 0.5  # an effect is predicted when its probability passes this
-    max_candidates: int = 120  # elements scored per prediction (nearest to the target first)
+    max_candidates: int = 80  # elements scored per prediction (nearest to the target first)
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -83,6 +84,8 @@ class LearnedConfig:
             raise ConfigError(f"`n_estimators` must be >= 1, got {self.n_estimators}")
         if not 0.0 < self.threshold < 1.0:
             raise ConfigError(f"`threshold` must lie in (0, 1), got {self.threshold}")
+        if not 0.0 < self.max_samples <= 1.0:
+            raise ConfigError(f"`max_samples` must lie in (0, 1], got {self.max_samples}")
         if self.min_effect_count < 1 or self.literal_min < 1:
             raise ConfigError("`min_effect_count` and `literal_min` must be >= 1")
 
@@ -205,7 +208,8 @@ class LearnedWorldModel(WorldModel):
         forest = None
         if effects:
             forest = RandomForestClassifier(n_estimators=cfg.n_estimators, max_depth=cfg.max_depth,
-                                            min_samples_leaf=cfg.min_samples_leaf, random_state=cfg.seed, n_jobs=1)
+                                            min_samples_leaf=cfg.min_samples_leaf, random_state=cfg.seed, n_jobs=1,
+                                            max_samples=cfg.max_samples if x.shape[0] >= 50 else None)
             forest.fit(x, y)
         state = {"format": FORMAT, "config": asdict(cfg), "effects": effects, "forest": forest,
                  "trained_on": {"transitions": len(examples), "rows": int(x.shape[0]),

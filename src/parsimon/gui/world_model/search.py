@@ -9,7 +9,9 @@ Each step:
    candidates alone, which is the search without a world model at the same K);
 3. each candidate is scored by the value function learned from outcomes (:mod:`.value`) or by the
    policy as judge (:mod:`.judge`), minus ``irreversible_penalty`` when the candidate would do
-   something the app marks irreversible, or replace the page, unless the instruction asks for it;
+   something the app marks irreversible, or replace the page, unless the instruction asks for it
+   (stopping is left to the base policy: ``answer``/``terminate`` is taken when it ranks first and is
+   not a candidate otherwise, since a world model predicts what changes, not whether the task is done);
 4. only the best candidate is executed, in the real environment (the world model is advisory);
 5. at the next step the prediction for the executed action is compared with what really happened and
    the error is appended to the transition store (``predictions.jsonl``).
@@ -207,12 +209,17 @@ class SearchPolicy(Policy):
         if self._pending is not None:
             self._log_error(obs)
         t0 = time.perf_counter()
-        cands = self.base.candidates(obs, cfg.k)
+        cands = self.base.candidates(obs, cfg.k + 1)
+        # stopping stays the base policy's decision: a world model says what an action changes, not whether
+        # the task is done, so a terminal candidate is taken when the base ranks it first and dropped otherwise
+        if cands and not cands[0].action.terminal:
+            cands = [c for c in cands if not c.action.terminal]
+        cands = cands[: cfg.k]
         if not cands:
             a = Action("terminate", status="failure")
             self.history.append(a)
             return Decision(a, render_output(a, "no candidates"), meta={"candidates": 0})
-        if len(cands) == 1 or cfg.k == 1:
+        if len(cands) == 1 or cfg.k == 1 or cands[0].action.terminal:
             best, preds, scores, thought = 0, [None] * len(cands), [c.score for c in cands], ""
         else:
             t_im = time.perf_counter()
@@ -237,6 +244,8 @@ class SearchPolicy(Policy):
             pred = self.world_model.predict(obs, chosen.action, self.context)
         self._pending = (obs, pred) if pred is not None else None
         note = f"search: option {best} of {len(cands)}" + (f" ({thought})" if thought else "")
+        if len(cands) > 1:
+            note += " [" + "; ".join(f"{c.action.describe()}={s:.2f}" for c, s in zip(cands, scores, strict=True)) + "]"
         meta = {"candidates": [c.action.to_dict() for c in cands], "scores": [round(s, 4) for s in scores],
                 "chosen": best, "search_s": time.perf_counter() - t0}
         if pred is not None:

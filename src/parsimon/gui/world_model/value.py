@@ -6,6 +6,9 @@ come in three groups, one per search mode (CUWM's none / text / image, and both)
 * **action** (every mode): the proposal's score and rank, the verb, the target (checkbox, field,
   button, link; checked; irreversible), how the target's text overlaps the instruction, whether the
   action was already taken, how many steps have passed;
+* **state** (every mode): how far the page is from the instruction (:func:`state_features`): the
+  current page in modes ``none`` and ``render``, the imagined page after the candidate in the ``text``
+  modes;
 * **text** (``text`` modes): the imagined delta read against the instruction: does it check a box the
   instruction names or one it does not, uncheck one it names, type a string the instruction quotes,
   reveal (expand, show, select) or add text the instruction mentions, navigate or remove elements,
@@ -44,8 +47,9 @@ from parsimon.gui.world_model.delta import (
     SetFocus,
     SetText,
     SetValue,
+    apply,
 )
-from parsimon.gui.world_model.dom import Node, text_content
+from parsimon.gui.world_model.dom import Node, parse, text_content
 
 __all__ = ["MODES", "ValueFunction", "default_value_path", "goal_words", "value_features"]
 
@@ -182,6 +186,52 @@ def render_features(obs: Any, image: bytes | None, flags: tuple[str, ...]) -> li
     return [min(frac * 10, 1.0), on_named, float(changed.sum() == 0), 0.0, float(len(flags))]
 
 
+GOAL_VERBS = (("add", "create", "new"), ("delete", "remove"), ("mark", "complete", "done", "check", "tick"),
+              ("uncheck", "untick"), ("star",), ("archive",), ("reply", "send", "forward"),
+              ("set", "change", "switch", "select", "choose"), ("type", "enter", "fill"), ("submit",), ("pay",),
+              ("save",), ("sort",), ("clear",), ("click",), ("expand", "open", "tab"))
+
+
+def state_features(state: PageState, goal: str) -> list[float]:
+    """The state group: how far the page (current, or imagined after the candidate) is from the instruction.
+
+    The instruction's quoted strings found in the page's text and in its fields, checkboxes the
+    instruction names that are checked or not, checked ones it does not name, and which GUI verbs it
+    uses (add, delete, mark, star, reply, pay, ...).
+    """
+    doc = parse(state.html)
+    body = doc.body
+    words = goal_words(goal)
+    quoted = [q.lower() for q in _quoted(goal)]
+    texts, fields = [], []
+    named_on = named_off = other_on = 0
+    for n in body.walk() if body is not None else []:
+        if n.tag in ("script", "style"):
+            continue
+        if n.tag in ("input", "textarea"):
+            typ = (n.get("type") or "").lower()
+            if typ in ("checkbox", "radio"):
+                named = _mentioned(n, goal, words)
+                on = n.has("checked")
+                named_on += named and on
+                named_off += named and not on
+                other_on += (not named) and on
+            else:
+                fields.append((text_content(n) if n.tag == "textarea" else n.get("value") or "").lower())
+        elif n.tag == "option" and n.has("selected"):
+            fields.append(text_content(n).lower())
+        else:
+            texts.extend(c.lower() for c in n.children if isinstance(c, str) and c.strip())
+    page = " ".join(" ".join(texts).split())
+    in_text = sum(q in page for q in quoted)
+    in_fields = sum(any(q == f.strip() or q in f for f in fields) for q in quoted)
+    nq = max(len(quoted), 1)
+    low = goal.lower()
+    verbs = [float(any(re.search(rf"\b{v}\b", low) for v in group)) for group in GOAL_VERBS]
+    return [in_text / nq, in_fields / nq, float(len(quoted) > 0), min(named_on, 5), min(named_off, 5),
+            min(other_on, 5), *verbs]
+
+
 def value_features(mode: str, obs: Any, action: Action, *, score: float, rank: int, k: int, history: list[Action],
                    delta: Delta | None = None, confidence: float = 1.0, image: bytes | None = None,
                    flags: tuple[str, ...] = ()) -> list[float]:
@@ -189,8 +239,13 @@ def value_features(mode: str, obs: Any, action: Action, *, score: float, rank: i
     if mode not in MODES:
         raise ConfigError(f"`mode` must be one of {list(MODES)}, got {mode!r}")
     f = action_features(obs, action, score, rank, k, history)
+    before = PageState.from_observation(obs)
     if "text" in mode:
-        f += text_features(PageState.from_observation(obs), delta or Delta([]), obs.goal, confidence)
+        after = apply(before, delta, strict=False) if delta is not None and delta.ops else before
+        f += state_features(after, obs.goal)
+        f += text_features(before, delta or Delta([]), obs.goal, confidence)
+    else:
+        f += state_features(before, obs.goal)
     if "render" in mode:
         f += render_features(obs, image, flags)
     return f
