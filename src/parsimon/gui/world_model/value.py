@@ -4,8 +4,9 @@ The search scores each candidate with :class:`ValueFunction` (or the policy as j
 come in three groups, one per search mode (CUWM's none / text / image, and both):
 
 * **action** (every mode): the proposal's score and rank, the verb, the target (checkbox, field,
-  button, link; checked; irreversible), how the target's text overlaps the instruction, whether the
-  action was already taken, how many steps have passed;
+  button, link; checked; irreversible), how the target's text overlaps the instruction and where the
+  instruction first mentions it, whether typed text goes into the field the instruction names before
+  it, whether the action was already taken, how many steps have passed;
 * **state** (every mode): how far the page is from the instruction (:func:`state_features`): the
   current page in modes ``none`` and ``render``, the imagined page after the candidate in the ``text``
   modes;
@@ -98,7 +99,18 @@ def action_features(obs: Any, action: Action, score: float, rank: int, k: int, h
     quoted = [q.lower() for q in _quoted(obs.goal)]
     typ = (el.type or "") if el is not None else ""
     kind = action.kind
-    return [max(-5.0, min(10.0, score)), rank / max(k, 1), float(rank == 0),
+    low = obs.goal.lower()
+    # where the instruction first mentions the target (earlier mentions are usually done first)
+    pos = low.find(label.strip().lower()) if label.strip() else -1
+    mention = pos / max(len(low), 1) if pos >= 0 else 1.0
+    # typing a quoted string into the field the instruction names just before that string
+    field_match = 0.0
+    if kind == "type" and action.text and el is not None:
+        at = low.find(action.text.lower())
+        before = goal_words(low[max(0, at - 40): at]) if at >= 0 else set()
+        field_words = goal_words(" ".join(x for x in (el.name, el.id or "", el.label) if x))
+        field_match = float(bool(before & field_words))
+    return [max(-5.0, min(10.0, score)), rank / max(k, 1), float(rank == 0), mention, field_match,
             float(kind in ("click", "double_click", "long_press")), float(kind == "type"), float(kind == "select"),
             float(kind == "terminate"), float(kind not in ("click", "double_click", "long_press", "type", "select",
                                                            "terminate")),
@@ -196,15 +208,15 @@ def state_features(state: PageState, goal: str) -> list[float]:
     """The state group: how far the page (current, or imagined after the candidate) is from the instruction.
 
     The instruction's quoted strings found in the page's text and in its fields, checkboxes the
-    instruction names that are checked or not, checked ones it does not name, and which GUI verbs it
-    uses (add, delete, mark, star, reply, pay, ...).
+    instruction names that are checked or not, checked ones it does not name, empty text fields, and
+    which GUI verbs it uses (add, delete, mark, star, reply, pay, ...).
     """
     doc = parse(state.html)
     body = doc.body
     words = goal_words(goal)
     quoted = [q.lower() for q in _quoted(goal)]
     texts, fields = [], []
-    named_on = named_off = other_on = 0
+    named_on = named_off = other_on = empty = 0
     for n in body.walk() if body is not None else []:
         if n.tag in ("script", "style"):
             continue
@@ -216,8 +228,10 @@ def state_features(state: PageState, goal: str) -> list[float]:
                 named_on += named and on
                 named_off += named and not on
                 other_on += (not named) and on
-            else:
-                fields.append((text_content(n) if n.tag == "textarea" else n.get("value") or "").lower())
+            elif typ not in ("submit", "button", "reset", "hidden"):
+                value = (text_content(n) if n.tag == "textarea" else n.get("value") or "").lower()
+                fields.append(value)
+                empty += not value.strip()
         elif n.tag == "option" and n.has("selected"):
             fields.append(text_content(n).lower())
         else:
@@ -229,7 +243,7 @@ def state_features(state: PageState, goal: str) -> list[float]:
     low = goal.lower()
     verbs = [float(any(re.search(rf"\b{v}\b", low) for v in group)) for group in GOAL_VERBS]
     return [in_text / nq, in_fields / nq, float(len(quoted) > 0), min(named_on, 5), min(named_off, 5),
-            min(other_on, 5), *verbs]
+            min(other_on, 5), min(empty, 5), min(len(fields), 5), *verbs]
 
 
 def value_features(mode: str, obs: Any, action: Action, *, score: float, rank: int, k: int, history: list[Action],
