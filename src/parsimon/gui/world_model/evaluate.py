@@ -55,6 +55,9 @@ class WMEvalConfig:
                 raise ConfigError(f"`{name}` must be >= 0, got {getattr(self, name)}")
         if any(n < 1 for n in self.curve):
             raise ConfigError(f"`curve` sizes must be >= 1, got {list(self.curve)}")
+        if "oracle" in self.models and not self.oracle_samples:
+            raise ConfigError("`models` names the oracle but `oracle_samples` is 0; give the number of held-out "
+                              "transitions it should replay")
 
 
 class NoChangeModel:
