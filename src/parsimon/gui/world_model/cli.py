@@ -139,5 +139,5 @@ def eval_cmd(
                    f"no-op accuracy {r['noop_accuracy']:.3f}" + (f", ECE {r['ece']:.3f}" if "ece" in r else ""))
     for name, r in (res.get("render") or {}).items():
         if isinstance(r, dict) and "ssim_mean" in r:
-            typer.echo(f"  render {name}: SSIM {r['ssim_mean']:.3f}, PSNR {r['psnr_median']:.1f} dB")
+            typer.echo(f"  render {name}: SSIM {r['ssim_mean']:.3f}, {r['identical']:.0%} pixel-identical")
     typer.echo(f"wrote {Path(res['run_dir']) / 'results.json'}")

@@ -150,8 +150,10 @@ def render_scores(models: dict[str, Any], test: list[Any], samples: int, rendere
         if not rs:
             continue
         ssim = [r["ssim"] for r in rs]
+        finite = [r["psnr"] for r in rs if np.isfinite(r["psnr"])]
         out[name] = {"n": len(rs), "ssim_mean": float(np.mean(ssim)), "ssim_median": float(np.median(ssim)),
-                     "psnr_median": float(np.median([r["psnr"] for r in rs])),
+                     "identical": float(np.mean([not np.isfinite(r["psnr"]) for r in rs])),
+                     "psnr_median": float(np.median(finite)) if finite else float("nan"),
                      "mismatch_mean": float(np.mean([r["mismatch"] for r in rs])),
                      "share_ssim_095": float(np.mean([s >= 0.95 for s in ssim]))}
         flagged = [r for r in rs if r.get("flagged")]

@@ -171,9 +171,9 @@ def world_model_part(ctx: Any) -> Part:
     render = {k: v for k, v in (acc.get("render") or {}).items() if isinstance(v, dict) and "ssim_mean" in v}
     if render:
         part.tables.append(Table("Render fidelity on the task area (imagined vs real next screen)",
-                                 ["drawn from", "n", "SSIM mean", "SSIM >= 0.95", "PSNR median (dB)",
-                                  "mismatching pixels"],
-                                 [[k, v["n"], v["ssim_mean"], v["share_ssim_095"], v["psnr_median"],
+                                 ["drawn from", "n", "SSIM mean", "SSIM >= 0.95", "pixel-identical",
+                                  "PSNR median of the others (dB)", "mismatching pixels"],
+                                 [[k, v["n"], v["ssim_mean"], v["share_ssim_095"], v["identical"], v["psnr_median"],
                                    v["mismatch_mean"]] for k, v in render.items()],
                                  note="true-dom: the real next DOM drawn by the renderer (its own ceiling)."))
     if acc.get("learning_curve"):
