@@ -76,7 +76,8 @@ def goal_words(goal: str) -> set[str]:
 
 
 def _quoted(goal: str) -> list[str]:
-    return re.findall(r'"([^"]+)"', goal) or re.findall(r"\b\d+\b", goal)
+    found = re.findall(r'"([^"]+)"', goal) or re.findall(r"\b\d+\b", goal)
+    return list(dict.fromkeys(found))
 
 
 def _overlap(text: str, words: set[str]) -> int:
