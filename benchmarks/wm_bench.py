@@ -126,7 +126,14 @@ def offline(store_root: Path, quick: bool, learned: str, value_path: str, run_di
     results = run_episodes("miniwob", [(t, s, rule) for t in tasks for s in seeds], recorder=rec, max_steps=10)
     episodes = [ep for ep in _episodes(TransitionStore(folder).transitions())
                 if any(t.success for t in ep)]
-    out = offline_match(episodes, {"learned": LearnedWorldModel(learned)}, ValueFunction(value_path), k=5)
+    from parsimon.gui.world_model.oracle import OracleWorldModel
+
+    oracle = OracleWorldModel(screenshots=False)
+    try:
+        out = offline_match(episodes, {"learned": LearnedWorldModel(learned), "oracle": oracle},
+                            ValueFunction(value_path), k=5, oracle_steps=8 if quick else 60)
+    finally:
+        oracle.close()
     out["expert_success"] = sum(r.success for r in results) / max(len(results), 1)
     log(f"offline action match: {out}")
     return out
@@ -200,7 +207,8 @@ def plot(path: Path, data: dict) -> None:
     ax.set_xlabel("training transitions (flywheel)")
     ax.set_ylim(0, 1.02)
     ax.set_title("held-out tasks: learning curve")
-    ax.legend(fontsize=7)
+    if pts:
+        ax.legend(fontsize=7)
     ax = axes[2]
     for name, r in acc.get("models", {}).items():
         bins = r.get("reliability") or []
@@ -211,7 +219,8 @@ def plot(path: Path, data: dict) -> None:
     ax.set_xlabel("confidence")
     ax.set_ylabel("exact-match rate")
     ax.set_title("calibration")
-    ax.legend(fontsize=7)
+    if acc.get("models"):
+        ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

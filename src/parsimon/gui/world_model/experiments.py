@@ -10,7 +10,8 @@ steps saved.
 
 :func:`offline_match` is CUWM's own protocol on logged expert steps: propose K, imagine, pick, and
 compare the pick with the expert's action (function, arguments, target within 25 px or inside the
-box); its candidate coverage is the share of steps where any of the K candidates matches.
+box); its candidate coverage is the share of steps where any of the K candidates matches, and, measured
+with the oracle, the share where any candidate really leads to the page the expert's action led to.
 
 :func:`filmstrip` plays one episode with the learned model in render mode and keeps, per step, the
 screen before, the imagined screen after the chosen action, and the real one.
@@ -150,57 +151,89 @@ def derived(table: dict[str, dict[str, Any]], base: str = "proposal", learned: s
 
 
 def offline_match(episodes: list[list[Any]], models: dict[str, Any], value: Any, *, k: int = 5,
-                  modes: tuple[str, ...] = ("none", "text")) -> dict[str, Any]:
+                  modes: tuple[str, ...] = ("none", "text"), oracle_steps: int = 0) -> dict[str, Any]:
     """CUWM's single-step action match on logged expert episodes (see the module docstring).
+
+    Candidates are handled as in :class:`~parsimon.gui.world_model.search.SearchPolicy` (a terminal
+    candidate is taken when the proposal ranks it first and dropped otherwise).
 
     Args:
         episodes: Expert episodes (lists of :class:`~parsimon.gui.world_model.store.Transition`).
-        models: World models by name (the oracle needs the browser; it replays each step's episode).
+        models: World models by name. ``"oracle"`` replays every candidate of ``oracle_steps`` steps
+            (evenly spread) and also gives the oracle's coverage: the share of those steps where some
+            candidate really leads to the page the expert's action led to.
         value: The value function that picks.
         k: Candidates per step.
         modes: ``none`` and/or ``text`` (the offline protocol does not render here).
+        oracle_steps: How many steps the oracle replays (it costs a reset and a replay per candidate).
     """
+    import numpy as np
+
     from parsimon.gui.policies.proposal import propose
     from parsimon.gui.registry import SUITES
     from parsimon.gui.world_model.base import Context
-    from parsimon.gui.world_model.metrics import action_match
+    from parsimon.gui.world_model.delta import PageState, apply
+    from parsimon.gui.world_model.metrics import action_match, observable
     from parsimon.gui.world_model.value import value_features
 
+    total = sum(len(ep) for ep in episodes)
+    oracle_at = set(np.linspace(0, total - 1, oracle_steps).astype(int).tolist()) if oracle_steps and total else set()
     rows: dict[str, list[bool]] = {}
     covered: list[bool] = []
+    oracle_covered: list[bool] = []
     top1: list[bool] = []
+    step_no = -1
     for ep in episodes:
         history: list[Any] = []
         for t in ep:
-            cands = propose(t.state, history, k)
+            step_no += 1
+            cands = propose(t.state, history, k + 1)
+            if cands and not cands[0].action.terminal:
+                cands = [c for c in cands if not c.action.terminal]
+            cands = cands[:k]
             if not cands:
                 history.append(t.action)
                 continue
             covered.append(any(action_match(c.action, t.action, t.state) for c in cands))
             top1.append(action_match(cands[0].action, t.action, t.state))
             for name, model in [(None, None)] + list(models.items()):
+                if name == "oracle" and step_no not in oracle_at:
+                    continue
                 for mode in modes:
                     if (model is None) != (mode == "none"):
                         continue
                     preds = [None] * len(cands)
-                    if model is not None:
+                    if model is not None and not cands[0].action.terminal:
                         ctx = None
                         if name == "oracle":
                             suite, _, task = t.task.partition("/")
                             ctx = Context(task=SUITES.get(suite)().task(task), seed=t.seed, history=tuple(history))
                         preds = model.predict_many(t.state, [c.action for c in cands], ctx)
-                    feats = [value_features(mode, t.state, c.action, score=c.score, rank=i, k=k, history=history,
-                                            delta=p.delta if p else None, confidence=p.confidence if p else 1.0)
-                             for i, (c, p) in enumerate(zip(cands, preds, strict=True))]
-                    scores = value.score(mode, feats)
-                    best = max(range(len(cands)), key=lambda i: (scores[i], -i))
-                    rows.setdefault(f"{name or 'no world model'} ({mode})", []).append(
-                        action_match(cands[best].action, t.action, t.state))
+                        if name == "oracle":
+                            before = PageState.from_observation(t.state)
+                            goal = observable(PageState.from_observation(t.next_state)).canonical()
+                            oracle_covered.append(any(
+                                observable(apply(before, p.delta, strict=False)).canonical() == goal for p in preds))
+                    if cands[0].action.terminal or len(cands) == 1:
+                        best = 0
+                    else:
+                        feats = [value_features(mode, t.state, c.action, score=c.score, rank=i, k=k, history=history,
+                                                delta=p.delta if p else None, confidence=p.confidence if p else 1.0)
+                                 for i, (c, p) in enumerate(zip(cands, preds, strict=True))]
+                        scores = value.score(mode, feats)
+                        best = max(range(len(cands)), key=lambda i: (scores[i], -i))
+                    label = f"{name or 'no world model'} ({mode})"
+                    rows.setdefault(label, []).append(action_match(cands[best].action, t.action, t.state))
+                    if name == "oracle":
+                        rows.setdefault("proposal top-1 on the oracle's steps", []).append(top1[-1])
             history.append(t.action)
     n = len(covered)
-    out = {"steps": n, "coverage": sum(covered) / n if n else float("nan"),
-           "proposal_top1": sum(top1) / n if n else float("nan")}
+    out: dict[str, Any] = {"steps": n, "coverage": sum(covered) / n if n else float("nan"),
+                           "proposal_top1": sum(top1) / n if n else float("nan")}
     out.update({label: sum(v) / len(v) for label, v in rows.items() if v})
+    if oracle_covered:
+        out["oracle_steps"] = len(oracle_covered)
+        out["coverage_oracle"] = sum(oracle_covered) / len(oracle_covered)
     return out
 
 

@@ -25,7 +25,7 @@ from parsimon.errors import ConfigError
 from parsimon.gui.actions import Action
 from parsimon.gui.web.observe import ElementInfo, Observation
 
-__all__ = ["Transition", "TransitionStore", "default_store", "observation_from_record"]
+__all__ = ["Transition", "TransitionStore", "default_store", "observation_from_record", "png_array"]
 
 
 def default_store() -> Path:

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from parsimon.errors import ConfigError
-from parsimon.gui.actions import Action, Element
+from parsimon.gui.actions import Action
 from parsimon.gui.world_model.base import target_element
 from parsimon.gui.world_model.delta import (
     AddNode,
@@ -369,8 +369,3 @@ class ValueFunction:
         if not rows:
             return []
         return [float(p) for p in self.state["models"][mode].predict_proba(np.asarray(rows, dtype=float))[:, 1]]
-
-
-def element_target(action: Action) -> int | None:
-    """The label an action targets, if it names one."""
-    return int(action.target.id) if isinstance(action.target, Element) and str(action.target.id).isdigit() else None
