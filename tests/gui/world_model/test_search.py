@@ -125,3 +125,11 @@ def test_state_features_read_the_page_against_the_instruction():
     in_text, in_fields, has_quotes, named_on, named_off, other_on, empty, fields = f[:8]
     assert (in_text, in_fields, has_quotes) == (1.0, 0.5, 1.0)  # "milk" and "bread" are labels; "milk" is typed
     assert (named_on, named_off, other_on, empty, fields) == (1, 1, 0, 0, 1)
+
+
+def test_oracle_rebases_states_logged_under_another_server_port(obs_from_html):
+    from parsimon.gui.world_model.oracle import _rebase
+
+    replayed = obs_from_html(PAGE, url="http://127.0.0.1:4444/miniwob/x.html#top")
+    assert _rebase(replayed, "http://127.0.0.1:5555/miniwob/x.html").url == "http://127.0.0.1:5555/miniwob/x.html#top"
+    assert _rebase(replayed, "http://127.0.0.1:4444/other.html") is replayed
