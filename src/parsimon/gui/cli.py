@@ -22,11 +22,23 @@ from parsimon.cliutil import (
 from parsimon.errors import ConfigError
 from parsimon.gui.agent import APPROVALS
 from parsimon.gui.registry import POLICIES, SUITES
+from parsimon.gui.world_model.cli import (
+    SEARCH_K_OPTION,
+    SEARCH_MODE_OPTION,
+    SEARCH_SCORER_OPTION,
+    WORLD_MODEL_OPTION,
+    ScorerName,
+    SearchMode,
+    WorldModelName,
+    search_settings,
+)
+from parsimon.gui.world_model.cli import app as wm_app
 
 __all__ = ["COMMANDS", "app"]
 
-app = typer.Typer(help="GUI agents (GUI-Owl-1.5 protocol): evaluation on MiniWoB++, our apps (desktop browser, "
+app = typer.Typer(help="GUI agents (GUI-Owl-1.5 protocol) and the Computer-Using World Model (`gui wm`): evaluation on MiniWoB++, our apps (desktop browser, "
                   "phone) and an X desktop; MCP tools; BrowserGym cross-check.", no_args_is_help=True)
+app.add_typer(wm_app, name="wm")
 COMMANDS = {"gui": app}
 
 SuiteName = choices(SUITES)
@@ -53,6 +65,10 @@ def eval_cmd(
     model: str = typer.Option(None, "--model", help="Model name for guiowl / axtree-json."),
     api_key: str = typer.Option(None, "--api-key", help="Bearer token for the endpoint (or $PARSIMON_LLM_API_KEY)."),
     trajectory: Path = typer.Option(None, "--trajectory", help="steps.jsonl of an earlier run, for --policy replay."),
+    world_model: WorldModelName = WORLD_MODEL_OPTION,
+    search_k: int = SEARCH_K_OPTION,
+    search_mode: SearchMode = SEARCH_MODE_OPTION,
+    search_scorer: ScorerName = SEARCH_SCORER_OPTION,
     out: Path = out_option("gui eval"),
     seed: int = seed_option(),
     resume: bool = resume_option(),
@@ -71,7 +87,8 @@ def eval_cmd(
     given = {"suite": suite, "tasks": tuple(t.strip() for t in tasks.split(",")) if tasks else None,
              "seeds": parse_seeds(seeds) if seeds else None, "policy": policy, "roles": roles, "approve": approve,
              "max_steps": max_steps, "transitions": transitions,
-             "policy_kwargs": json.dumps(kwargs) if kwargs else None}
+             "policy_kwargs": json.dumps(kwargs) if kwargs else None,
+             "search": search_settings(world_model, search_k, search_mode, search_scorer) or None}
     cfg = resolve_config(EvalConfig(), config, given)
     res = evaluate(cfg, out_dir=out, resume=resume, ray=ray, seed=seed)
     lo, hi = res.success_ci

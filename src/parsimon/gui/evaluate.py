@@ -41,6 +41,7 @@ class EvalConfig:
     transitions: bool = False  # write the (state, action, next state) log
     feedback: str = "adaptive"  # verbosity policy of the feedback events
     ci_resamples: int = 2000  # bootstrap resamples for the 95% intervals
+    search: str = ""  # JSON object of world-model search settings (SearchConfig); "": the policy acts alone
 
     def __post_init__(self) -> None:
         from parsimon.gui.agent import APPROVALS
@@ -57,6 +58,10 @@ class EvalConfig:
             raise ConfigError(f"`policy_kwargs` must be a JSON object, got {self.policy_kwargs!r} ({exc.msg})") from None
         if not isinstance(kwargs, dict):
             raise ConfigError(f"`policy_kwargs` must be a JSON object, got {self.policy_kwargs!r}")
+        if self.search:
+            from parsimon.gui.world_model.search import search_config
+
+            search_config(self.search)
 
 
 @dataclass
@@ -160,6 +165,12 @@ class _Worker:
         self.suite = SUITES.get(self.cfg.suite)()
         self.env = self.suite.make_env()
         self.policy = make_policy(self.cfg.policy, json.loads(self.cfg.policy_kwargs), roles=self.cfg.roles)
+        if self.cfg.search:
+            from parsimon.gui.world_model.search import wrap_policy
+
+            env = self.env
+            self.policy = wrap_policy(self.policy, self.cfg.search, Path(out_dir) / "transitions",
+                                      session=lambda: env.session)
         self.recorder = TransitionRecorder(Path(out_dir) / "transitions") if self.cfg.transitions else None
 
     def run(self, name: str, seed: int) -> dict:

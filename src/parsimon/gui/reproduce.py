@@ -229,7 +229,10 @@ def reproduce(ctx: ReproContext) -> Section:
         "The paper's training (hybrid data flywheel, MRPO reinforcement learning) is out of scope.",
         "The DAG-based task synthesis is our reading of the paper's summary (its construction is not public).",
     ]
-    return section
+    from parsimon.gui.world_model.reproduce_part import extend_section, world_model_part
+
+    section.paper = f"{PAPER} and Computer-Using World Model (arXiv 2602.17365)"
+    return extend_section(section, world_model_part(ctx))
 
 
 def _parity(ctx: ReproContext, s: Settings, section: Section) -> Table:

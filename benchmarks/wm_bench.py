@@ -1,0 +1,282 @@
+"""Computer-Using World Model benchmark: world-model accuracy, render fidelity, search success and speed.
+
+Phases (each timed, all in one run folder):
+
+1. data: the transition store. ``--store DIR`` reuses one; otherwise the rule, proposal and random
+   policies play the MiniWoB rule tasks and the apps (one- to three-operation slots 0-1) on seeds 100-101
+   into ``<run>/store`` (the flywheel's collection);
+2. accuracy (``gui wm eval``): 30% of the tasks held out; delta precision / recall / F1 / exact match on
+   real changes, no-op accuracy and calibration for no-change, rule and learned; the oracle on a
+   sample of replays; render fidelity (SSIM, PSNR, mismatching pixels) on a sample; the learning curve;
+3. models: the learned world model and the value function fit on the whole store;
+4. search: the proposal policy alone and searched (none / text / render / text+render, K in {3, 5},
+   learned and oracle world models) on the MiniWoB task list and the apps task list, seeds 0-2
+   (the oracle on fewer seeds where noted);
+5. CUWM's offline metric: single-step action match against logged expert (rule policy) steps on the
+   evaluation seeds, and candidate coverage;
+6. speed: one search step (observe, propose 5, imagine 5, score, act) with the learned model, from the
+   searched episodes' step records (median; one thread);
+7. a filmstrip: one episode with real and imagined screenshots.
+
+Writes ``wm_bench.json``, ``wm_bench.png`` and ``wm_filmstrip.png`` to the run folder (``--out``, default
+``runs/wm-bench-<UTC stamp>``); ``--save`` also writes them to ``benchmarks/results/``. ``--quick`` runs
+a small version of everything (minutes). Machines here are shared 2-core boxes: timings are noisy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _outputs import add_output_options, open_run, write_results  # noqa: E402
+
+QUICK_MINIWOB = ("click-checkboxes", "click-collapsible", "click-tab-2", "enter-text", "login-user", "click-option")
+QUICK_APPS = ("todo-L1-0", "inbox-L1-0", "settings-L2-0", "checkout-L1-0")
+
+
+def collect_store(root: Path, quick: bool, log) -> None:
+    from parsimon.gui.policies.miniwob_rules import RULES
+    from parsimon.gui.world_model.collect import CollectConfig, collect
+
+    mw = QUICK_MINIWOB if quick else tuple(sorted(RULES))
+    apps = QUICK_APPS if quick else tuple(f"{a}-L{n}-{k}" for a in ("todo", "inbox", "settings", "table", "checkout")
+                                          for n in (1, 2, 3) for k in (0, 1) if not (a == "settings" and n == 1))
+    for suite, tasks in (("miniwob", mw), ("apps", apps)):
+        t0 = time.perf_counter()
+        res = collect(CollectConfig(suite=suite, tasks=tasks, seeds=(100,) if quick else (100, 101), max_steps=8),
+                      root, out_dir=root.parent / f"collect-{suite}", progress=False)
+        log(f"collected {res['transitions']} {suite} transitions in {time.perf_counter() - t0:.0f} s "
+            f"(success {res['success_rate']})")
+
+
+def accuracy(store: Path, quick: bool, run_dir: Path, log) -> dict:
+    from parsimon.gui.world_model.evaluate import WMEvalConfig, evaluate_world_models
+
+    cfg = WMEvalConfig(store=(str(store),), models=("rule", "learned", "oracle"), test_fraction=0.3,
+                       render_samples=12 if quick else 60, oracle_samples=6 if quick else 40,
+                       curve=(25, 100, 400) if quick else (25, 50, 100, 200, 400, 800, 1600))
+    res = evaluate_world_models(cfg, out_dir=run_dir / "wm-eval", progress=False)
+    log(f"accuracy: {[(k, round(v['f1'], 3)) for k, v in res['models'].items()]}")
+    return res
+
+
+def fit_models(store: Path, folder: Path, log) -> tuple[str, str]:
+    from parsimon.gui.world_model.train import train
+
+    res = train([str(store)], model_dir=folder, out_dir=folder.parent / "train", progress=False)
+    log(f"trained on {res['transitions']} transitions ({res['effects']} effects)")
+    return res["model"], res["value"]
+
+
+def search(quick: bool, learned: str, value_path: str, log) -> dict:
+    from parsimon.gui.world_model.experiments import (
+        APPS_SEARCH_TASKS,
+        MINIWOB_SEARCH_TASKS,
+        SearchSpec,
+        derived,
+        search_table,
+    )
+    from parsimon.gui.world_model.value import ValueFunction
+
+    value = ValueFunction(value_path)
+    seeds = [0] if quick else [0, 1, 2]
+    out = {}
+    for suite, tasks, max_steps in (("miniwob", QUICK_MINIWOB if quick else MINIWOB_SEARCH_TASKS, 10),
+                                    ("apps", QUICK_APPS if quick else APPS_SEARCH_TASKS, 12)):
+        specs = [SearchSpec("proposal"), SearchSpec("none K=5", None, 5, "none"),
+                 SearchSpec("learned text K=5", "learned", 5, "text")]
+        if suite == "miniwob":
+            specs[1:1] = [SearchSpec("none K=3", None, 3, "none")]
+            specs += [SearchSpec("learned text K=3", "learned", 3, "text"),
+                      SearchSpec("learned render K=5", "learned", 5, "render"),
+                      SearchSpec("learned text+render K=5", "learned", 5, "text+render")]
+        specs.append(SearchSpec("oracle text K=5", "oracle", 5, "text",
+                                seeds=None if suite == "miniwob" or quick else (0,)))
+        t0 = time.perf_counter()
+        table = search_table(suite, list(tasks), seeds, specs, value=value, learned_path=learned,
+                             max_steps=max_steps)
+        out[suite] = {"tasks": list(tasks), "seeds": seeds, "max_steps": max_steps, "table": table,
+                      "derived": derived(table), "seconds": time.perf_counter() - t0}
+        log(f"search {suite}: " + ", ".join(f"{k} {v['success_rate']:.3f}" for k, v in table.items())
+            + f"; {out[suite]['derived']}")
+    return out
+
+
+def offline(store_root: Path, quick: bool, learned: str, value_path: str, run_dir: Path, log) -> dict:
+    """Expert (rule) episodes on the evaluation seeds, then CUWM's single-step match."""
+    from parsimon.gui.evaluate import make_policy
+    from parsimon.gui.transitions import TransitionRecorder
+    from parsimon.gui.world_model.collect import run_episodes
+    from parsimon.gui.world_model.experiments import MINIWOB_SEARCH_TASKS, offline_match
+    from parsimon.gui.world_model.learned import LearnedWorldModel
+    from parsimon.gui.world_model.store import TransitionStore
+    from parsimon.gui.world_model.value import ValueFunction, _episodes
+
+    folder = run_dir / "expert"
+    rec = TransitionRecorder(folder)
+    tasks = QUICK_MINIWOB if quick else MINIWOB_SEARCH_TASKS
+    seeds = (0,) if quick else (0, 1, 2)
+    rule = make_policy("rule")
+    results = run_episodes("miniwob", [(t, s, rule) for t in tasks for s in seeds], recorder=rec, max_steps=10)
+    episodes = [ep for ep in _episodes(TransitionStore(folder).transitions())
+                if any(t.success for t in ep)]
+    from parsimon.gui.world_model.oracle import OracleWorldModel
+
+    oracle = OracleWorldModel(screenshots=False)
+    try:
+        out = offline_match(episodes, {"learned": LearnedWorldModel(learned), "oracle": oracle},
+                            ValueFunction(value_path), k=5, oracle_steps=8 if quick else 60)
+    finally:
+        oracle.close()
+    out["expert_success"] = sum(r.success for r in results) / max(len(results), 1)
+    log(f"offline action match: {out}")
+    return out
+
+
+def speed(search_res: dict) -> dict:
+    row = search_res["miniwob"]["table"]["learned text K=5"]
+    base = search_res["miniwob"]["table"]["proposal"]
+    return {"search_step_s_median": row["step_s_median"], "search_decide_s_median": row["decide_s_median"],
+            "imagine_5_s_median": row["imagine_s_median"], "proposal_step_s_median": base["step_s_median"],
+            "render_step_s_median": search_res["miniwob"]["table"].get("learned render K=5", {}).get("step_s_median")}
+
+
+def filmstrip_png(path: Path, frames: list[dict]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
+    n = max(len(frames), 1)
+    fig, axes = plt.subplots(n, 3, figsize=(7.5, 2.6 * n), squeeze=False)
+    for i, f in enumerate(frames):
+        for j, (key, title) in enumerate((("before", "before"), ("imagined", "imagined (learned, rendered)"),
+                                          ("real", "real after"))):
+            ax = axes[i][j]
+            ax.axis("off")
+            if f.get(key):
+                ax.imshow(Image.open(io.BytesIO(f[key])).convert("RGB"))
+            ax.set_title(title if i == 0 else "", fontsize=8)
+        axes[i][0].text(0, -8, f"step {i + 1}: {f['action']}", fontsize=7)
+    if frames:
+        fig.suptitle(frames[0]["goal"][:90], fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot(path: Path, data: dict) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4))
+    ax = axes[0]
+    width = 0.4
+    for s, (suite, res) in enumerate(data.get("search", {}).items()):
+        labels = list(res["table"])
+        rates = [res["table"][k]["success_rate"] for k in labels]
+        err = [[r - res["table"][k]["ci_low"] for k, r in zip(labels, rates, strict=True)],
+               [res["table"][k]["ci_high"] - r for k, r in zip(labels, rates, strict=True)]]
+        xs = [i + s * width for i in range(len(labels))]
+        ax.bar(xs, rates, width, yerr=err, capsize=2, label=suite)
+        if s == 0:
+            ax.set_xticks([i + width / 2 for i in range(len(labels))])
+            ax.set_xticklabels(labels, rotation=60, ha="right", fontsize=7)
+    ax.set_ylabel("success rate (95% CI)")
+    ax.set_title("proposal policy with and without search")
+    ax.legend(fontsize=7)
+    acc = data.get("accuracy", {})
+    ax = axes[1]
+    pts = acc.get("learning_curve") or []
+    if pts:
+        ax.plot([p["transitions"] for p in pts], [p["f1"] for p in pts], "o-", label="learned: delta F1")
+        ax.plot([p["transitions"] for p in pts], [p["exact_real"] for p in pts], "s--", label="learned: exact")
+        for name, style in (("rule", ":"), ("no-change", "-.")):
+            if name in acc.get("models", {}):
+                ax.axhline(acc["models"][name]["f1"], ls=style, color="gray", label=f"{name}: delta F1")
+        ax.set_xscale("log")
+    ax.set_xlabel("training transitions (flywheel)")
+    ax.set_ylim(0, 1.02)
+    ax.set_title("held-out tasks: learning curve")
+    if pts:
+        ax.legend(fontsize=7)
+    ax = axes[2]
+    for name, r in acc.get("models", {}).items():
+        bins = r.get("reliability") or []
+        if bins:
+            ax.plot([b["confidence"] for b in bins], [b["accuracy"] for b in bins], "o-", label=f"{name} (ECE "
+                    f"{r['ece']:.2f})")
+    ax.plot([0, 1], [0, 1], ":", color="gray")
+    ax.set_xlabel("confidence")
+    ax.set_ylabel("exact-match rate")
+    ax.set_title("calibration")
+    if acc.get("models"):
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--store", type=Path, default=None, help="an existing transition store (skips collection)")
+    ap.add_argument("--quick", action="store_true", help="a small version of every phase (minutes)")
+    ap.add_argument("--skip", default="", help="phases to skip, comma-separated: accuracy,search,offline,filmstrip")
+    add_output_options(ap, "wm-bench")
+    args = ap.parse_args()
+    skip = {s.strip() for s in args.skip.split(",") if s.strip()}
+    import torch  # noqa: F401 - pins one thread for anything that uses it
+
+    torch.set_num_threads(1)
+    data: dict = {"quick": args.quick, "phases_s": {}}
+    with open_run("wm-bench", args) as run:
+        def log(msg: str) -> None:
+            print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+            run.log(message=msg)
+
+        def phase(name: str, fn, *a):
+            t0 = time.perf_counter()
+            out = fn(*a)
+            data["phases_s"][name] = time.perf_counter() - t0
+            return out
+
+        store = args.store or run.dir / "store"
+        if args.store is None:
+            phase("collect", collect_store, store, args.quick, log)
+        from parsimon.gui.world_model.store import TransitionStore
+
+        data["store"] = {"path": str(store), "transitions": len(TransitionStore(store))}
+        if "accuracy" not in skip:
+            acc = phase("accuracy", accuracy, store, args.quick, run.dir, log)
+            data["accuracy"] = {k: v for k, v in acc.items() if k not in ("train_tasks",)}
+        learned, value_path = phase("train", fit_models, store, run.dir / "models", log)
+        if "search" not in skip:
+            data["search"] = phase("search", search, args.quick, learned, value_path, log)
+            data["speed"] = speed(data["search"])
+        if "offline" not in skip:
+            data["offline_match"] = phase("offline", offline, store, args.quick, learned, value_path, run.dir, log)
+        if "filmstrip" not in skip:
+            from parsimon.gui.world_model.experiments import filmstrip
+            from parsimon.gui.world_model.value import ValueFunction
+
+            frames = phase("filmstrip", lambda: filmstrip("miniwob", "click-tab-2", 1, value=ValueFunction(value_path),
+                                                          learned_path=learned))
+            data["filmstrip"] = [{k: v for k, v in f.items() if k not in ("before", "imagined", "real")}
+                                 for f in frames]
+            for folder in [run.dir] + ([Path(__file__).resolve().parent / "results"] if args.save else []):
+                folder.mkdir(parents=True, exist_ok=True)
+                filmstrip_png(folder / "wm_filmstrip.png", frames)
+        write_results(run, "wm_bench", data, lambda p: plot(p, data), args.save)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,360 @@
+"""Element features for the learned world model, and the effect vocabulary it predicts.
+
+The learned model looks at one (element, action) pair at a time: for every labelled element of the page
+near the action's target it predicts which *effects* the action has on that element. An effect is a
+delta op with its value written relative to the action and the page, so it carries over to pages and
+tasks never seen:
+
+===================== =====================================================================
+effect                 op it stands for
+===================== =====================================================================
+``checked=1`` / ``=0`` :class:`SetChecked` to true / false
+``focus``              :class:`SetFocus` to this element; ``blur`` (on the target): focus leaves
+``value=typed``        :class:`SetValue` to the typed text (``value=append``: appended,
+                       ``value=empty``: cleared, ``value=?``: something else)
+``class+T`` / ``class-T`` the class token ``T`` added / removed
+``attr:N=V``           attribute ``N`` set to ``V`` (``<none>``: removed) when ``V`` recurs in the
+                       training data, ``attr:N=?`` otherwise
+``text=typed``         :class:`SetText` to the typed text; ``text=V`` a recurring text; ``text=?``
+``remove``             :class:`RemoveNode`
+``rerender``           the element's children are all replaced by fresh copies (a list drawn again
+                       by a script: removals of the old children, insertions of same-looking new ones)
+``add=?``              a child inserted (its content is not predicted)
+``navigate``           :class:`Navigate` to the target's ``href``
+===================== =====================================================================
+
+Effects ending in ``?`` are changes whose value cannot be written down from the page; the model
+predicts where they happen (which lowers its confidence) but emits no op for them.
+
+:func:`pair_features` builds the feature vector of one (element, target, action) triple: the element's
+tag, type, role, state and ARIA attributes, the same for the target, the action's kind, their relation
+in the tree (same, ancestor, descendant, sibling, label, radio group, next sibling of the parent,
+tree distance), and what the ``rule`` world model predicts for the element (so the learned model
+corrects the rules instead of relearning HTML).
+"""
+
+from __future__ import annotations
+
+import urllib.parse
+from typing import Any
+
+from parsimon.gui.actions import Action
+from parsimon.gui.world_model.delta import (
+    AddNode,
+    Navigate,
+    Op,
+    RemoveNode,
+    SetAttr,
+    SetChecked,
+    SetFocus,
+    SetText,
+    SetValue,
+)
+from parsimon.gui.world_model.dom import Node, element_children, text_content, text_runs
+
+__all__ = ["FEATURE_NAMES", "MAX_DISTANCE", "candidates", "class_op", "delta_effects", "effect_labels", "instantiate",
+           "pair_features", "rerender_ops"]
+
+TAGS = ("a", "button", "input", "select", "option", "textarea", "label", "li", "ul", "ol", "div", "span", "td",
+        "tr", "table", "h1", "h2", "h3", "p", "img", "form", "svg", "i", "b", "nav", "header", "section", "tbody")
+TYPES = ("checkbox", "radio", "text", "password", "submit", "button", "number", "date", "email", "search")
+ROLES = ("button", "link", "checkbox", "radio", "textbox", "tab", "tabpanel", "menuitem", "menu", "option",
+         "listbox", "combobox", "dialog", "heading", "list", "listitem", "cell", "row", "generic", "spinbutton",
+         "slider", "tree", "treeitem", "grid", "gridcell", "img", "paragraph", "presentation")
+KINDS = ("click", "double_click", "triple_click", "right_click", "long_press", "hover", "type", "select", "key",
+         "scroll", "drag", "wait", "terminate", "answer", "go_back")
+ARIA = ("aria-expanded", "aria-selected", "aria-hidden", "aria-checked", "aria-pressed", "aria-disabled")
+CLASS_HINTS = ("active", "selected", "open", "hidden", "disabled", "collapsed", "expanded", "checked", "current",
+               "done", "header", "content", "tab", "panel", "menu", "item", "btn", "button", "icon", "state",
+               "hover", "focus", "accordion", "ui")
+MAX_DISTANCE = 6  # elements farther than this from the target in the tree are not considered
+
+
+def _onehot(value: Any, vocab: tuple) -> list[float]:
+    return [1.0 if value == v else 0.0 for v in vocab] + [0.0 if value in vocab else 1.0]
+
+
+def _node_features(node: Node, info: Any, focused: int | None) -> list[float]:
+    typ = (node.get("type") or "").lower() if node.tag == "input" else ""
+    role = node.get("role") or (info.role if info is not None else "")
+    cls = (node.get("class") or "").lower()
+    style = (node.get("style") or "").replace(" ", "").lower()
+    f = _onehot(node.tag, TAGS) + _onehot(typ, TYPES) + _onehot(role, ROLES)
+    for a in ARIA:
+        v = node.get(a)
+        f += [1.0 if v == "true" else 0.0, 1.0 if v == "false" else 0.0]
+    f += [1.0 if h in cls else 0.0 for h in CLASS_HINTS]
+    f += [float(node.has("checked")), float(bool(node.get("value"))), float(node.pid == focused),
+          float(node.has("href")), float((node.get("href") or "").startswith("#")), float(node.has("disabled")),
+          float("display:none" in style), float(node.has("hidden")), float(node.has("tabindex")),
+          float(node.has("id")), float(node.has("onclick")), min(len(element_children(node)), 20) / 20.0,
+          float(bool(text_content(node))),
+          float(info.visible) if info is not None else 0.0, float(info.interactive) if info is not None else 0.0,
+          float(info.irreversible) if info is not None else 0.0]
+    return f
+
+
+def _path_up(node: Node) -> list[Node]:
+    out = [node]
+    out.extend(node.ancestors())
+    return out
+
+
+def _relation(e: Node, t: Node | None) -> list[float]:
+    if t is None:
+        return [0.0] * 14 + [1.0]
+    up_e, up_t = _path_up(e), _path_up(t)
+    ids_t = {id(n): i for i, n in enumerate(up_t)}
+    de = next((i for i, n in enumerate(up_e) if id(n) in ids_t), len(up_e))
+    dt = ids_t.get(id(up_e[de]), len(up_t)) if de < len(up_e) else len(up_t)
+    same = e is t
+    e_anc = not same and dt > 0 and de == 0  # e is an ancestor of t
+    e_desc = not same and de > 0 and dt == 0
+    sibling = e.parent is t.parent and not same
+    kids = element_children(t.parent) if t.parent is not None else []
+    pos = next((i for i, k in enumerate(kids) if k is t), -1)
+    next_sib = pos >= 0 and pos + 1 < len(kids) and kids[pos + 1] is e
+    prev_sib = pos > 0 and kids[pos - 1] is e
+    lab_t = t if t.tag == "label" else next((a for a in t.ancestors() if a.tag == "label"), None)
+    lab_e = e if e.tag == "label" else next((a for a in e.ancestors() if a.tag == "label"), None)
+    labelled = lab_t is not None and (lab_t is lab_e or (lab_t.get("for") and lab_t.get("for") == e.get("id")))
+    group = (e.tag == "input" and t.tag == "input" and e.get("name") is not None and e.get("name") == t.get("name")
+             and not same)
+    parent_next = False
+    if t.parent is not None and t.parent.parent is not None:
+        pk = element_children(t.parent.parent)
+        pp = next((i for i, k in enumerate(pk) if k is t.parent), -1)
+        parent_next = pp >= 0 and pp + 1 < len(pk) and (pk[pp + 1] is e or e in pk[pp + 1].walk())
+    ctl = t.get("aria-controls")
+    controls = bool(ctl) and ctl == e.get("id")
+    return [float(same), float(e_anc), float(e_desc), float(sibling), float(next_sib), float(prev_sib),
+            float(bool(labelled)), float(group), float(parent_next), float(controls), min(de, 8) / 8.0,
+            min(dt, 8) / 8.0, min(de + dt, 12) / 12.0, float(e.tag == t.tag), 0.0]
+
+
+def _action_features(action: Action) -> list[float]:
+    keys = [k.lower() for k in action.keys or ()]
+    return _onehot(action.kind, KINDS) + [float(action.clear), float(action.enter), float(bool(action.text)),
+                                          float(keys == ["tab"]), float(keys == ["enter"]),
+                                          float(bool(keys) and keys not in (["tab"], ["enter"]))]
+
+
+RULE_EFFECTS = ("checked=1", "checked=0", "focus", "blur", "value", "navigate")
+
+
+def _rule_features(pid: int, rule_ops: list[Op], target_pid: int | None) -> list[float]:
+    out = dict.fromkeys(RULE_EFFECTS, 0.0)
+    for op in rule_ops:
+        if isinstance(op, SetChecked) and op.pid == pid:
+            out["checked=1" if op.checked else "checked=0"] = 1.0
+        elif isinstance(op, SetFocus):
+            if op.pid == pid:
+                out["focus"] = 1.0
+            elif op.pid is None and pid == target_pid:
+                out["blur"] = 1.0
+        elif isinstance(op, SetValue) and op.pid == pid:
+            out["value"] = 1.0
+        elif isinstance(op, Navigate) and pid == target_pid:
+            out["navigate"] = 1.0
+    return list(out.values())
+
+
+def pair_features(e: Node, t: Node | None, action: Action, info_e: Any, info_t: Any, focused: int | None,
+                  rule_ops: list[Op]) -> list[float]:
+    """The feature vector of element ``e`` under ``action`` on target ``t`` (see the module docstring)."""
+    tf = _node_features(t, info_t, focused) if t is not None else [0.0] * len(_node_features(e, None, None))
+    return (_node_features(e, info_e, focused) + tf + _relation(e, t) + _action_features(action)
+            + _rule_features(e.pid, rule_ops, t.pid if t is not None else None))
+
+
+def _names() -> list[str]:
+    def node(prefix: str) -> list[str]:
+        return ([f"{prefix}tag={v}" for v in (*TAGS, "other")] + [f"{prefix}type={v}" for v in (*TYPES, "other")]
+                + [f"{prefix}role={v}" for v in (*ROLES, "other")]
+                + [f"{prefix}{a}={v}" for a in ARIA for v in ("true", "false")]
+                + [f"{prefix}class~{h}" for h in CLASS_HINTS]
+                + [f"{prefix}{n}" for n in ("checked", "has_value", "focused", "href", "href#", "disabled",
+                                            "display_none", "hidden", "tabindex", "id", "onclick", "n_children",
+                                            "has_text", "visible", "interactive", "irreversible")])
+    rel = ["same", "ancestor", "descendant", "sibling", "next_sibling", "prev_sibling", "label", "radio_group",
+           "parent_next", "controls", "up_e", "up_t", "distance", "same_tag", "no_target"]
+    act = [f"kind={k}" for k in (*KINDS, "other")] + ["clear", "enter", "has_text", "key_tab", "key_enter",
+                                                       "key_other"]
+    return node("e.") + node("t.") + rel + act + [f"rule.{r}" for r in RULE_EFFECTS]
+
+
+FEATURE_NAMES = _names()
+
+
+def candidates(index: dict[int, Node], target: Node | None, limit: int = 120) -> list[Node]:
+    """The labelled elements an action on ``target`` is likely to touch: those within
+    :data:`MAX_DISTANCE` steps of it in the tree, plus every form field, nearest first."""
+    nodes = [n for p, n in index.items() if p is not None and p >= 0 and n.tag not in ("script", "style", "br")]
+    if target is None:
+        return nodes[:limit]
+    up_t = {id(n): i for i, n in enumerate(_path_up(target))}
+
+    def dist(n: Node) -> int:
+        for i, a in enumerate(_path_up(n)):
+            if id(a) in up_t:
+                return i + up_t[id(a)]
+        return 99
+
+    scored = [(dist(n), i, n) for i, n in enumerate(nodes)]
+    keep = [(d, i, n) for d, i, n in scored if d <= MAX_DISTANCE or n.tag in ("input", "select", "textarea")]
+    keep.sort(key=lambda x: (x[0], x[1]))
+    return [n for _, _, n in keep[:limit]]
+
+
+def _class_tokens(v: str | None) -> list[str]:
+    return (v or "").split()
+
+
+def effect_labels(op: Op, index: dict[int, Node], action: Action, target_pid: int | None,
+                  literal: Any = None, base_url: str | None = None) -> list[tuple[int, str]]:
+    """The (element label, effect) pairs that describe ``op`` (see the module docstring).
+
+    Args:
+        op: A true delta op on the state whose labelled elements are ``index``.
+        index: Label → node of the state before.
+        action: The action taken.
+        target_pid: The label of its target, if any.
+        literal: Called with an ``attr:N=V`` / ``text=V`` effect; returns whether ``V`` recurs enough to
+            be kept verbatim (None: always keep).
+        base_url: The page's URL (a link's ``href`` is resolved against it).
+    """
+    keep = literal or (lambda _e: True)
+    typed = action.text or ""
+    if isinstance(op, SetChecked):
+        return [(op.pid, "checked=1" if op.checked else "checked=0")]
+    if isinstance(op, SetFocus):
+        if op.pid is None:
+            return [(target_pid, "blur")] if target_pid is not None else []
+        return [(op.pid, "focus")]
+    if isinstance(op, SetValue):
+        node = index.get(op.pid)
+        old = (text_content(node) if node is not None and node.tag == "textarea" else
+               (node.get("value") if node is not None else "")) or ""
+        if typed and op.value == typed:
+            return [(op.pid, "value=typed")]
+        if typed and op.value == old + typed:
+            return [(op.pid, "value=append")]
+        if op.value == "":
+            return [(op.pid, "value=empty")]
+        return [(op.pid, "value=?")]
+    if isinstance(op, SetAttr):
+        node = index.get(op.pid)
+        if op.name == "class" and node is not None:
+            old, new = _class_tokens(node.get("class")), _class_tokens(op.value)
+            added = [f"class+{c}" for c in new if c not in old]
+            removed = [f"class-{c}" for c in old if c not in new]
+            if [c for c in old if c in new] + [c for c in new if c not in old] != new:
+                return [(op.pid, "attr:class=?")]  # a reordering the token effects cannot write
+            return [(op.pid, e) for e in added + removed] or [(op.pid, "attr:class=?")]
+        eff = f"attr:{op.name}={'<none>' if op.value is None else op.value}"
+        return [(op.pid, eff if keep(eff) else f"attr:{op.name}=?")]
+    if isinstance(op, SetText):
+        if typed and op.text == " ".join(typed.split()):
+            return [(op.pid, "text=typed")]
+        eff = f"text={op.text}"
+        return [(op.pid, eff if keep(eff) else "text=?")]
+    if isinstance(op, RemoveNode):
+        return [(op.pid, "remove")]
+    if isinstance(op, AddNode):
+        return [(op.parent, "add=?")]
+    if isinstance(op, Navigate):
+        if target_pid is None:
+            return []
+        node = index.get(target_pid)
+        href = node.get("href") if node is not None else None
+        ok = op.html is None and href is not None and base_url is not None \
+            and urllib.parse.urljoin(base_url, href) == op.url
+        return [(target_pid, "navigate" if ok else "navigate=?")]
+    return []
+
+
+def delta_effects(ops: list[Op], index: dict[int, Node], action: Action, target_pid: int | None,
+                  base_url: str | None = None) -> list[tuple[int, str]]:
+    """The effects of a whole delta: :func:`effect_labels` of each op, except that an element whose old
+    children are removed and new ones inserted is labelled ``rerender`` once (for those ops)."""
+    removed_by_parent: dict[int, set[int]] = {}
+    for op in ops:
+        if isinstance(op, RemoveNode) and op.pid in index and index[op.pid].parent is not None:
+            parent = index[op.pid].parent.pid
+            if parent is not None:
+                removed_by_parent.setdefault(parent, set()).add(op.pid)
+    added = {op.parent for op in ops if isinstance(op, AddNode)}
+    redrawn = {p for p, kids in removed_by_parent.items() if p in added and len(kids) >= 1}
+    out: list[tuple[int, str]] = [(p, "rerender") for p in sorted(redrawn)]
+    for op in ops:
+        if isinstance(op, RemoveNode) and any(op.pid in removed_by_parent.get(p, ()) for p in redrawn):
+            continue
+        if isinstance(op, AddNode) and op.parent in redrawn:
+            continue
+        out.extend(effect_labels(op, index, action, target_pid, base_url=base_url))
+    return out
+
+
+def rerender_ops(node: Node) -> list[Op]:
+    """``rerender`` as ops: every element child of ``node`` removed and inserted again (without its labels)."""
+    ops: list[Op] = []
+    for i, kid in enumerate(element_children(node)):
+        if kid.pid is None:
+            continue
+        ops.append(RemoveNode(kid.pid))
+        copy = kid.clone()
+        for n in copy.walk():
+            n.set("data-pid", None)
+        ops.append(AddNode(node.pid, i, copy.html()))
+    return ops
+
+
+def instantiate(effect: str, node: Node, action: Action, ops_so_far: dict[int, dict[str, Any]]) -> Op | None:
+    """The op an effect stands for on ``node`` (None for the ``?`` effects and ``add``).
+
+    Class effects on one element are merged through ``ops_so_far`` (label → {"class": tokens}); the
+    caller turns them into one :class:`SetAttr` with :func:`class_op`.
+    """
+    pid = node.pid
+    typed = action.text or ""
+    if effect.endswith("=?") or effect.startswith("add"):
+        return None
+    if effect in ("checked=1", "checked=0"):
+        return SetChecked(pid, effect == "checked=1")
+    if effect == "focus":
+        return SetFocus(pid)
+    if effect == "blur":
+        return SetFocus(None)
+    if effect.startswith("value="):
+        old = (text_content(node) if node.tag == "textarea" else node.get("value")) or ""
+        return SetValue(pid, {"value=typed": typed, "value=append": old + typed, "value=empty": ""}[effect])
+    if effect.startswith(("class+", "class-")):
+        slot = ops_so_far.setdefault(pid, {"class": _class_tokens(node.get("class"))})
+        tok = effect[6:]
+        if effect[5] == "+" and tok not in slot["class"]:
+            slot["class"].append(tok)
+        elif effect[5] == "-" and tok in slot["class"]:
+            slot["class"].remove(tok)
+        return None
+    if effect.startswith("attr:"):
+        name, _, value = effect[5:].partition("=")
+        return SetAttr(pid, name, None if value == "<none>" else value)
+    if effect.startswith("text="):
+        text = typed if effect == "text=typed" else effect[5:]
+        runs = text_runs(node)
+        return SetText(pid, (text, *[""] * (len(runs) - 1)))
+    if effect == "remove":
+        return RemoveNode(pid)
+    if effect == "navigate":
+        href = node.get("href")
+        return Navigate(href) if href else None  # made absolute by the caller
+    return None
+
+
+def class_op(pid: int, node: Node, tokens: list[str]) -> Op | None:
+    """One :class:`SetAttr` for the merged class effects of an element (None when nothing changes)."""
+    old = node.get("class")
+    new = " ".join(tokens)
+    if (old or "") == new:
+        return None
+    return SetAttr(pid, "class", new)

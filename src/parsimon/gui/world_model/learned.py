@@ -1,0 +1,335 @@
+"""The ``learned`` world model: effects per element, learned from the transition store.
+
+Training (:meth:`LearnedWorldModel.fit`), for every logged transition:
+
+1. compute the true, observable delta (:func:`~parsimon.gui.world_model.metrics.true_delta`) and write
+   each op as an *effect* on an element, relative to the action (:func:`~parsimon.gui.world_model.features.effect_labels`:
+   ``checked=1``, ``focus``, ``value=typed``, ``class+ui-state-active``, ``attr:aria-expanded=true``...);
+2. for every labelled element near the target, build the (element, target, action) feature vector
+   (:func:`~parsimon.gui.world_model.features.pair_features`, which includes what the ``rule`` model
+   predicts), with the element's effects as its labels;
+3. fit one multi-label random forest (scikit-learn) on all rows.
+
+Prediction runs the forest on the page's candidate elements, keeps the effects whose probability passes
+``threshold`` and writes them back as ops (:func:`~parsimon.gui.world_model.features.instantiate`). The
+confidence is the forest's probability that every decision is right (the product over elements and
+effects; effects whose value cannot be written count as wrong when predicted).
+
+Why a random forest from scikit-learn rather than a torch network: the inputs are a few hundred
+binary and small-integer features per element, the data are thousands of transitions (the flywheel
+adds more with every run), the labels are many, sparse and multi-label. A forest fits that in seconds on
+one CPU core without tuning or feature scaling, is deterministic under a seed, handles the
+feature interactions (relation × element type × action) that a linear model misses, and predicts a
+page in milliseconds, which the search's one-second budget needs. A neural model would need more data
+than the store holds to beat it.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import time
+import urllib.parse
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from parsimon.errors import ConfigError
+from parsimon.gui.actions import Action
+from parsimon.gui.world_model.base import WORLD_MODELS, Context, Prediction, WorldModel, target_element
+from parsimon.gui.world_model.delta import Delta, Navigate, Op, PageState, SetFocus
+from parsimon.gui.world_model.features import (
+    FEATURE_NAMES,
+    candidates,
+    class_op,
+    delta_effects,
+    instantiate,
+    pair_features,
+    rerender_ops,
+)
+from parsimon.gui.world_model.metrics import true_delta
+from parsimon.gui.world_model.rules import RuleWorldModel
+from parsimon.gui.world_model.summary import summarize
+
+__all__ = ["LearnedConfig", "LearnedWorldModel", "default_model_path", "training_rows"]
+
+FORMAT = "parsimon.gui.world_model.learned/1"
+
+
+def default_model_path() -> Path:
+    """``$PARSIMON_HOME/gui/world_model/learned.pkl``, where ``parsimon gui wm train`` writes."""
+    from parsimon.paths import home
+
+    return home() / "gui" / "world_model" / "learned.pkl"
+
+
+@dataclass(frozen=True)
+class LearnedConfig:
+    """Settings of the learned world model."""
+
+    n_estimators: int = 40  # trees in the forest
+    max_depth: int = 24  # depth limit of each tree
+    min_samples_leaf: int = 2
+    max_samples: float = 0.5  # share of the rows each tree is fit on (bootstrap)
+    min_effect_count: int = 2  # an effect must occur in this many transitions to be learned
+    literal_min: int = 3  # an attribute or text value must recur this often to be predicted verbatim
+    threshold: float = 0.5  # an effect is predicted when its probability passes this
+    max_candidates: int = 80  # elements scored per prediction (nearest to the target first)
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.n_estimators < 1:
+            raise ConfigError(f"`n_estimators` must be >= 1, got {self.n_estimators}")
+        if not 0.0 < self.threshold < 1.0:
+            raise ConfigError(f"`threshold` must lie in (0, 1), got {self.threshold}")
+        if not 0.0 < self.max_samples <= 1.0:
+            raise ConfigError(f"`max_samples` must lie in (0, 1], got {self.max_samples}")
+        if self.min_effect_count < 1 or self.literal_min < 1:
+            raise ConfigError("`min_effect_count` and `literal_min` must be >= 1")
+
+
+@dataclass
+class _Example:
+    obs: Any
+    action: Action
+    labels: list[tuple[int, str]]
+
+
+def _examples(transitions: Iterable[Any]) -> list[_Example]:
+    out = []
+    for t in transitions:
+        before = PageState.from_observation(t.state)
+        truth = true_delta(before, PageState.from_observation(t.next_state))
+        index = before.doc().index()
+        el = target_element(t.state, t.action)
+        labels = delta_effects(truth.ops, index, t.action, el.pid if el is not None else None, base_url=t.state.url)
+        out.append(_Example(t.state, t.action, labels))
+    return out
+
+
+def _rows(obs: Any, action: Action, rule: RuleWorldModel, max_candidates: int) -> tuple[list[Any], list[list[float]], dict]:
+    state = PageState.from_observation(obs)
+    index = state.doc().index()
+    el = target_element(obs, action)
+    target = index.get(el.pid) if el is not None else None
+    rule_ops, _ = rule.ops(obs, action, index)
+    info = {e.pid: e for e in obs.elements}
+    nodes = candidates(index, target, max_candidates)
+    info_t = info.get(target.pid) if target is not None else None
+    rows = [pair_features(n, target, action, info.get(n.pid), info_t, obs.focused, rule_ops) for n in nodes]
+    return nodes, rows, {"index": index, "target": target, "state": state}
+
+
+def training_rows(examples: list[_Example], cfg: LearnedConfig) -> tuple[Any, Any, list[str]]:
+    """Feature matrix, label matrix and effect names for ``examples`` (see the module docstring)."""
+    import numpy as np
+
+    # effects whose value is a literal are kept verbatim only when the literal recurs
+    literal = Counter(e for ex in examples for _, e in set(ex.labels) if e.startswith(("attr:", "text=")))
+    def keep(effect: str) -> bool:
+        return literal[effect] >= cfg.literal_min
+
+    def squash(effect: str) -> str:
+        if effect.startswith("attr:") and not effect.endswith("=?") and not keep(effect):
+            return effect.split("=", 1)[0] + "=?"
+        if effect.startswith("text=") and effect not in ("text=typed", "text=?") and not keep(effect):
+            return "text=?"
+        return effect
+
+    for ex in examples:
+        ex.labels = [(p, squash(e)) for p, e in ex.labels]
+    counts = Counter(e for ex in examples for e in {e for _, e in ex.labels})
+    order: list[str] = []
+    for ex in examples:  # first-seen order: class tokens are re-added in the order pages add them
+        for _, e in ex.labels:
+            if counts[e] >= cfg.min_effect_count and e not in order:
+                order.append(e)
+    col = {e: i for i, e in enumerate(order)}
+    rule = RuleWorldModel()
+    xs, ys = [], []
+    for ex in examples:
+        nodes, rows, _ = _rows(ex.obs, ex.action, rule, cfg.max_candidates)
+        want: dict[int, set[str]] = {}
+        for p, e in ex.labels:
+            if e in col:
+                want.setdefault(p, set()).add(e)
+        for n, r in zip(nodes, rows, strict=True):
+            y = [0] * len(order)
+            for e in want.get(n.pid, ()):
+                y[col[e]] = 1
+            xs.append(r)
+            ys.append(y)
+    x = np.asarray(xs, dtype=np.float32).reshape(-1, len(FEATURE_NAMES))
+    y = np.asarray(ys, dtype=np.int8).reshape(len(ys), len(order))
+    return x, y, order
+
+
+class LearnedWorldModel(WorldModel):
+    """See the module docstring.
+
+    Args:
+        path: A model written by :meth:`save` (default :func:`default_model_path`); ignored when
+            ``state`` is given.
+        state: A trained model's contents, as :meth:`fit` makes them.
+    """
+
+    name = "learned"
+
+    def __init__(self, path: str | os.PathLike | None = None, *, state: dict | None = None) -> None:
+        if state is None:
+            path = Path(path) if path is not None else default_model_path()
+            if not path.is_file():
+                raise ConfigError(f"no learned world model at {path}: train one first with `parsimon gui wm train` "
+                                  "(or give its path)")
+            with open(path, "rb") as fh:
+                state = pickle.load(fh)  # noqa: S301 - our own file, written by save()
+            if not isinstance(state, dict) or state.get("format") != FORMAT:
+                raise ConfigError(f"{path} is not a learned world model written by this version ({FORMAT})")
+        self.state = state
+        self.config = LearnedConfig(**state["config"])
+        self.effects: list[str] = state["effects"]
+        self.forest = state["forest"]
+        self._rule = RuleWorldModel()
+
+    @classmethod
+    def fit(cls, transitions: Iterable[Any], config: LearnedConfig | None = None) -> LearnedWorldModel:
+        """Train on logged transitions (:class:`~parsimon.gui.world_model.store.Transition` objects)."""
+        from sklearn.ensemble import RandomForestClassifier
+
+        cfg = config or LearnedConfig()
+        t0 = time.perf_counter()
+        examples = _examples(transitions)
+        if not examples:
+            raise ConfigError("no transitions to train on: the store is empty (run `parsimon gui wm collect` or an "
+                              "evaluation with --transitions first)")
+        x, y, effects = training_rows(examples, cfg)
+        forest = None
+        if effects:
+            forest = RandomForestClassifier(n_estimators=cfg.n_estimators, max_depth=cfg.max_depth,
+                                            min_samples_leaf=cfg.min_samples_leaf, random_state=cfg.seed, n_jobs=1,
+                                            max_samples=cfg.max_samples if x.shape[0] >= 50 else None)
+            forest.fit(x, y)
+        state = {"format": FORMAT, "config": asdict(cfg), "effects": effects, "forest": forest,
+                 "trained_on": {"transitions": len(examples), "rows": int(x.shape[0]),
+                                "effect_counts": {e: int(y[:, i].sum()) for i, e in enumerate(effects)},
+                                "seconds": time.perf_counter() - t0}}
+        return cls(state=state)
+
+    def save(self, path: str | os.PathLike | None = None) -> Path:
+        """Write the model (atomically) to ``path`` (default :func:`default_model_path`)."""
+        path = Path(path) if path is not None else default_model_path()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        with open(tmp, "wb") as fh:
+            pickle.dump(self.state, fh)
+        os.replace(tmp, path)
+        return path
+
+    @property
+    def trained_on(self) -> dict[str, Any]:
+        """How many transitions and rows the model saw, and how often each effect occurred."""
+        return self.state.get("trained_on", {})
+
+    def _proba(self, rows: list[list[float]]) -> Any:
+        import numpy as np
+
+        x = np.asarray(rows, dtype=np.float32).reshape(-1, len(FEATURE_NAMES))
+        if self.forest is None or x.shape[0] == 0:
+            return np.zeros((x.shape[0], len(self.effects)))
+        probs = self.forest.predict_proba(x)
+        if len(self.effects) == 1:
+            probs = [probs]
+        cols = []
+        for p, cls in zip(probs, self.forest.classes_ if len(self.effects) > 1 else [self.forest.classes_],
+                          strict=True):
+            cols.append(p[:, list(cls).index(1)] if 1 in list(cls) else np.zeros(x.shape[0]))
+        return np.stack(cols, axis=1)
+
+    def predict(self, obs: Any, action: Action, context: Context | None = None) -> Prediction:  # noqa: D102
+        return self.predict_many(obs, [action], context)[0]
+
+    def predict_many(self, obs: Any, actions: list[Action], context: Context | None = None) -> list[Prediction]:
+        """Predictions for several candidates, with one forest call for all of them."""
+        import numpy as np
+
+        t0 = time.perf_counter()
+        parts, all_rows = [], []
+        for a in actions:
+            if a.kind in ("terminate", "answer", "interact"):
+                parts.append((a, [], None, 0))
+                continue
+            nodes, rows, extra = _rows(obs, a, self._rule, self.config.max_candidates)
+            parts.append((a, nodes, extra, len(rows)))
+            all_rows.extend(rows)
+        probs = self._proba(all_rows) if all_rows else np.zeros((0, len(self.effects)))
+        out, at = [], 0
+        thr = self.config.threshold
+        for a, nodes, extra, n in parts:
+            if extra is None:
+                d = Delta([])
+                d.summary = summarize(PageState.from_observation(obs), a.describe(), d)
+                out.append(Prediction(a, d, 0.99, self.name))
+                continue
+            p = probs[at: at + n]
+            at += n
+            ops, conf = self._decode(nodes, p, a, extra, obs.focused, thr)
+            d = Delta(ops)
+            d.summary = summarize(extra["state"], a.describe(), d)
+            out.append(Prediction(a, d, conf, self.name))
+        dt = (time.perf_counter() - t0) / max(len(actions), 1)
+        for pr in out:
+            pr.seconds = dt
+        return out
+
+    def _decode(self, nodes: list[Any], p: Any, action: Action, extra: dict, focused: int | None,
+                thr: float) -> tuple[list[Op], float]:
+        url = extra["state"].url
+        import numpy as np
+
+        eff = self.effects
+        unknowable = np.array([e.endswith("=?") or e.startswith("add") for e in eff], dtype=bool)
+        rerender = eff.index("rerender") if "rerender" in eff else None
+        decided = p >= thr
+        # probability that each decision is right; an unknowable effect is wrong whenever it happens
+        right = np.where(decided & ~unknowable, p, 1.0 - p)
+        conf = float(np.exp(np.log(np.clip(right, 1e-6, 1.0)).sum()))
+        ops: list[Op] = []
+        classes: dict[int, dict[str, Any]] = {}
+        focus_col = eff.index("focus") if "focus" in eff else None
+        blur_col = eff.index("blur") if "blur" in eff else None
+        redrawn: set[int] = set()
+        if rerender is not None:
+            for i in np.flatnonzero(decided[:, rerender]):
+                if not any(a.pid in redrawn for a in nodes[i].ancestors() if a.pid is not None):
+                    redrawn.add(nodes[i].pid)
+                    ops.extend(rerender_ops(nodes[i]))
+        for i, node in enumerate(nodes):
+            if any(a.pid in redrawn for a in node.ancestors() if a.pid is not None):
+                continue  # drawn again: its own effects are carried by the fresh copy
+            for j in np.flatnonzero(decided[i]):
+                if j in (focus_col, blur_col, rerender):
+                    continue
+                op = instantiate(eff[j], node, action, classes)
+                if isinstance(op, Navigate):
+                    op = Navigate(urllib.parse.urljoin(url, op.url))
+                if op is not None:
+                    ops.append(op)
+        by_pid = {n.pid: n for n in nodes}
+        for pid, slot in classes.items():
+            op = class_op(pid, by_pid[pid], slot["class"])
+            if op is not None:
+                ops.append(op)
+        if focus_col is not None and len(nodes):
+            best = int(np.argmax(p[:, focus_col]))
+            if p[best, focus_col] >= thr:
+                if nodes[best].pid != focused:
+                    ops.append(SetFocus(nodes[best].pid))
+            elif blur_col is not None and p[:, blur_col].max() >= thr and focused is not None:
+                ops.append(SetFocus(None))
+        return ops, conf
+
+
+WORLD_MODELS.register("learned", LearnedWorldModel,
+                      describe="a random forest over element features, trained on the transition store")

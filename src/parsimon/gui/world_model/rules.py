@@ -1,0 +1,195 @@
+"""The ``rule`` world model: what the browser itself does for an action, without the page's scripts.
+
+Rules follow HTML's built-in behaviour:
+
+* a click on a checkbox toggles it, on a radio checks it and unchecks the others of its group, on a
+  ``<label>`` does the same for the field it labels; the clicked element (or the labelled field) takes
+  the focus if it can, otherwise the focus leaves;
+* typing sets the field's value (appends unless ``clear``) and focuses it;
+* ``select`` picks the option;
+* a link with a real ``href`` navigates (to a page the model cannot see, so the confidence is low);
+* ``Tab`` moves the focus to the next focusable element;
+* scrolling, hovering, waiting, answering and stopping change nothing in the DOM.
+
+What a page's own scripts do on top (a submit handler, a tab panel that opens, a counter) is not
+known, so the confidence is lower wherever scripts could act: buttons, links, Enter.
+"""
+
+from __future__ import annotations
+
+import time
+import urllib.parse
+from typing import Any
+
+from parsimon.gui.actions import Action
+from parsimon.gui.world_model.base import WORLD_MODELS, Context, Prediction, WorldModel, target_element
+from parsimon.gui.world_model.delta import (
+    Delta,
+    Navigate,
+    Op,
+    PageState,
+    SetAttr,
+    SetChecked,
+    SetFocus,
+    SetValue,
+)
+from parsimon.gui.world_model.dom import Node, text_content
+from parsimon.gui.world_model.summary import summarize
+
+__all__ = ["RuleWorldModel", "focusable"]
+
+_POINTER = ("click", "double_click", "triple_click", "long_press")
+_TEXT_TYPES = ("text", "password", "search", "email", "number", "tel", "url", "")
+
+
+def focusable(node: Node | None) -> bool:
+    """Whether a click focuses the element (form fields, buttons, links with href, tabindex)."""
+    if node is None:
+        return False
+    if node.has("disabled"):
+        return False
+    if node.has("tabindex"):
+        return True
+    if node.tag in ("input", "select", "textarea", "button"):
+        return (node.get("type") or "").lower() != "hidden"
+    return node.tag == "a" and node.has("href")
+
+
+def _labelled(node: Node, index: dict[int, Node]) -> Node | None:
+    """The field a ``<label>`` stands for (``for=`` or the field inside it)."""
+    target = node.get("for")
+    if target:
+        return next((n for n in index.values() if n.get("id") == target), None)
+    return next((n for n in node.walk() if n is not node and n.tag in ("input", "select", "textarea")), None)
+
+
+def _click_ops(node: Node, index: dict[int, Node]) -> tuple[list[Op], float]:
+    pid = node.pid
+    typ = (node.get("type") or "").lower()
+    field = node
+    label = node.tag == "label" or (node.tag != "input" and next(
+        (a for a in node.ancestors() if a.tag == "label"), None) is not None)
+    if label:
+        lab = node if node.tag == "label" else next(a for a in node.ancestors() if a.tag == "label")
+        found = _labelled(lab, index)
+        if found is not None:
+            field, pid, typ = found, found.pid, (found.get("type") or "").lower()
+    ops: list[Op] = []
+    conf = 0.5
+    if field.tag == "input" and typ == "checkbox":
+        ops.append(SetChecked(pid, not field.has("checked")))
+        conf = 0.85
+    elif field.tag == "input" and typ == "radio":
+        if not field.has("checked"):
+            ops.append(SetChecked(pid, True))
+            name = field.get("name")
+            if name:
+                for other in index.values():
+                    if other is not field and other.tag == "input" and other.get("name") == name \
+                            and other.has("checked"):
+                        ops.append(SetChecked(other.pid, False))
+        conf = 0.85
+    elif field.tag in ("input", "textarea", "select") and typ in (*_TEXT_TYPES, "select", "textarea"):
+        conf = 0.8
+    elif field.tag == "a" and field.has("href"):
+        href = field.get("href") or ""
+        if href and not href.startswith(("#", "javascript:")):
+            ops.append(Navigate(href))
+            conf = 0.3
+        else:
+            conf = 0.4
+    elif field.tag == "button" or typ in ("submit", "button", "reset"):
+        conf = 0.35  # a script or a form submission probably reacts
+    if focusable(field):
+        ops.append(SetFocus(pid))
+    else:
+        ops.append(SetFocus(None))
+    return ops, conf
+
+
+def _tab_order(index: dict[int, Node]) -> list[int]:
+    body = index.get(-1)
+    if body is None:
+        return []
+    return [n.pid for n in body.walk() if n.pid is not None and n.pid >= 0 and focusable(n)
+            and (n.get("tabindex") or "0").strip() != "-1"]
+
+
+class RuleWorldModel(WorldModel):
+    """See the module docstring."""
+
+    name = "rule"
+
+    def ops(self, obs: Any, action: Action, index: dict[int, Node] | None = None) -> tuple[list[Op], float]:
+        """The predicted ops and the confidence (before de-duplication against the current page).
+
+        Args:
+            obs: The page.
+            action: The action.
+            index: The page's parsed DOM (label → node), if the caller has it already.
+        """
+        if index is None:
+            index = PageState.from_observation(obs).doc().index()
+        k = action.kind
+        if k in ("terminate", "answer", "interact", "hover", "scroll", "wait"):
+            return [], 0.95 if k in ("terminate", "answer", "interact") else 0.7
+        el = target_element(obs, action)
+        node = index.get(el.pid) if el is not None else None
+        if k in _POINTER:
+            if node is None:
+                return [], 0.3
+            return _click_ops(node, index)
+        if k == "type":
+            field = node if node is not None else index.get(obs.focused) if obs.focused is not None else None
+            if field is None or field.tag not in ("input", "textarea"):
+                return [], 0.2
+            old = (text_content(field) if field.tag == "textarea" else field.get("value")) or ""
+            new = (action.text or "") if action.clear else old + (action.text or "")
+            ops: list[Op] = [SetValue(field.pid, new), SetFocus(field.pid)]
+            return ops, 0.4 if action.enter else 0.8
+        if k == "select":
+            if node is None or node.tag != "select":
+                return [], 0.2
+            ops = []
+            for opt in node.walk():
+                if opt.tag != "option":
+                    continue
+                want = text_content(opt) == (action.option or "") or opt.get("value") == action.option
+                if want != opt.has("selected"):
+                    ops.append(SetAttr(opt.pid, "selected", "" if want else None))
+            return ops + [SetFocus(node.pid)], 0.8
+        if k == "key":
+            keys = [x.lower() for x in action.keys or ()]
+            if keys == ["tab"]:
+                order = _tab_order(index)
+                if not order:
+                    return [], 0.5
+                nxt = order[0] if obs.focused not in order else order[(order.index(obs.focused) + 1) % len(order)]
+                return [SetFocus(nxt)], 0.6
+            return [], 0.3
+        if k in ("go_back", "home", "open"):
+            return [], 0.1
+        return [], 0.3
+
+    def predict(self, obs: Any, action: Action, context: Context | None = None) -> Prediction:  # noqa: D102
+        t0 = time.perf_counter()
+        ops, conf = self.ops(obs, action)
+        ops = _resolve(ops, obs)
+        delta = Delta(ops)
+        delta.summary = summarize(PageState.from_observation(obs), action.describe(), delta)
+        return Prediction(action, delta, conf, self.name, time.perf_counter() - t0)
+
+
+def _resolve(ops: list[Op], obs: Any) -> list[Op]:
+    """Drop ops that change nothing (focus already there), make link targets absolute."""
+    out: list[Op] = []
+    for op in ops:
+        if isinstance(op, SetFocus) and op.pid == obs.focused:
+            continue
+        if isinstance(op, Navigate) and op.html is None:
+            op = Navigate(urllib.parse.urljoin(obs.url, op.url))
+        out.append(op)
+    return out
+
+
+WORLD_MODELS.register("rule", RuleWorldModel, describe="HTML's built-in behaviour (toggle, type, select, focus, links)")

@@ -1,0 +1,371 @@
+"""A value function learned from outcomes: how likely a candidate action leads to a solved task.
+
+The search scores each candidate with :class:`ValueFunction` (or the policy as judge). Its features
+come in three groups, one per search mode (CUWM's none / text / image, and both):
+
+* **action** (every mode): the proposal's score and rank, the verb, the target (checkbox, field,
+  button, link; checked; irreversible), how the target's text overlaps the instruction and where the
+  instruction first mentions it, whether typed text goes into the field the instruction names before
+  it, whether the action was already taken, how many steps have passed;
+* **state** (every mode): how far the page is from the instruction (:func:`state_features`): the
+  current page in modes ``none`` and ``render``, the imagined page after the candidate in the ``text``
+  modes;
+* **text** (``text`` modes): the imagined delta read against the instruction: does it check a box the
+  instruction names or one it does not, uncheck one it names, type a string the instruction quotes,
+  reveal (expand, show, select) or add text the instruction mentions, navigate or remove elements,
+  change nothing; and the world model's confidence;
+* **render** (``render`` modes): the imagined screenshot against the current one: the share of pixels
+  that change in the task area, and how much of the change falls on elements whose text the
+  instruction mentions, plus the render's confidence flags.
+
+It is fit on the transition store with the outcome of each transition's episode as the label (solved
+or not); training uses the *true* next states (and real screenshots), prediction the imagined ones,
+so a better world model gives the value function inputs closer to what it learned from. One gradient
+boosting classifier (scikit-learn) per mode.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from parsimon.errors import ConfigError
+from parsimon.gui.actions import Action
+from parsimon.gui.world_model.base import target_element
+from parsimon.gui.world_model.delta import (
+    AddNode,
+    Delta,
+    Navigate,
+    PageState,
+    RemoveNode,
+    SetAttr,
+    SetChecked,
+    SetFocus,
+    SetText,
+    SetValue,
+    apply,
+)
+from parsimon.gui.world_model.dom import Node, parse, text_content
+
+__all__ = ["MODES", "ValueFunction", "default_value_path", "goal_words", "value_features"]
+
+MODES = ("none", "text", "render", "text+render")
+FORMAT = "parsimon.gui.world_model.value/1"
+_STOP = frozenset("a an the to of and or in on at into for with by from then this that is as be it its your you "
+                  "please click select enter type press hit button field text box".split())
+_SUBMIT = frozenset({"submit", "search", "login", "log in", "ok", "save", "send", "done", "go", "next", "apply",
+                     "pay now", "send reply", "reply", "forward", "delete", "archive", "add"})
+_REVEAL = ("aria-expanded", "aria-hidden", "aria-selected", "hidden", "style", "class", "open")
+
+
+def default_value_path() -> Path:
+    """``$PARSIMON_HOME/gui/world_model/value.pkl``."""
+    from parsimon.paths import home
+
+    return home() / "gui" / "world_model" / "value.pkl"
+
+
+def goal_words(goal: str) -> set[str]:
+    """The instruction's content words (lower case, stop words removed)."""
+    return {w for w in re.findall(r"[a-z0-9@#.$]+", goal.lower().replace("'", "")) if w not in _STOP}
+
+
+def _quoted(goal: str) -> list[str]:
+    found = re.findall(r'"([^"]+)"', goal) or re.findall(r"\b\d+\b", goal)
+    return list(dict.fromkeys(found))
+
+
+def _overlap(text: str, words: set[str]) -> int:
+    return len(goal_words(text) & words)
+
+
+def _label(node: Node | None) -> str:
+    if node is None:
+        return ""
+    if node.tag == "input" and node.parent is not None and node.parent.tag == "label":
+        return text_content(node.parent)
+    return text_content(node) or node.get("aria-label") or node.get("value") or ""
+
+
+def action_features(obs: Any, action: Action, score: float, rank: int, k: int, history: list[Action]) -> list[float]:
+    """The action group (see the module docstring)."""
+    words = goal_words(obs.goal)
+    el = target_element(obs, action)
+    label = (el.label if el is not None else "") or ""
+    quoted = [q.lower() for q in _quoted(obs.goal)]
+    typ = (el.type or "") if el is not None else ""
+    kind = action.kind
+    low = obs.goal.lower()
+    # where the instruction first mentions the target (earlier mentions are usually done first)
+    pos = low.find(label.strip().lower()) if label.strip() else -1
+    mention = pos / max(len(low), 1) if pos >= 0 else 1.0
+    # typing a quoted string into the field the instruction names just before that string
+    field_match = 0.0
+    if kind == "type" and action.text and el is not None:
+        at = low.find(action.text.lower())
+        before = goal_words(low[max(0, at - 40): at]) if at >= 0 else set()
+        field_words = goal_words(" ".join(x for x in (el.name, el.id or "", el.label) if x))
+        field_match = float(bool(before & field_words))
+    return [max(-5.0, min(10.0, score)), rank / max(k, 1), float(rank == 0), mention, field_match,
+            float(kind in ("click", "double_click", "long_press")), float(kind == "type"), float(kind == "select"),
+            float(kind == "terminate"), float(kind not in ("click", "double_click", "long_press", "type", "select",
+                                                           "terminate")),
+            float(typ in ("checkbox", "radio")), float(el is not None and el.tag in ("input", "textarea")
+                                                       and typ not in ("checkbox", "radio", "submit", "button")),
+            float(el is not None and (el.tag == "button" or typ in ("submit", "button"))),
+            float(el is not None and el.tag == "a"), float(bool(el is not None and el.checked)),
+            float(bool(el is not None and el.irreversible)), float(label.strip().lower() in _SUBMIT),
+            float(_overlap(label, words)), float(bool(label) and label.strip().lower() in quoted),
+            float(bool(action.text) and action.text.lower() in [q.lower() for q in quoted]),
+            float(action in history), min(len(history), 10) / 10.0]
+
+
+def _mentioned(node: Node | None, goal: str, words: set[str]) -> bool:
+    label = _label(node).strip()
+    return bool(label) and (label.lower() in goal.lower() or _overlap(label, words) > 0)
+
+
+def text_features(before: PageState, delta: Delta, goal: str, confidence: float) -> list[float]:
+    """The text group: the imagined delta read against the instruction."""
+    words = goal_words(goal)
+    quoted = [q.lower() for q in _quoted(goal)]
+    index = before.doc().index()
+    f = dict.fromkeys(("noop", "n_ops", "check_named", "check_other", "uncheck_named", "uncheck_other",
+                       "value_quoted", "value_other", "reveal_named", "reveal_other", "text_named", "text_other",
+                       "navigate", "replace", "remove", "focus_field"), 0.0)
+    real = [op for op in delta.ops if not isinstance(op, SetFocus)]
+    f["noop"] = float(not real)
+    f["n_ops"] = min(len(real), 10) / 10.0
+    for op in delta.ops:
+        if isinstance(op, SetChecked):
+            named = _mentioned(index.get(op.pid), goal, words)
+            f[("check_" if op.checked else "uncheck_") + ("named" if named else "other")] += 1
+        elif isinstance(op, SetValue):
+            f["value_quoted" if op.value.strip().lower() in quoted or (op.value and _overlap(op.value, words))
+              else "value_other"] += 1
+        elif isinstance(op, SetAttr) and op.name in _REVEAL:
+            node = index.get(op.pid)
+            text = text_content(node) if node is not None else ""
+            if node is not None and node.parent is not None and not text:
+                text = text_content(node.parent)
+            f["reveal_named" if _overlap(text, words) else "reveal_other"] += 1
+        elif isinstance(op, (SetText, AddNode)):
+            text = op.text if isinstance(op, SetText) else " ".join(op.key()[2:])
+            f["text_named" if _overlap(text, words) else "text_other"] += 1
+        elif isinstance(op, Navigate):
+            f["replace" if op.html is not None else "navigate"] += 1
+        elif isinstance(op, RemoveNode):
+            f["remove"] += 1
+        elif isinstance(op, SetFocus) and op.pid is not None:
+            node = index.get(op.pid)
+            f["focus_field"] = float(node is not None and node.tag in ("input", "textarea", "select"))
+    out = [min(v, 5.0) for v in f.values()]
+    return out + [float(confidence)]
+
+
+def render_features(obs: Any, image: bytes | None, flags: tuple[str, ...]) -> list[float]:
+    """The render group: the imagined screenshot against the current one."""
+    import numpy as np
+
+    from parsimon.gui.world_model.render import task_box
+    from parsimon.gui.world_model.store import png_array
+
+    if image is None or not obs.screenshot:
+        return [0.0, 0.0, 0.0, 1.0, float(len(flags))]
+    a, b = png_array(obs.screenshot), png_array(image)
+    if a.shape != b.shape:
+        return [1.0, 0.0, 0.0, 0.0, float(len(flags))]
+    changed = np.abs(a.astype(int) - b.astype(int)).max(axis=-1) > 16
+    sx, sy = a.shape[1] / max(obs.size[0], 1), a.shape[0] / max(obs.size[1], 1)
+    box = task_box(obs)
+    if box is not None:
+        x, y, w, h = (int(v) for v in (box[0] * sx, box[1] * sy, box[2] * sx, box[3] * sy))
+        area = changed[max(y, 0): y + h, max(x, 0): x + w]
+    else:
+        area = changed
+    frac = float(area.mean()) if area.size else 0.0
+    words = goal_words(obs.goal)
+    named = np.zeros_like(changed)
+    for e in obs.elements:
+        if e.visible and _overlap(e.label, words):
+            x, y, w, h = e.bbox
+            named[max(int(y * sy), 0): int((y + h) * sy), max(int(x * sx), 0): int((x + w) * sx)] = True
+    on_named = float((changed & named).sum() / max(changed.sum(), 1))
+    return [min(frac * 10, 1.0), on_named, float(changed.sum() == 0), 0.0, float(len(flags))]
+
+
+GOAL_VERBS = (("add", "create", "new"), ("delete", "remove"), ("mark", "complete", "done", "check", "tick"),
+              ("uncheck", "untick"), ("star",), ("archive",), ("reply", "send", "forward"),
+              ("set", "change", "switch", "select", "choose"), ("type", "enter", "fill"), ("submit",), ("pay",),
+              ("save",), ("sort",), ("clear",), ("click",), ("expand", "open", "tab"))
+
+
+def state_features(state: PageState, goal: str) -> list[float]:
+    """The state group: how far the page (current, or imagined after the candidate) is from the instruction.
+
+    The instruction's quoted strings found in the page's text and in its fields, checkboxes the
+    instruction names that are checked or not, checked ones it does not name, empty text fields, and
+    which GUI verbs it uses (add, delete, mark, star, reply, pay, ...).
+    """
+    doc = parse(state.html)
+    body = doc.body
+    words = goal_words(goal)
+    quoted = [q.lower() for q in _quoted(goal)]
+    texts, fields = [], []
+    named_on = named_off = other_on = empty = 0
+    for n in body.walk() if body is not None else []:
+        if n.tag in ("script", "style"):
+            continue
+        if n.tag in ("input", "textarea"):
+            typ = (n.get("type") or "").lower()
+            if typ in ("checkbox", "radio"):
+                named = _mentioned(n, goal, words)
+                on = n.has("checked")
+                named_on += named and on
+                named_off += named and not on
+                other_on += (not named) and on
+            elif typ not in ("submit", "button", "reset", "hidden"):
+                value = (text_content(n) if n.tag == "textarea" else n.get("value") or "").lower()
+                fields.append(value)
+                empty += not value.strip()
+        elif n.tag == "option" and n.has("selected"):
+            fields.append(text_content(n).lower())
+        else:
+            texts.extend(c.lower() for c in n.children if isinstance(c, str) and c.strip())
+    page = " ".join(" ".join(texts).split())
+    in_text = sum(q in page for q in quoted)
+    in_fields = sum(any(q == f.strip() or q in f for f in fields) for q in quoted)
+    nq = max(len(quoted), 1)
+    low = goal.lower()
+    verbs = [float(any(re.search(rf"\b{v}\b", low) for v in group)) for group in GOAL_VERBS]
+    return [in_text / nq, in_fields / nq, float(len(quoted) > 0), min(named_on, 5), min(named_off, 5),
+            min(other_on, 5), min(empty, 5), min(len(fields), 5), *verbs]
+
+
+def value_features(mode: str, obs: Any, action: Action, *, score: float, rank: int, k: int, history: list[Action],
+                   delta: Delta | None = None, confidence: float = 1.0, image: bytes | None = None,
+                   flags: tuple[str, ...] = ()) -> list[float]:
+    """The feature vector of one candidate for ``mode`` (see the module docstring)."""
+    if mode not in MODES:
+        raise ConfigError(f"`mode` must be one of {list(MODES)}, got {mode!r}")
+    f = action_features(obs, action, score, rank, k, history)
+    before = PageState.from_observation(obs)
+    if "text" in mode:
+        after = apply(before, delta, strict=False) if delta is not None and delta.ops else before
+        f += state_features(after, obs.goal)
+        f += text_features(before, delta or Delta([]), obs.goal, confidence)
+    else:
+        f += state_features(before, obs.goal)
+    if "render" in mode:
+        f += render_features(obs, image, flags)
+    return f
+
+
+@dataclass
+class _Row:
+    features: dict[str, list[float]]
+    label: int
+    group: str
+
+
+def _episodes(transitions: Iterable[Any]) -> list[list[Any]]:
+    """Split a transition stream into episodes (a step counter that restarts starts a new one)."""
+    out: list[list[Any]] = []
+    last = None
+    for t in transitions:
+        key = (t.source, t.episode)
+        if last is None or key != last[0] or t.step <= last[1]:
+            out.append([])
+        out[-1].append(t)
+        last = (key, t.step)
+    return out
+
+
+class ValueFunction:
+    """One classifier per search mode, P(episode solved | candidate features).
+
+    Args:
+        path: A file written by :meth:`save` (default :func:`default_value_path`); ignored with ``state``.
+        state: A fitted model's contents, as :meth:`fit` makes them.
+    """
+
+    def __init__(self, path: str | os.PathLike | None = None, *, state: dict | None = None) -> None:
+        if state is None:
+            path = Path(path) if path is not None else default_value_path()
+            if not path.is_file():
+                raise ConfigError(f"no value function at {path}: train one first with `parsimon gui wm train`")
+            with open(path, "rb") as fh:
+                state = pickle.load(fh)  # noqa: S301 - our own file, written by save()
+            if not isinstance(state, dict) or state.get("format") != FORMAT:
+                raise ConfigError(f"{path} is not a value function written by this version ({FORMAT})")
+        self.state = state
+
+    @classmethod
+    def fit(cls, transitions: Iterable[Any], *, seed: int = 0, render: bool = True) -> ValueFunction:
+        """Fit on logged transitions, labelled with their episode's outcome (``render``: the render group
+        too, from the logged screenshots; the transitions must then carry them)."""
+        import numpy as np
+        from sklearn.ensemble import HistGradientBoostingClassifier
+
+        from parsimon.gui.policies.proposal import propose
+        from parsimon.gui.world_model.metrics import true_delta
+
+        rows: list[_Row] = []
+        for ep in _episodes(transitions):
+            solved = int(any(t.success for t in ep))
+            history: list[Action] = []
+            for t in ep:
+                cands = propose(t.state, history)
+                rank = next((i for i, c in enumerate(cands) if c.action == t.action), len(cands))
+                score = cands[rank].score if rank < len(cands) else -1.0
+                delta = true_delta(PageState.from_observation(t.state), PageState.from_observation(t.next_state))
+                feats = {}
+                for mode in MODES:
+                    if "render" in mode and not render:
+                        continue
+                    feats[mode] = value_features(mode, t.state, t.action, score=score, rank=min(rank, 5), k=5,
+                                                 history=history, delta=delta, confidence=1.0,
+                                                 image=t.next_state.screenshot or None)
+                rows.append(_Row(feats, solved, t.task))
+                history.append(t.action)
+        if not rows or len({r.label for r in rows}) < 2:
+            raise ConfigError("the value function needs transitions from both solved and unsolved episodes")
+        models = {}
+        y = np.asarray([r.label for r in rows])
+        for mode in rows[0].features:
+            x = np.asarray([r.features[mode] for r in rows], dtype=float)
+            clf = HistGradientBoostingClassifier(max_iter=150, learning_rate=0.08, max_leaf_nodes=15,
+                                                 l2_regularization=1.0, random_state=seed)
+            clf.fit(x, y)
+            models[mode] = clf
+        return cls(state={"format": FORMAT, "models": models, "rows": len(rows), "positive": int(y.sum())})
+
+    def save(self, path: str | os.PathLike | None = None) -> Path:
+        """Write the model (atomically) to ``path`` (default :func:`default_value_path`)."""
+        path = Path(path) if path is not None else default_value_path()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        with open(tmp, "wb") as fh:
+            pickle.dump(self.state, fh)
+        os.replace(tmp, path)
+        return path
+
+    @property
+    def modes(self) -> list[str]:
+        """The modes it was fit for."""
+        return list(self.state["models"])
+
+    def score(self, mode: str, rows: list[list[float]]) -> list[float]:
+        """P(solved) for each candidate's features."""
+        import numpy as np
+
+        if mode not in self.state["models"]:
+            raise ConfigError(f"this value function was not fit for mode {mode!r}; it has {self.modes}")
+        if not rows:
+            return []
+        return [float(p) for p in self.state["models"][mode].predict_proba(np.asarray(rows, dtype=float))[:, 1]]

@@ -1,0 +1,118 @@
+"""The rule world model on hand-made pages, the summary text, and the metrics against hand-computed values."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from parsimon.gui.actions import Action, Element, Point
+from parsimon.gui.world_model.delta import Delta, PageState, SetChecked, SetFocus, SetText, SetValue, apply
+from parsimon.gui.world_model.metrics import (
+    action_match,
+    calibration,
+    delta_scores,
+    observable,
+    render_fidelity,
+    score_prediction,
+    true_delta,
+)
+from parsimon.gui.world_model.rules import RuleWorldModel
+from parsimon.gui.world_model.summary import summarize
+
+PAGE = ('<!DOCTYPE html>\n<html><head><title>Form</title></head><body><div id="area" data-pid="0">'
+        '<label data-pid="1"><input type="checkbox" data-pid="2">milk</label>'
+        '<input type="radio" name="g" data-pid="3" checked><input type="radio" name="g" data-pid="4">'
+        '<input type="text" data-pid="5" value="ab"><select data-pid="6"><option data-pid="7" selected>A</option>'
+        '<option data-pid="8">B</option></select><a href="next.html" data-pid="9">next</a>'
+        '<button data-pid="10">Go</button><span data-pid="11">static</span></div></body></html>')
+
+
+def _keys(obs, action):
+    return sorted(map(str, RuleWorldModel().predict(obs, action).delta.keys()))
+
+
+def test_rule_model_follows_html_behaviour(obs_from_html):
+    obs = obs_from_html(PAGE, url="http://127.0.0.1:9/x/page.html")
+    assert _keys(obs, Action("click", target=Element(2))) == sorted(map(str, [("checked", 2, True), ("focus", 2)]))
+    # a click on the label toggles the box it wraps
+    assert _keys(obs, Action("click", target=Element(1))) == _keys(obs, Action("click", target=Element(2)))
+    assert _keys(obs, Action("click", target=Element(4))) == sorted(map(str, [("checked", 4, True),
+                                                                             ("checked", 3, False), ("focus", 4)]))
+    assert _keys(obs, Action("type", target=Element(5), text="cd")) == sorted(map(str, [("value", 5, "abcd"),
+                                                                                       ("focus", 5)]))
+    assert ("value", 5, "cd") in RuleWorldModel().predict(obs, Action("type", target=Element(5), text="cd",
+                                                                      clear=True)).delta.keys()
+    assert _keys(obs, Action("select", target=Element(6), option="B")) == sorted(map(str, [
+        ("attr", 7, "selected", None), ("attr", 8, "selected", ""), ("focus", 6)]))
+    nav = RuleWorldModel().predict(obs, Action("click", target=Element(9)))
+    assert ("navigate", "http://127.0.0.1:9/x/next.html") in nav.delta.keys() and nav.confidence < 0.5
+    assert _keys(obs, Action("click", target=Element(11))) == []  # nothing was focused, nothing is
+    assert RuleWorldModel().predict(obs, Action("terminate", status="success")).delta.noop
+    # a point resolves to the smallest element under it (the test page stacks elements 20 px apart)
+    assert _keys(obs, Action("click", target=Point(50, 41, "px"))) == _keys(obs, Action("click", target=Element(2)))
+
+
+def test_tab_moves_focus_in_document_order(obs_from_html):
+    obs = obs_from_html(PAGE, focused=2)
+    assert RuleWorldModel().predict(obs, Action("key", keys=("tab",))).delta.keys() == [("focus", 3)]
+
+
+def test_summary_is_change_only_and_region_by_region():
+    s = PageState("u", PAGE)
+    text = summarize(s, "click #2", Delta([SetChecked(2, True), SetFocus(2)]))
+    assert text.startswith('Page "Form". Action: click #2. Area: checkbox "milk" becomes checked.')
+    assert "Focus: moves to checkbox" in text and "Address bar unchanged." in text
+
+
+def test_observable_drops_bookkeeping_attributes():
+    a = PageState("u", '<html><head></head><body><p data-pid="1" data-tampered="e0" style="">x</p></body></html>')
+    assert 'data-tampered' not in observable(a).html and 'style' not in observable(a).html
+    b = PageState("u", '<html><head></head><body><p data-pid="1" data-tampered="e1">y</p></body></html>')
+    assert true_delta(a, b).keys() == [("text", 1, "y")]
+
+
+def test_scores_count_ops_and_noops_apart():
+    a = PageState("u", PAGE)
+    truth = true_delta(a, apply(a, Delta([SetChecked(2, True), SetFocus(2)])))
+    exact = score_prediction(a, Delta([SetChecked(2, True), SetFocus(2)]), truth)
+    half = score_prediction(a, Delta([SetChecked(2, True), SetValue(5, "zz"), SetValue(99, "missing")]), truth)
+    noop_right = score_prediction(a, Delta([]), Delta([]))
+    noop_wrong = score_prediction(a, Delta([SetText(11, ("x",))]), Delta([]))
+    assert exact.exact and (exact.tp, exact.fp, exact.fn) == (2, 0, 0)
+    assert (half.tp, half.fp, half.fn) == (1, 2, 1) and not half.exact
+    s = delta_scores([exact, half, noop_right, noop_wrong])
+    assert s["n_real"] == 2 and s["n_noop"] == 2
+    assert s["precision"] == pytest.approx(3 / 5) and s["recall"] == pytest.approx(3 / 4)
+    assert s["exact_real"] == 0.5 and s["noop_accuracy"] == 0.5
+
+
+def test_calibration_of_a_known_set():
+    cal = calibration([0.95, 0.95, 0.05, 0.05], [True, False, False, False], bins=10)
+    # two bins: confidence 0.95 with accuracy 0.5, and 0.05 with accuracy 0
+    assert cal["ece"] == pytest.approx(0.5 * 0.45 + 0.5 * 0.05)
+    assert cal["brier"] == pytest.approx((0.05**2 + 0.95**2 + 0.05**2 + 0.05**2) / 4)
+
+
+def test_render_fidelity_of_identical_and_different_images():
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 255, size=(40, 30, 3), dtype=np.uint8)
+    assert render_fidelity(img, img.copy()) == {"ssim": 1.0, "psnr": float("inf"), "mismatch": 0.0}
+    other = img.copy()
+    other[10:20, 5:15] = 0
+    f = render_fidelity(other, img)
+    assert f["mismatch"] == pytest.approx(np.mean(np.abs(other.astype(int) - img.astype(int)).max(-1) > 16))
+    assert f["ssim"] < 1.0 and np.isfinite(f["psnr"])
+    # only the box counts
+    assert render_fidelity(other, img, box=(20, 25, 10, 10))["ssim"] == 1.0
+
+
+def test_action_match_follows_cuwm(obs_from_html):
+    obs = obs_from_html(PAGE)
+    expert = Action("click", target=Element(2))  # box (0, 40, 100, 18), centre (50, 49)
+    assert action_match(Action("click", target=Element(2)), expert, obs)
+    assert action_match(Action("click", target=Point(60, 60, "px")), expert, obs)  # within 25 px
+    assert action_match(Action("click", target=Point(95, 41, "px")), expert, obs)  # 45 px away but in the box
+    assert not action_match(Action("click", target=Point(50, 95, "px")), expert, obs)
+    assert not action_match(Action("double_click", target=Element(2)), expert, obs)
+    assert not action_match(Action("type", target=Element(5), text="a"), Action("type", target=Element(5), text="b"),
+                            obs)

@@ -1,0 +1,135 @@
+"""The search loop without a browser: candidates, imagination, scoring, the irreversibility penalty, stopping,
+and the prediction-error log."""
+
+from __future__ import annotations
+
+from parsimon.gui.actions import Action, Element
+from parsimon.gui.policies.proposal import ScoredAction
+from parsimon.gui.world_model.delta import PageState
+from parsimon.gui.world_model.rules import RuleWorldModel
+from parsimon.gui.world_model.search import SearchConfig, SearchPolicy, irreversible
+from parsimon.gui.world_model.store import TransitionStore
+from parsimon.gui.world_model.value import state_features
+
+PAGE = ('<html><head><title>Shop</title></head><body><div id="area" data-pid="0">'
+        '<label data-pid="1"><input type="checkbox" data-pid="2">milk</label>'
+        '<label data-pid="3"><input type="checkbox" data-pid="4">bread</label>'
+        '<input type="text" data-pid="5" value=""><button data-pid="6" data-irreversible>Pay now</button>'
+        '<button data-pid="7">Submit</button></div></body></html>')
+
+
+class FixedBase:
+    """A base policy proposing fixed candidates in a fixed order."""
+
+    name = "fixed"
+
+    def __init__(self, actions):
+        self.actions, self.history = actions, []
+
+    def reset(self, goal, info):
+        self.history = []
+
+    def candidates(self, obs, k=None):
+        return [ScoredAction(a, 1.0 - i / 10) for i, a in enumerate(self.actions)][:k]
+
+    def close(self):
+        pass
+
+
+class ValueOfChecks:
+    """Scores a candidate by the state group's 'named box checked' feature (text modes) or its rank (none)."""
+
+    def __init__(self, offset):
+        self.calls, self.offset = [], offset  # offset: the size of the action group
+
+    def score(self, mode, rows):
+        self.calls.append((mode, len(rows)))
+        # the state group's fourth feature counts the checked boxes the instruction names
+        return [row[self.offset + 3] if mode != "none" else -row[1] for row in rows]
+
+
+def _offset(obs):
+    from parsimon.gui.world_model.value import action_features
+
+    return len(action_features(obs, Action("click", target=Element(2)), 0.0, 0, 1, []))
+
+
+def test_search_picks_the_candidate_whose_imagined_outcome_scores_best(obs_from_html, tmp_path):
+    obs = obs_from_html(PAGE, goal='Select "milk" and press Submit.')
+    cands = [Action("click", target=Element(4)), Action("click", target=Element(2)), Action("click", target=Element(7))]
+    value = ValueOfChecks(_offset(obs))
+    store = TransitionStore(tmp_path / "store")
+    policy = SearchPolicy(FixedBase(cands), RuleWorldModel(), SearchConfig(k=3, mode="text"), value=value, store=store)
+    policy.reset(obs.goal, {"task": "synthetic/shop", "seed": 0})
+    decision = policy.act(obs, {})
+    assert decision.action == cands[1]  # checking "milk" is the imagined outcome the value prefers
+    assert decision.meta["chosen"] == 1 and len(decision.meta["scores"]) == 3
+    assert value.calls == [("text", 3)]
+    assert "milk" in decision.meta["predicted"]
+    # the next call compares the prediction with what happened and logs the error
+    from parsimon.gui.world_model.delta import Delta, SetChecked, SetFocus, apply
+
+    after = apply(PageState.from_observation(obs), Delta([SetChecked(2, True), SetFocus(2)]))
+    policy.act(obs_from_html(after.html, goal=obs.goal, focused=2), {})
+    (record,) = store.predictions()
+    assert record["exact"] and record["tp"] == 2 and record["world_model"] == "rule"
+
+
+def test_without_imagination_the_scorer_sees_the_candidates_alone(obs_from_html):
+    obs = obs_from_html(PAGE, goal='Select "milk".')
+    cands = [Action("click", target=Element(4)), Action("click", target=Element(2))]
+    value = ValueOfChecks(_offset(obs))
+    policy = SearchPolicy(FixedBase(cands), None, SearchConfig(k=2, mode="none"), value=value)
+    policy.reset(obs.goal, {})
+    assert policy.act(obs, {}).action == cands[0] and value.calls == [("none", 2)]
+
+
+def test_unrequested_irreversible_actions_are_penalised(obs_from_html):
+    obs = obs_from_html(PAGE, goal='Select "milk".')
+    pay = Action("click", target=Element(6))
+    assert irreversible(obs, pay, None)
+    assert not irreversible(obs_from_html(PAGE, goal="Pay now."), pay, None)
+
+    class Flat:
+        def score(self, mode, rows):
+            return [0.5] * len(rows)
+
+    policy = SearchPolicy(FixedBase([pay, Action("click", target=Element(7))]), None,
+                          SearchConfig(k=2, mode="none", irreversible_penalty=1.0), value=Flat())
+    policy.reset(obs.goal, {})
+    assert policy.act(obs, {}).action.target == Element(7)
+    assert policy.log[-1]["irreversible_avoided"] == 1
+
+
+def test_stopping_stays_with_the_base_policy(obs_from_html):
+    obs = obs_from_html(PAGE, goal='Select "milk".')
+    stop = Action("terminate", status="success")
+
+    class PreferStop:
+        def score(self, mode, rows):
+            return [1.0 if r[8] else 0.0 for r in rows]  # the 'terminate' verb flag
+
+    first = SearchPolicy(FixedBase([stop, Action("click", target=Element(2))]), None, SearchConfig(k=2, mode="none"),
+                         value=PreferStop())
+    first.reset(obs.goal, {})
+    assert first.act(obs, {}).action == stop
+    later = SearchPolicy(FixedBase([Action("click", target=Element(2)), stop]), None, SearchConfig(k=2, mode="none"),
+                         value=PreferStop())
+    later.reset(obs.goal, {})
+    assert later.act(obs, {}).action == Action("click", target=Element(2))
+
+
+def test_state_features_read_the_page_against_the_instruction():
+    page = PageState("u", PAGE.replace('value=""', 'value="milk"').replace('data-pid="2">', 'data-pid="2" checked>'))
+    f = state_features(page, 'Type "milk", select "milk" and "bread", then submit.')
+    in_text, in_fields, has_quotes, named_on, named_off, other_on, empty, fields = f[:8]
+    assert (in_text, in_fields, has_quotes) == (1.0, 0.5, 1.0)  # "milk" and "bread" are labels; "milk" is typed
+    assert (named_on, named_off, other_on, empty, fields) == (1, 1, 0, 0, 1)
+
+
+def test_oracle_rebases_states_logged_under_another_server_port(obs_from_html):
+    from parsimon.gui.world_model.oracle import _rebase
+
+    replayed = obs_from_html(PAGE, url="http://127.0.0.1:4444/miniwob/x.html#top")
+    assert _rebase(replayed, "http://127.0.0.1:5555/miniwob/x.html").url == "http://127.0.0.1:5555/miniwob/x.html#top"
+    assert _rebase(replayed, "http://127.0.0.1:4444/other.html") is replayed
