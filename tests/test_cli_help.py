@@ -65,3 +65,44 @@ def test_help_renders(path):
 def test_every_group_has_help():
     for name, sub in ROOT.commands.items():
         assert (sub.help or "").strip(), f"`parsimon {name}` has no description"
+
+
+def _bad_values(command):
+    """(option, bad value) pairs the parser must refuse: words for numbers, an unknown name for choices."""
+    for param in command.params:
+        if param.param_type_name != "option" or param.is_flag or not param.opts:
+            continue
+        opt = max(param.opts, key=len)
+        annotation = param.type_descriptor.annotation
+        if annotation in (int, float):
+            yield opt, "not-a-number"
+        elif _is_choice(annotation):
+            yield opt, "no-such-choice"
+
+
+BAD = [(path, opt, value) for path, command in LEAVES for opt, value in _bad_values(command)]
+
+
+def _refused_in_one_line(res, what):
+    assert res.exit_code == 2, f"{what}: exit {res.exit_code}\n{res.output}"
+    assert res.exception is None or isinstance(res.exception, SystemExit), f"{what}: {res.exception!r}"
+    assert "Traceback" not in res.output, f"{what}:\n{res.output}"
+
+
+@pytest.mark.parametrize("path", [p for p, _ in LEAVES], ids=[" ".join(p) for p, _ in LEAVES])
+def test_an_unknown_option_is_refused_with_exit_2(path):
+    res = CliRunner().invoke(app, [*path, "--no-such-option"])
+    _refused_in_one_line(res, f"parsimon {' '.join(path)} --no-such-option")
+    assert "no-such-option" in res.output
+
+
+@pytest.mark.parametrize("path, opt, value", BAD, ids=[f"{' '.join(p)} {o}" for p, o, _ in BAD])
+def test_a_bad_option_value_is_refused_naming_the_option(path, opt, value):
+    res = CliRunner().invoke(app, [*path, opt, value])
+    _refused_in_one_line(res, f"parsimon {' '.join(path)} {opt} {value}")
+    assert opt in res.output or opt.lstrip("-") in res.output, res.output
+
+
+def test_the_sweep_covers_numbers_and_choices():
+    assert len(BAD) > 40
+    assert {v for _, _, v in BAD} == {"not-a-number", "no-such-choice"}
