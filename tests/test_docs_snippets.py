@@ -10,6 +10,11 @@ steer the next block with an HTML comment on the line(s) just above it:
   whole file is meant to run in a few minutes).
 * ``<!-- snippet: setup "COMMAND" -->`` — a shell command run first in the same folder (e.g. to make a
   file the block reads); repeatable.
+* ``<!-- snippet: background "COMMAND" "URL" -->`` — a server started before the block (once URL answers
+  HTTP at all) and stopped after it, for blocks that talk to one.
+
+Bash blocks may also start servers themselves (``parsimon llm serve &``): each block runs in its own
+process group, killed when the block ends.
 
 Python blocks of one document share nothing; each runs as its own script. Bash blocks run with
 ``bash -euo pipefail`` and the venv's ``bin`` first on the PATH.
@@ -43,6 +48,7 @@ class Snippet:
     timeout: float = 90.0
     replace: list[tuple[str, str]] = field(default_factory=list)
     setup: list[str] = field(default_factory=list)
+    background: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def id(self) -> str:
@@ -84,6 +90,9 @@ def collect() -> list[Snippet]:
                     snip.timeout = float(arg)
                 elif name == "setup":
                     snip.setup.extend(shlex.split(arg))
+                elif name == "background":
+                    cmd, url = shlex.split(arg)
+                    snip.background.append((cmd, url))
                 else:
                     raise ValueError(f"{snip.id}: unknown snippet directive {name!r}")
             out.append(snip)
@@ -91,6 +100,26 @@ def collect() -> list[Snippet]:
 
 
 SNIPPETS = collect()
+
+
+def _run_in_own_group(argv: list[str], cwd: Path, env: dict, limit: float) -> subprocess.CompletedProcess:
+    """Run a block in its own process group with output to files, then kill the group: servers a block
+    starts in the background (``parsimon llm serve &``) end with it instead of holding the test."""
+    import signal
+
+    out_path, err_path = cwd / ".snippet.out", cwd / ".snippet.err"
+    with open(out_path, "w") as out, open(err_path, "w") as err:
+        proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=out, stderr=err, start_new_session=True)
+        try:
+            proc.wait(timeout=limit)
+        finally:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            proc.wait()
+    return subprocess.CompletedProcess(argv, proc.returncode, out_path.read_text(errors="replace"),
+                                       err_path.read_text(errors="replace"))
 
 
 @pytest.mark.slow
@@ -108,6 +137,47 @@ def test_snippet_runs(snip: Snippet, tmp_path):
         res = subprocess.run(["bash", "-euo", "pipefail", "-c", cmd], cwd=tmp_path, env=env, capture_output=True,
                              text=True, timeout=snip.timeout)
         assert res.returncode == 0, f"setup of {snip.id} failed:\n{res.stdout[-2000:]}\n{res.stderr[-3000:]}"
+    servers = [_start_server(cmd, url, tmp_path, env) for cmd, url in snip.background]
+    try:
+        _run_block(snip, code, tmp_path, env)
+    finally:
+        for proc in servers:
+            _kill_group(proc)
+
+
+def _start_server(cmd: str, url: str, cwd: Path, env: dict) -> subprocess.Popen:
+    import time
+    import urllib.error
+    import urllib.request
+
+    log = open(cwd / f".server-{abs(hash(cmd))}.log", "w")  # noqa: SIM115 (lives as long as the server)
+    proc = subprocess.Popen(["bash", "-c", cmd], cwd=cwd, env=env, stdout=log, stderr=log, start_new_session=True)
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(url, timeout=2).close()
+            return proc
+        except urllib.error.HTTPError:
+            return proc  # it answers
+        except OSError:
+            if proc.poll() is not None:
+                break
+            time.sleep(0.5)
+    _kill_group(proc)
+    raise AssertionError(f"background server `{cmd}` never answered at {url}:\n{(cwd / log.name).read_text()[-2000:]}")
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    import signal
+
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()
+
+
+def _run_block(snip: Snippet, code: str, tmp_path: Path, env: dict) -> None:
     if snip.lang == "python":
         script = tmp_path / "snippet.py"
         script.write_text(code)
@@ -116,7 +186,7 @@ def test_snippet_runs(snip: Snippet, tmp_path):
         argv = ["bash", "-euo", "pipefail", "-c", code]
     # PARSIMON_SNIPPET_TIMEOUT caps every limit (a quick pass over the documents while editing them)
     limit = min(snip.timeout, float(os.environ.get("PARSIMON_SNIPPET_TIMEOUT", "inf")))
-    res = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=limit)
+    res = _run_in_own_group(argv, tmp_path, env, limit)
     assert res.returncode == 0, f"{snip.id} failed:\n--- code\n{code}\n--- stdout\n{res.stdout[-2000:]}\n" \
                                 f"--- stderr\n{res.stderr[-4000:]}"
     assert "Traceback" not in res.stderr, res.stderr[-4000:]
