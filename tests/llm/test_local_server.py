@@ -56,3 +56,28 @@ def test_serve_command_stops_its_model_server_on_sigterm():
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+@pytest.mark.llm
+def test_the_server_does_not_outlive_a_killed_parent():
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    code = ("from parsimon.llm import LocalServer; s = LocalServer(port=0).start(); print(s.proc.pid, flush=True); "
+            "import time; time.sleep(600)")
+    parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    server = int(parent.stdout.readline())
+    os.kill(server, 0)  # it runs
+    os.kill(parent.pid, signal.SIGKILL)
+    parent.wait()
+    for _ in range(40):
+        time.sleep(0.25)
+        try:
+            os.kill(server, 0)
+        except ProcessLookupError:
+            return
+    os.kill(server, signal.SIGKILL)
+    raise AssertionError("the local model server outlived its SIGKILLed parent")
