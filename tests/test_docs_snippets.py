@@ -133,6 +133,7 @@ def test_snippet_runs(snip: Snippet, tmp_path):
     env = dict(os.environ, PARSIMON_HOME=str(tmp_path / "home"), OMP_NUM_THREADS="1", MPLBACKEND="Agg",
                PARSIMON_PROGRESS_INTERVAL="30", PARSIMON_REPO=str(ROOT))
     env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
+    env.pop("TRITON_INTERPRET", None)  # the suite's CPU setting for kernels; a reader's shell has none
     for cmd in snip.setup:
         res = subprocess.run(["bash", "-euo", "pipefail", "-c", cmd], cwd=tmp_path, env=env, capture_output=True,
                              text=True, timeout=snip.timeout)
