@@ -1,6 +1,6 @@
 """The project's agents point at the gateway by base URL alone: every call is then governed and logged there.
 
-(The GUI agent gets its test when it lands on main; it uses the same ChatClient.)
+The GUI agent's test is tests/gui/test_gateway_agent.py (it needs the browser fixture).
 """
 
 from __future__ import annotations
