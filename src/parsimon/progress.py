@@ -14,6 +14,8 @@ import threading
 import time
 from typing import Any
 
+from parsimon._closing import Closing
+
 __all__ = ["PlainProgress", "TaskBar", "progress_interval", "standard_progress"]
 
 
@@ -137,7 +139,7 @@ def standard_progress(*, console: Any = None, transient: bool = True):
                     console=console, transient=transient)
 
 
-class TaskBar:
+class TaskBar(Closing):
     """One task's bar, or nothing when ``enabled`` is false (then ``update`` and ``close`` do nothing).
 
     Use it as a context manager, or call ``close()`` in a ``finally`` block.
@@ -165,9 +167,3 @@ class TaskBar:
         if self._progress is not None:
             self._progress.stop()
             self._progress = None
-
-    def __enter__(self) -> TaskBar:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from parsimon import __version__
+from parsimon._closing import Closing
 from parsimon.errors import BudgetExceeded, ConfigError
 
 __all__ = [
@@ -268,7 +269,7 @@ class _EventsSink:
         self.run._append_event({"type": kind, **d})
 
 
-class _RunProgress:
+class _RunProgress(Closing):
     """A progress handle of a run: ``advance``/``update``; prints on a terminal or periodically without one."""
 
     def __init__(self, run: Run, description: str, total: int | None) -> None:
@@ -291,12 +292,6 @@ class _RunProgress:
 
     def close(self) -> None:
         self._bar.close()
-
-    def __enter__(self) -> _RunProgress:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 class Run:

@@ -51,6 +51,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from parsimon._closing import Closing
 from parsimon.errors import ConfigError, ParsimonError
 
 __all__ = ["ISOLATIONS", "STATUSES", "Limits", "Sandbox", "SandboxError", "SandboxResult",
@@ -380,7 +381,7 @@ class _Worker:
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
-class Sandbox:
+class Sandbox(Closing):
     """Runs untrusted Python code, each piece once, in a fresh isolated worker.
 
     Args:
@@ -588,12 +589,6 @@ class Sandbox:
             if self._next is not None:
                 self._next.cleanup()
                 self._next = None
-
-    def __enter__(self) -> Sandbox:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def __del__(self) -> None:  # pragma: no cover - best effort at interpreter exit
         try:

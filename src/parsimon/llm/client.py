@@ -30,6 +30,7 @@ from typing import Any
 
 import httpx
 
+from parsimon._closing import Closing
 from parsimon.errors import ApprovalPending, ApprovalRejected, ConfigError, LLMError, MalformedReply
 from parsimon.llm.config import LLMConfig
 from parsimon.llm.structured import (
@@ -157,7 +158,7 @@ class _Call:
                        requests=self.requests, usage_estimated=self.estimated, **kw)
 
 
-class ChatClient:
+class ChatClient(Closing):
     """Chat completions from any OpenAI-compatible endpoint (the local SmolLM2 server by default).
 
     Args:
@@ -222,11 +223,6 @@ class ChatClient:
     def close(self) -> None:
         self._http.close()
 
-    def __enter__(self) -> ChatClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def _delay(self, attempt: int, response: httpx.Response | None) -> float:
         if response is not None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from parsimon._closing import Closing
 from parsimon.errors import ConfigError
 from parsimon.sandbox import Limits, SandboxResult
 from parsimon.sandbox import Sandbox as _SharedSandbox
@@ -57,7 +58,7 @@ class ExecResult:
         return text
 
 
-class Sandbox:
+class Sandbox(Closing):
     """Executes agent code with limits: ``run(code, files={name: path}) -> ExecResult``.
 
     Args:
@@ -99,12 +100,6 @@ class Sandbox:
     def close(self) -> None:
         """Stop the idle worker."""
         self._box.close()
-
-    def __enter__(self) -> Sandbox:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 _SHARED: dict[tuple, Sandbox] = {}
