@@ -89,6 +89,8 @@ def main(argv: list[str] | None = None) -> None:
         if rank == 0:
             print(f"done: {res.steps_done} steps, last loss {res.losses[-1] if res.losses else float('nan'):.5f}, "
                   f"checkpoint {out}")
+        if distributed:  # every rank done (rank 0's checkpoint written) before gloo's threads are torn down
+            dist.barrier()
     finally:
         if distributed:
             dist.destroy_process_group()
