@@ -13,6 +13,10 @@ grammar-constrained sampling in llama-cpp-python checks the grammar over the who
 
     python benchmarks/llm_agents_bench.py                 # the full sizes
     python benchmarks/llm_agents_bench.py --quick         # the report's few tasks
+
+``--combine RUN [RUN ...]`` measures nothing: it joins the rows of finished runs (each workload from the
+last run given that measured it, with that run's id beside the row), for a workload re-measured at a
+larger size in a run of its own (``--pandora 0 --qa 0 --mutations 0 --filereading 50``).
 """
 
 from __future__ import annotations
@@ -60,6 +64,35 @@ def _plot(result: dict, path: Path) -> None:
     plt.close(fig)
 
 
+def combine(runs: list[Path]) -> dict:
+    """The rows and planners of several finished runs, each workload from the last run that measured it."""
+    from parsimon.errors import ConfigError
+
+    rows: dict[tuple[str, str], dict] = {}
+    planners: dict[str, list[dict]] = {}
+    sources = []
+    for folder in runs:
+        path = folder / "llm_agents.json"
+        if not path.is_file():
+            raise ConfigError(f"`--combine`: {folder} has no llm_agents.json (is it a finished run of this benchmark?)")
+        res = json.loads(path.read_text())
+        run_id = json.loads((folder / "config.json").read_text()).get("run_id", folder.name) \
+            if (folder / "config.json").is_file() else folder.name
+        sources.append({"run": str(folder), "run_id": run_id, "config": res["config"]})
+        measured = {r["workload"] for r in res["rows"]}
+        for r in res["rows"]:
+            rows[(r["workload"], r["output"])] = {**r, "run_id": run_id}
+        for w in measured:
+            planners[w] = [p for p in res["planners"] if p["workload"] == w]
+        paper = res["paper"]
+    order = ["pandora", "mutator", "qa", "filereading"]
+    out_rows = sorted(rows.values(), key=lambda r: (order.index(r["workload"]) if r["workload"] in order else 9,
+                                                    r["output"]))
+    return {"config": {"combined": sources}, "rows": out_rows,
+            "planners": [p for w in order if w in planners for p in planners[w]], "paper": paper,
+            "seconds": None}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="The report's sizes (a few decisions per workload).")
@@ -75,7 +108,39 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, help="Run folder (default runs/llm-agents-bench-<stamp>).")
     ap.add_argument("--resume", action="store_true", help="Continue the run in --out.")
     ap.add_argument("--save", action="store_true", help="Also write benchmarks/results/llm_agents.{json,png}.")
+    ap.add_argument("--combine", type=Path, nargs="+", metavar="RUN",
+                    help="Measure nothing: join finished runs' rows (each workload from the last run that measured "
+                         "it) into --out (default runs/llm-agents-combined).")
     args = ap.parse_args(argv)
+    for name in ("pandora", "qa", "filereading", "mutations", "filereading_max_turns", "threads"):
+        value = getattr(args, name)
+        if value is not None and value < (1 if name in ("filereading_max_turns", "threads") else 0):
+            ap.error(f"--{name.replace('_', '-')} must be >= {1 if name in ('filereading_max_turns', 'threads') else 0}, "
+                     f"got {value}")
+    if args.combine:
+        from parsimon.errors import ConfigError
+        from parsimon.llm.agent_eval import SUMMARY_HEADER, summary_rows
+
+        try:
+            result = combine(args.combine)
+        except ConfigError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        out = args.out or Path("runs/llm-agents-combined")
+        out.mkdir(parents=True, exist_ok=True)
+        path = out / "llm_agents.json"
+        path.write_text(json.dumps(result, indent=1, default=str))
+        _plot(result, out / "llm_agents.png")
+        print(" | ".join(SUMMARY_HEADER))
+        for row in summary_rows(result):
+            print(" | ".join(str(x) for x in row))
+        print(f"wrote {path} and {path.with_suffix('.png')}")
+        if args.save:
+            RESULTS.mkdir(parents=True, exist_ok=True)
+            shutil.copy(path, RESULTS / "llm_agents.json")
+            shutil.copy(path.with_suffix(".png"), RESULTS / "llm_agents.png")
+            print(f"saved to {RESULTS}")
+        return 0
 
     from parsimon.llm.agent_eval import QUICK, SUMMARY_HEADER, AgentBenchConfig, run_agent_bench, summary_rows
     from parsimon.progress import standard_progress
