@@ -64,6 +64,25 @@ def _plot(result: dict, path: Path) -> None:
     plt.close(fig)
 
 
+def _report(result: dict, folder: Path, *, save: bool, suffix: str = "") -> None:
+    """Write ``llm_agents.json`` and ``.png`` into ``folder``, print the table, and copy both to
+    ``benchmarks/results/`` (named with ``suffix``) when ``save``."""
+    from parsimon.llm.agent_eval import SUMMARY_HEADER, summary_rows
+
+    path = folder / "llm_agents.json"
+    path.write_text(json.dumps(result, indent=1, default=str))
+    _plot(result, path.with_suffix(".png"))
+    print(" | ".join(SUMMARY_HEADER))
+    for row in summary_rows(result):
+        print(" | ".join(str(x) for x in row))
+    print(f"wrote {path} and {path.with_suffix('.png')}")
+    if save:
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, RESULTS / f"llm_agents{suffix}.json")
+        shutil.copy(path.with_suffix(".png"), RESULTS / f"llm_agents{suffix}.png")
+        print(f"saved to {RESULTS}")
+
+
 def combine(runs: list[Path]) -> dict:
     """The rows and planners of several finished runs, each workload from the last run that measured it."""
     from parsimon.errors import ConfigError
@@ -119,7 +138,6 @@ def main(argv: list[str] | None = None) -> int:
                      f"got {value}")
     if args.combine:
         from parsimon.errors import ConfigError
-        from parsimon.llm.agent_eval import SUMMARY_HEADER, summary_rows
 
         try:
             result = combine(args.combine)
@@ -128,21 +146,10 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         out = args.out or Path("runs/llm-agents-combined")
         out.mkdir(parents=True, exist_ok=True)
-        path = out / "llm_agents.json"
-        path.write_text(json.dumps(result, indent=1, default=str))
-        _plot(result, out / "llm_agents.png")
-        print(" | ".join(SUMMARY_HEADER))
-        for row in summary_rows(result):
-            print(" | ".join(str(x) for x in row))
-        print(f"wrote {path} and {path.with_suffix('.png')}")
-        if args.save:
-            RESULTS.mkdir(parents=True, exist_ok=True)
-            shutil.copy(path, RESULTS / "llm_agents.json")
-            shutil.copy(path.with_suffix(".png"), RESULTS / "llm_agents.png")
-            print(f"saved to {RESULTS}")
+        _report(result, out, save=args.save)
         return 0
 
-    from parsimon.llm.agent_eval import QUICK, SUMMARY_HEADER, AgentBenchConfig, run_agent_bench, summary_rows
+    from parsimon.llm.agent_eval import QUICK, AgentBenchConfig, run_agent_bench
     from parsimon.progress import standard_progress
     from parsimon.run import start_run
 
@@ -164,21 +171,9 @@ def main(argv: list[str] | None = None) -> int:
                 result = run_agent_bench(srv.base_url, cfg, work_dir=run.dir / "units", progress=progress,
                                          resume=args.resume)
         result["python"] = sys.version.split()[0]
-        path = run.dir / "llm_agents.json"
-        path.write_text(json.dumps(result, indent=1, default=str))
-        _plot(result, run.dir / "llm_agents.png")
         run.set_metrics({f"{r['workload']}.{r['output']}.parse_failure_rate": r["parse_failure_rate"]
                          for r in result["rows"]})
-    print(" | ".join(SUMMARY_HEADER))
-    for row in summary_rows(result):
-        print(" | ".join(str(x) for x in row))
-    print(f"wrote {path} and {path.with_suffix('.png')}")
-    if args.save:
-        RESULTS.mkdir(parents=True, exist_ok=True)
-        suffix = "_quick" if args.quick else ""
-        shutil.copy(path, RESULTS / f"llm_agents{suffix}.json")
-        shutil.copy(path.with_suffix(".png"), RESULTS / f"llm_agents{suffix}.png")
-        print(f"saved to {RESULTS}")
+        _report(result, run.dir, save=args.save, suffix="_quick" if args.quick else "")
     return 0
 
 

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import Self
 
 __all__ = ["Closing"]
 
 
-class Closing:
+class Closing(ABC):
     """``with obj:`` returns ``obj`` and calls ``obj.close()`` on the way out, error or not."""
 
-    def close(self) -> None:  # pragma: no cover - every subclass defines it
-        raise NotImplementedError
+    @abstractmethod
+    def close(self) -> None:
+        """Release the resource (safe to call twice)."""
 
     def __enter__(self) -> Self:
         return self

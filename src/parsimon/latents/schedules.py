@@ -20,6 +20,7 @@ Weightings multiply the ε-form ELBO integrand ``−λ'(t)/2 · ||ε − ε̂||�
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 
 import torch
@@ -48,7 +49,7 @@ def alpha_sigma(lam: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.sigmoid(lam).sqrt(), torch.sigmoid(-lam).sqrt()
 
 
-class LogSNRSchedule:
+class LogSNRSchedule(ABC):
     """A decreasing log-SNR schedule ``λ(t)`` on ``t ∈ [0, 1]`` with ``λ(0) = lambda_max``, ``λ(1) = lambda_min``.
 
     Args:
@@ -65,13 +66,13 @@ class LogSNRSchedule:
             raise ConfigError(f"`lambda_min` ({lambda_min}) must be below `lambda_max` ({lambda_max})")
         self.lambda_max, self.lambda_min = float(lambda_max), float(lambda_min)
 
+    @abstractmethod
     def lam(self, t: torch.Tensor) -> torch.Tensor:
         """``λ(t)``."""
-        raise NotImplementedError
 
+    @abstractmethod
     def dlam_dt(self, t: torch.Tensor) -> torch.Tensor:
         """``dλ/dt`` (negative everywhere)."""
-        raise NotImplementedError
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(lambda_max={self.lambda_max}, lambda_min={self.lambda_min})"

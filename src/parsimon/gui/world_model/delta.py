@@ -30,6 +30,7 @@ Example:
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, ClassVar
 
@@ -54,15 +55,15 @@ def _norm(s: str | None) -> str:
     return " ".join((s or "").split())
 
 
-class Op:
+class Op(ABC):
     """Base of the delta operations (see the module docstring)."""
 
     kind: ClassVar[str] = ""
     phase: ClassVar[int] = 0
 
+    @abstractmethod
     def key(self) -> tuple:
         """The op's identity for scoring (see the module docstring)."""
-        raise NotImplementedError
 
     def where(self) -> tuple:
         """Which element changes and in what way (the key without the new value)."""
