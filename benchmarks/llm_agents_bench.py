@@ -131,11 +131,11 @@ def main(argv: list[str] | None = None) -> int:
                     help="Measure nothing: join finished runs' rows (each workload from the last run that measured "
                          "it) into --out (default runs/llm-agents-combined).")
     args = ap.parse_args(argv)
-    for name in ("pandora", "qa", "filereading", "mutations", "filereading_max_turns", "threads"):
+    lowest = {"pandora": 0, "qa": 0, "filereading": 0, "mutations": 0, "filereading_max_turns": 1, "threads": 1}
+    for name, low in lowest.items():
         value = getattr(args, name)
-        if value is not None and value < (1 if name in ("filereading_max_turns", "threads") else 0):
-            ap.error(f"--{name.replace('_', '-')} must be >= {1 if name in ('filereading_max_turns', 'threads') else 0}, "
-                     f"got {value}")
+        if value is not None and value < low:
+            ap.error(f"--{name.replace('_', '-')} must be >= {low}, got {value}")
     if args.combine:
         from parsimon.errors import ConfigError
 
