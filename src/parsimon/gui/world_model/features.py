@@ -19,6 +19,9 @@ effect                 op it stands for
 ``remove``             :class:`RemoveNode`
 ``rerender``           the element's children are all replaced by fresh copies (a list drawn again
                        by a script: removals of the old children, insertions of same-looking new ones)
+``add=draft``          a child inserted that looks like the container's last child with its first
+                       text replaced by the *draft* (:func:`draft_text`: the text just typed with
+                       Enter, or the filled-in text box beside the target), as an "Add" button does
 ``add=?``              a child inserted (its content is not predicted)
 ``navigate``           :class:`Navigate` to the target's ``href``
 ===================== =====================================================================
@@ -29,8 +32,10 @@ predicts where they happen (which lowers its confidence) but emits no op for the
 :func:`pair_features` builds the feature vector of one (element, target, action) triple: the element's
 tag, type, role, state and ARIA attributes, the same for the target, the action's kind, their relation
 in the tree (same, ancestor, descendant, sibling, label, radio group, next sibling of the parent,
-tree distance), and what the ``rule`` world model predicts for the element (so the learned model
-corrects the rules instead of relearning HTML).
+tree distance), its context (is it a list — several children of one tag —, the list nearest the target,
+does it hold the focused field that the action makes lose focus, is there a draft to add), and what the
+``rule`` world model predicts for the element (so the learned model corrects the rules instead of
+relearning HTML).
 """
 
 from __future__ import annotations
@@ -50,10 +55,10 @@ from parsimon.gui.world_model.delta import (
     SetText,
     SetValue,
 )
-from parsimon.gui.world_model.dom import Node, element_children, text_content, text_runs
+from parsimon.gui.world_model.dom import Node, element_children, set_text_runs, text_content, text_runs
 
-__all__ = ["FEATURE_NAMES", "MAX_DISTANCE", "candidates", "class_op", "delta_effects", "effect_labels", "instantiate",
-           "pair_features", "rerender_ops"]
+__all__ = ["FEATURE_NAMES", "MAX_DISTANCE", "candidates", "class_op", "delta_effects", "draft_child", "draft_text",
+           "effect_labels", "instantiate", "is_list", "LIST_FEATURES", "pair_features", "rerender_ops"]
 
 TAGS = ("a", "button", "input", "select", "option", "textarea", "label", "li", "ul", "ol", "div", "span", "td",
         "tr", "table", "h1", "h2", "h3", "p", "img", "form", "svg", "i", "b", "nav", "header", "section", "tbody")
@@ -140,6 +145,87 @@ def _action_features(action: Action) -> list[float]:
 
 
 RULE_EFFECTS = ("checked=1", "checked=0", "focus", "blur", "value", "navigate")
+TEXT_BOXES = ("", "text", "search", "email")
+
+
+LIST_TAGS = ("ul", "ol", "tbody")
+
+
+def is_list(node: Node) -> bool:
+    """Whether ``node`` holds a list: a list element (``ul``, ``ol``, ``tbody``) with items, or at least two
+    element children built alike (the same tag and the same tags of their own children, which must have
+    some), making up most of its children."""
+    kids = element_children(node)
+    if node.tag in LIST_TAGS and kids:
+        return True
+    if len(kids) < 2:
+        return False
+    shapes = [(k.tag, tuple(c.tag for c in element_children(k))) for k in kids]
+    top = max(shapes.count(s) for s in set(shapes) if s[1])  if any(s[1] for s in shapes) else 0
+    return top >= 2 and top >= 0.6 * len(kids)
+
+
+def _contains(outer: Node, inner: Node | None) -> bool:
+    return inner is not None and inner is not outer and any(a is outer for a in inner.ancestors())
+
+
+def draft_text(index: dict[int, Node], target: Node | None, action: Action) -> str | None:
+    """The text an "add" would insert: what ``action`` types when it also presses Enter, else the value of
+    a filled-in text box next to the target (its sibling, or a sibling of its parent)."""
+    if action.kind == "type" and action.enter and action.text:
+        return " ".join(action.text.split()) or None
+    if target is None or action.kind not in ("click", "key"):
+        return None
+    if action.kind == "key" and target.tag in ("input", "textarea"):
+        boxes = [target]
+    else:
+        boxes = []
+        for scope in (target.parent, target.parent.parent if target.parent is not None else None):
+            if scope is not None:
+                boxes += [n for n in scope.walk() if n is not target]
+    for n in boxes:
+        if (n.tag == "input" and (n.get("type") or "").lower() in TEXT_BOXES) or n.tag == "textarea":
+            v = " ".join(((text_content(n) if n.tag == "textarea" else n.get("value")) or "").split())
+            if v:
+                return v
+    return None
+
+
+def draft_child(container: Node, draft: str) -> Node | None:
+    """A copy of ``container``'s last element child whose first text becomes ``draft`` (without labels)."""
+    kids = element_children(container)
+    if not kids:
+        return None
+    copy = kids[-1].clone()
+    for n in copy.walk():
+        n.set("data-pid", None)
+        runs = text_runs(n)
+        at = next((i for i, r in enumerate(runs) if r.strip()), None)
+        if at is not None:
+            set_text_runs(n, tuple(draft if i == at else r for i, r in enumerate(runs)))
+            return copy
+    return None
+
+
+ADD_WORDS = frozenset(("add", "new", "create", "save", "submit", "apply", "send", "post", "reply", "update"))
+DROP_WORDS = frozenset(("delete", "remove", "archive", "clear", "trash", "discard", "\u2715", "\u00d7", "x"))
+
+
+def _words(node: Node | None) -> set[str]:
+    if node is None:
+        return set()
+    text = " ".join((text_content(node), node.get("aria-label") or "", node.get("value") or "", node.get("class") or ""))
+    return set(text.lower().replace("-", " ").replace("_", " ").split())
+
+
+def context_features(e: Node, t: Node | None, focused: Node | None, draft: bool, nearest_list: bool) -> list[float]:
+    """Where ``e`` stands in the page around the action (see the module docstring)."""
+    holds_focus = _contains(e, focused)
+    field = focused is not None and focused.tag in ("input", "textarea", "select")
+    words = _words(t) if t is not None and t.tag in ("button", "a", "input") else set()
+    return [float(is_list(e)), float(nearest_list), float(holds_focus), float(holds_focus and t is not focused),
+            float(field), float(draft), float(_contains(e, t)), float(bool(words & ADD_WORDS)),
+            float(bool(words & DROP_WORDS))]
 
 
 def _rule_features(pid: int, rule_ops: list[Op], target_pid: int | None) -> list[float]:
@@ -160,11 +246,12 @@ def _rule_features(pid: int, rule_ops: list[Op], target_pid: int | None) -> list
 
 
 def pair_features(e: Node, t: Node | None, action: Action, info_e: Any, info_t: Any, focused: int | None,
-                  rule_ops: list[Op]) -> list[float]:
-    """The feature vector of element ``e`` under ``action`` on target ``t`` (see the module docstring)."""
+                  rule_ops: list[Op], context: list[float] | None = None) -> list[float]:
+    """The feature vector of element ``e`` under ``action`` on target ``t`` (see the module docstring);
+    ``context`` is its :func:`context_features` (zeros when not given)."""
     tf = _node_features(t, info_t, focused) if t is not None else [0.0] * len(_node_features(e, None, None))
     return (_node_features(e, info_e, focused) + tf + _relation(e, t) + _action_features(action)
-            + _rule_features(e.pid, rule_ops, t.pid if t is not None else None))
+            + _rule_features(e.pid, rule_ops, t.pid if t is not None else None) + (context or [0.0] * len(CONTEXT)))
 
 
 def _names() -> list[str]:
@@ -180,7 +267,20 @@ def _names() -> list[str]:
            "parent_next", "controls", "up_e", "up_t", "distance", "same_tag", "no_target"]
     act = [f"kind={k}" for k in (*KINDS, "other")] + ["clear", "enter", "has_text", "key_tab", "key_enter",
                                                        "key_other"]
-    return node("e.") + node("t.") + rel + act + [f"rule.{r}" for r in RULE_EFFECTS]
+    return node("e.") + node("t.") + rel + act + [f"rule.{r}" for r in RULE_EFFECTS] + [f"ctx.{c}" for c in CONTEXT]
+
+
+CONTEXT = ("list", "nearest_list", "holds_focus", "focus_leaves", "focused_field", "draft", "holds_target",
+           "target_adds", "target_drops")
+# the features of the list head (:class:`~parsimon.gui.world_model.learned.LearnedWorldModel`), which decides
+# whether a list is drawn again and grows: few and page-independent, so that it carries over to new apps
+LIST_FEATURES = tuple(
+    [f"ctx.{c}" for c in CONTEXT]
+    + [f"kind={k}" for k in ("click", "type", "select", "key", "double_click", "long_press")]
+    + ["enter", "key_enter", "same", "ancestor", "descendant"]
+    + [f"t.tag={v}" for v in ("a", "button", "input", "select", "label", "li", "span", "other")]
+    + [f"t.type={v}" for v in ("checkbox", "radio", "text", "number", "submit", "other")]
+    + ["t.checked", "t.has_value", "t.focused", "t.href#"])
 
 
 FEATURE_NAMES = _names()
@@ -274,38 +374,83 @@ def effect_labels(op: Op, index: dict[int, Node], action: Action, target_pid: in
 
 
 def delta_effects(ops: list[Op], index: dict[int, Node], action: Action, target_pid: int | None,
-                  base_url: str | None = None) -> list[tuple[int, str]]:
-    """The effects of a whole delta: :func:`effect_labels` of each op, except that an element whose old
-    children are removed and new ones inserted is labelled ``rerender`` once (for those ops)."""
-    removed_by_parent: dict[int, set[int]] = {}
+                  base_url: str | None = None, draft: str | None = None) -> list[tuple[int, str]]:
+    """The effects of a whole delta: :func:`effect_labels` of each op, except that
+
+    - an element whose old children are removed and new ones inserted is labelled ``rerender`` once
+      (for those ops); when the list grew, the inserted children that no old child looks like are
+      labelled ``add=draft`` (when they are :func:`draft_child` of ``draft``) or ``add=?``; when it
+      shrank, the old children that no new child looks like are labelled ``remove``;
+    - any other insertion that :func:`draft_child` of ``draft`` writes is ``add=draft``.
+    """
+    removed_by_parent: dict[int, list[int]] = {}
     for op in ops:
         if isinstance(op, RemoveNode) and op.pid in index and index[op.pid].parent is not None:
             parent = index[op.pid].parent.pid
             if parent is not None:
-                removed_by_parent.setdefault(parent, set()).add(op.pid)
-    added = {op.parent for op in ops if isinstance(op, AddNode)}
-    redrawn = {p for p, kids in removed_by_parent.items() if p in added and len(kids) >= 1}
-    out: list[tuple[int, str]] = [(p, "rerender") for p in sorted(redrawn)]
+                removed_by_parent.setdefault(parent, []).append(op.pid)
+    adds: dict[int, list[AddNode]] = {}
+    for op in ops:
+        if isinstance(op, AddNode):
+            adds.setdefault(op.parent, []).append(op)
+    redrawn = {p for p in removed_by_parent if p in adds}
+    out: list[tuple[int, str]] = []
+
+    def add_effect(op: AddNode) -> str:
+        node = index.get(op.parent)
+        made = draft_child(node, draft) if draft and node is not None else None
+        return "add=draft" if made is not None and _looks(made) == op.key()[2:] else "add=?"
+
+    for p in sorted(redrawn):
+        out.append((p, "rerender"))
+        old = {pid: _looks(index[pid]) for pid in removed_by_parent[p]}
+        new = [(a, a.key()[2:]) for a in adds[p]]
+        if len(new) > len(old):
+            pool = list(old.values())
+            for a, look in new:
+                if look in pool:
+                    pool.remove(look)
+                else:
+                    out.append((p, add_effect(a)))
+        elif len(new) < len(old):
+            pool = [look for _, look in new]
+            for pid, look in old.items():
+                if look in pool:
+                    pool.remove(look)
+                else:
+                    out.append((pid, "remove"))
     for op in ops:
         if isinstance(op, RemoveNode) and any(op.pid in removed_by_parent.get(p, ()) for p in redrawn):
             continue
-        if isinstance(op, AddNode) and op.parent in redrawn:
+        if isinstance(op, AddNode):
+            if op.parent not in redrawn:
+                out.append((op.parent, add_effect(op)))
             continue
         out.extend(effect_labels(op, index, action, target_pid, base_url=base_url))
     return out
 
 
-def rerender_ops(node: Node) -> list[Op]:
-    """``rerender`` as ops: every element child of ``node`` removed and inserted again (without its labels)."""
+def _looks(node: Node) -> tuple[str, str]:
+    """What an inserted element is compared by (:meth:`AddNode.key` without the parent)."""
+    return (node.tag, text_content(node))
+
+
+def rerender_ops(node: Node, drop: set[int] | frozenset = frozenset()) -> list[Op]:
+    """``rerender`` as ops: every element child of ``node`` removed and inserted again (without its labels),
+    except those in ``drop``, which are only removed."""
     ops: list[Op] = []
-    for i, kid in enumerate(element_children(node)):
+    at = 0
+    for kid in element_children(node):
         if kid.pid is None:
             continue
         ops.append(RemoveNode(kid.pid))
+        if kid.pid in drop:
+            continue
         copy = kid.clone()
         for n in copy.walk():
             n.set("data-pid", None)
-        ops.append(AddNode(node.pid, i, copy.html()))
+        ops.append(AddNode(node.pid, at, copy.html()))
+        at += 1
     return ops
 
 

@@ -39,13 +39,19 @@ from typing import Any
 from parsimon.errors import ConfigError
 from parsimon.gui.actions import Action
 from parsimon.gui.world_model.base import WORLD_MODELS, Context, Prediction, WorldModel, target_element
-from parsimon.gui.world_model.delta import Delta, Navigate, Op, PageState, SetFocus
+from parsimon.gui.world_model.delta import AddNode, Delta, Navigate, Op, PageState, SetFocus
+from parsimon.gui.world_model.dom import element_children
 from parsimon.gui.world_model.features import (
     FEATURE_NAMES,
+    LIST_FEATURES,
     candidates,
     class_op,
+    context_features,
     delta_effects,
+    draft_child,
+    draft_text,
     instantiate,
+    is_list,
     pair_features,
     rerender_ops,
 )
@@ -55,7 +61,8 @@ from parsimon.gui.world_model.summary import summarize
 
 __all__ = ["LearnedConfig", "LearnedWorldModel", "default_model_path", "training_rows"]
 
-FORMAT = "parsimon.gui.world_model.learned/1"
+FORMAT = "parsimon.gui.world_model.learned/2"
+LIST_EFFECTS = ("rerender", "add=draft")
 
 
 def default_model_path() -> Path:
@@ -104,7 +111,9 @@ def _examples(transitions: Iterable[Any]) -> list[_Example]:
         truth = true_delta(before, PageState.from_observation(t.next_state))
         index = before.doc().index()
         el = target_element(t.state, t.action)
-        labels = delta_effects(truth.ops, index, t.action, el.pid if el is not None else None, base_url=t.state.url)
+        target = index.get(el.pid) if el is not None else None
+        labels = delta_effects(truth.ops, index, t.action, el.pid if el is not None else None, base_url=t.state.url,
+                               draft=draft_text(index, target, t.action))
         out.append(_Example(t.state, t.action, labels))
     return out
 
@@ -118,8 +127,13 @@ def _rows(obs: Any, action: Action, rule: RuleWorldModel, max_candidates: int) -
     info = {e.pid: e for e in obs.elements}
     nodes = candidates(index, target, max_candidates)
     info_t = info.get(target.pid) if target is not None else None
-    rows = [pair_features(n, target, action, info.get(n.pid), info_t, obs.focused, rule_ops) for n in nodes]
-    return nodes, rows, {"index": index, "target": target, "state": state}
+    focused = index.get(obs.focused) if obs.focused is not None else None
+    draft = draft_text(index, target, action)
+    lists = [n for n in nodes if is_list(n)]
+    nearest = lists[0] if lists else None  # candidates come nearest first
+    rows = [pair_features(n, target, action, info.get(n.pid), info_t, obs.focused, rule_ops,
+                          context_features(n, target, focused, draft is not None, n is nearest)) for n in nodes]
+    return nodes, rows, {"index": index, "target": target, "state": state, "draft": draft}
 
 
 def training_rows(examples: list[_Example], cfg: LearnedConfig) -> tuple[Any, Any, list[str]]:
@@ -164,6 +178,37 @@ def training_rows(examples: list[_Example], cfg: LearnedConfig) -> tuple[Any, An
     x = np.asarray(xs, dtype=np.float32).reshape(-1, len(FEATURE_NAMES))
     y = np.asarray(ys, dtype=np.int8).reshape(len(ys), len(order))
     return x, y, order
+
+
+def _list_columns() -> tuple[list[int], int]:
+    names = {n: i for i, n in enumerate(FEATURE_NAMES)}
+    return [names[n] for n in LIST_FEATURES], names["ctx.list"]
+
+
+def _fit_list_head(x: Any, y: Any, effects: list[str], cfg: LearnedConfig) -> Any:
+    """The list head: a small forest over :data:`~parsimon.gui.world_model.features.LIST_FEATURES` of the
+    list elements, for the effects in :data:`LIST_EFFECTS` (None when no list changed in training)."""
+    from sklearn.ensemble import RandomForestClassifier
+
+    cols, is_list_col = _list_columns()
+    want = [effects.index(e) if e in effects else None for e in LIST_EFFECTS]
+    rows = x[:, is_list_col] > 0
+    if not rows.any() or want[0] is None or not y[rows, want[0]].any():
+        return None
+    import numpy as np
+
+    ys = np.stack([y[rows, j] if j is not None else np.zeros(int(rows.sum()), dtype=y.dtype) for j in want], axis=1)
+    head = RandomForestClassifier(n_estimators=cfg.n_estimators, max_depth=8, min_samples_leaf=cfg.min_samples_leaf,
+                                  max_features=None, random_state=cfg.seed, n_jobs=1)
+    head.fit(x[rows][:, cols], ys)
+    return head
+
+
+def _positive(probs: Any, classes: Any, n: int) -> Any:
+    """The probability of class 1 from one output of a multi-output forest."""
+    import numpy as np
+
+    return probs[:, list(classes).index(1)] if 1 in list(classes) else np.zeros(n)
 
 
 class LearnedWorldModel(WorldModel):
@@ -211,7 +256,8 @@ class LearnedWorldModel(WorldModel):
                                             min_samples_leaf=cfg.min_samples_leaf, random_state=cfg.seed, n_jobs=1,
                                             max_samples=cfg.max_samples if x.shape[0] >= 50 else None)
             forest.fit(x, y)
-        state = {"format": FORMAT, "config": asdict(cfg), "effects": effects, "forest": forest,
+        lists = _fit_list_head(x, y, effects, cfg)
+        state = {"format": FORMAT, "config": asdict(cfg), "effects": effects, "forest": forest, "lists": lists,
                  "trained_on": {"transitions": len(examples), "rows": int(x.shape[0]),
                                 "effect_counts": {e: int(y[:, i].sum()) for i, e in enumerate(effects)},
                                 "seconds": time.perf_counter() - t0}}
@@ -241,11 +287,17 @@ class LearnedWorldModel(WorldModel):
         probs = self.forest.predict_proba(x)
         if len(self.effects) == 1:
             probs = [probs]
-        cols = []
-        for p, cls in zip(probs, self.forest.classes_ if len(self.effects) > 1 else [self.forest.classes_],
-                          strict=True):
-            cols.append(p[:, list(cls).index(1)] if 1 in list(cls) else np.zeros(x.shape[0]))
-        return np.stack(cols, axis=1)
+        classes = self.forest.classes_ if len(self.effects) > 1 else [self.forest.classes_]
+        out = np.stack([_positive(p, c, x.shape[0]) for p, c in zip(probs, classes, strict=True)], axis=1)
+        head = self.state.get("lists")
+        cols, is_list_col = _list_columns()
+        rows = np.flatnonzero(x[:, is_list_col] > 0)
+        if head is not None and rows.size:
+            hp = head.predict_proba(x[rows][:, cols])
+            for k, (p, c) in enumerate(zip(hp, head.classes_, strict=True)):
+                if LIST_EFFECTS[k] in self.effects:
+                    out[rows, self.effects.index(LIST_EFFECTS[k])] = _positive(p, c, rows.size)
+        return out
 
     def predict(self, obs: Any, action: Action, context: Context | None = None) -> Prediction:  # noqa: D102
         return self.predict_many(obs, [action], context)[0]
@@ -289,9 +341,13 @@ class LearnedWorldModel(WorldModel):
         import numpy as np
 
         eff = self.effects
-        unknowable = np.array([e.endswith("=?") or e.startswith("add") for e in eff], dtype=bool)
+        unknowable = np.array([e.endswith("=?") for e in eff], dtype=bool)
         rerender = eff.index("rerender") if "rerender" in eff else None
+        remove = eff.index("remove") if "remove" in eff else None
+        add_draft = eff.index("add=draft") if "add=draft" in eff else None
         decided = p >= thr
+        if add_draft is not None and extra.get("draft") is None:
+            decided[:, add_draft] = False  # nothing to add
         # probability that each decision is right; an unknowable effect is wrong whenever it happens
         right = np.where(decided & ~unknowable, p, 1.0 - p)
         conf = float(np.exp(np.log(np.clip(right, 1e-6, 1.0)).sum()))
@@ -299,17 +355,27 @@ class LearnedWorldModel(WorldModel):
         classes: dict[int, dict[str, Any]] = {}
         focus_col = eff.index("focus") if "focus" in eff else None
         blur_col = eff.index("blur") if "blur" in eff else None
-        redrawn: set[int] = set()
+        redrawn: dict[int, Any] = {}
+        dropped = {nodes[i].pid for i in np.flatnonzero(decided[:, remove])} if remove is not None else set()
         if rerender is not None:
             for i in np.flatnonzero(decided[:, rerender]):
                 if not any(a.pid in redrawn for a in nodes[i].ancestors() if a.pid is not None):
-                    redrawn.add(nodes[i].pid)
-                    ops.extend(rerender_ops(nodes[i]))
+                    redrawn[nodes[i].pid] = nodes[i]
+                    ops.extend(rerender_ops(nodes[i], dropped))
+
+        def gone(node: Any) -> bool:  # drawn again (its own effects are carried by the fresh copy) or removed
+            return any(a.pid in redrawn for a in node.ancestors() if a.pid is not None)
+
         for i, node in enumerate(nodes):
-            if any(a.pid in redrawn for a in node.ancestors() if a.pid is not None):
-                continue  # drawn again: its own effects are carried by the fresh copy
+            if gone(node):
+                continue
             for j in np.flatnonzero(decided[i]):
                 if j in (focus_col, blur_col, rerender):
+                    continue
+                if j == add_draft:
+                    made = draft_child(node, extra["draft"])
+                    if made is not None:
+                        ops.append(AddNode(node.pid, len(element_children(node)), made.html()))
                     continue
                 op = instantiate(eff[j], node, action, classes)
                 if isinstance(op, Navigate):
@@ -321,13 +387,19 @@ class LearnedWorldModel(WorldModel):
             op = class_op(pid, by_pid[pid], slot["class"])
             if op is not None:
                 ops.append(op)
+        now = extra["index"].get(focused) if focused is not None else None
         if focus_col is not None and len(nodes):
             best = int(np.argmax(p[:, focus_col]))
             if p[best, focus_col] >= thr:
+                now = nodes[best]
                 if nodes[best].pid != focused:
                     ops.append(SetFocus(nodes[best].pid))
             elif blur_col is not None and p[:, blur_col].max() >= thr and focused is not None:
+                now = None
                 ops.append(SetFocus(None))
+        if now is not None and (gone(now) or now.pid in dropped):
+            ops = [op for op in ops if not isinstance(op, SetFocus)]
+            ops.append(SetFocus(None))  # the focused element is replaced: focus falls back to the page
         return ops, conf
 
 
