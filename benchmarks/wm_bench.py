@@ -74,7 +74,7 @@ def fit_models(store: Path, folder: Path, log) -> tuple[str, str]:
     return res["model"], res["value"]
 
 
-def search(quick: bool, learned: str, value_path: str, log) -> dict:
+def search(quick: bool, learned: str, value_path: str, log, n_seeds: int | None = None) -> dict:
     from parsimon.gui.world_model.experiments import (
         APPS_SEARCH_TASKS,
         MINIWOB_SEARCH_TASKS,
@@ -85,7 +85,7 @@ def search(quick: bool, learned: str, value_path: str, log) -> dict:
     from parsimon.gui.world_model.value import ValueFunction
 
     value = ValueFunction(value_path)
-    seeds = [0] if quick else [0, 1, 2]
+    seeds = list(range(n_seeds if n_seeds is not None else 1 if quick else 3))
     out = {}
     for suite, tasks, max_steps in (("miniwob", QUICK_MINIWOB if quick else MINIWOB_SEARCH_TASKS, 10),
                                     ("apps", QUICK_APPS if quick else APPS_SEARCH_TASKS, 12)):
@@ -230,10 +230,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--store", type=Path, default=None, help="an existing transition store (skips collection)")
     ap.add_argument("--quick", action="store_true", help="a small version of every phase (minutes)")
+    ap.add_argument("--search-seeds", type=int, default=None, metavar="N",
+                    help="seeds per task in the search phase (default 3; 1 with --quick)")
     ap.add_argument("--skip", default="", help="phases to skip, comma-separated: accuracy,search,offline,filmstrip")
     add_output_options(ap, "wm-bench")
     args = ap.parse_args()
     skip = {s.strip() for s in args.skip.split(",") if s.strip()}
+    if args.search_seeds is not None and args.search_seeds < 1:
+        ap.error(f"--search-seeds must be >= 1, got {args.search_seeds}")
     import torch  # noqa: F401 - pins one thread for anything that uses it
 
     torch.set_num_threads(1)
@@ -260,7 +264,7 @@ def main() -> None:
             data["accuracy"] = {k: v for k, v in acc.items() if k not in ("train_tasks",)}
         learned, value_path = phase("train", fit_models, store, run.dir / "models", log)
         if "search" not in skip:
-            data["search"] = phase("search", search, args.quick, learned, value_path, log)
+            data["search"] = phase("search", search, args.quick, learned, value_path, log, args.search_seeds)
             data["speed"] = speed(data["search"])
         if "offline" not in skip:
             data["offline_match"] = phase("offline", offline, store, args.quick, learned, value_path, run.dir, log)

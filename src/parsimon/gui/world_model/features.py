@@ -33,7 +33,8 @@ predicts where they happen (which lowers its confidence) but emits no op for the
 tag, type, role, state and ARIA attributes, the same for the target, the action's kind, their relation
 in the tree (same, ancestor, descendant, sibling, label, radio group, next sibling of the parent,
 tree distance), its context (is it a list — several children of one tag —, the list nearest the target,
-does it hold the focused field that the action makes lose focus, is there a draft to add), and what the
+does it hold the focused field that the action makes lose focus, is there a draft to add, do its items
+carry ``data-*`` keys as lists drawn by a script do), and what the
 ``rule`` world model predicts for the element (so the learned model corrects the rules instead of
 relearning HTML).
 """
@@ -223,9 +224,11 @@ def context_features(e: Node, t: Node | None, focused: Node | None, draft: bool,
     holds_focus = _contains(e, focused)
     field = focused is not None and focused.tag in ("input", "textarea", "select")
     words = _words(t) if t is not None and t.tag in ("button", "a", "input") else set()
+    kids = element_children(e)
+    keyed = sum(any(k.startswith("data-") and k != "data-pid" for k, _ in kid.attrs) for kid in kids)
     return [float(is_list(e)), float(nearest_list), float(holds_focus), float(holds_focus and t is not focused),
             float(field), float(draft), float(_contains(e, t)), float(bool(words & ADD_WORDS)),
-            float(bool(words & DROP_WORDS))]
+            float(bool(words & DROP_WORDS)), keyed / len(kids) if kids else 0.0]
 
 
 def _rule_features(pid: int, rule_ops: list[Op], target_pid: int | None) -> list[float]:
@@ -271,13 +274,13 @@ def _names() -> list[str]:
 
 
 CONTEXT = ("list", "nearest_list", "holds_focus", "focus_leaves", "focused_field", "draft", "holds_target",
-           "target_adds", "target_drops")
+           "target_adds", "target_drops", "keyed_items")
 # the features of the list head (:class:`~parsimon.gui.world_model.learned.LearnedWorldModel`), which decides
 # whether a list is drawn again and grows: few and page-independent, so that it carries over to new apps
 LIST_FEATURES = tuple(
     [f"ctx.{c}" for c in CONTEXT]
     + [f"kind={k}" for k in ("click", "type", "select", "key", "double_click", "long_press")]
-    + ["enter", "key_enter", "same", "ancestor", "descendant"]
+    + ["enter", "key_enter", "same", "ancestor", "descendant", "e.id"]
     + [f"t.tag={v}" for v in ("a", "button", "input", "select", "label", "li", "span", "other")]
     + [f"t.type={v}" for v in ("checkbox", "radio", "text", "number", "submit", "other")]
     + ["t.checked", "t.has_value", "t.focused", "t.href#"])

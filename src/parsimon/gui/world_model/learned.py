@@ -345,6 +345,7 @@ class LearnedWorldModel(WorldModel):
         rerender = eff.index("rerender") if "rerender" in eff else None
         remove = eff.index("remove") if "remove" in eff else None
         add_draft = eff.index("add=draft") if "add=draft" in eff else None
+        navigate = eff.index("navigate") if "navigate" in eff else None
         decided = p >= thr
         if add_draft is not None and extra.get("draft") is None:
             decided[:, add_draft] = False  # nothing to add
@@ -366,8 +367,11 @@ class LearnedWorldModel(WorldModel):
         def gone(node: Any) -> bool:  # drawn again (its own effects are carried by the fresh copy) or removed
             return any(a.pid in redrawn for a in node.ancestors() if a.pid is not None)
 
+        target = extra["target"]
         for i, node in enumerate(nodes):
             if gone(node):
+                if node is target and navigate is not None and decided[i, navigate]:
+                    ops.append(Navigate(urllib.parse.urljoin(url, node.get("href") or "")))  # the page still moves
                 continue
             for j in np.flatnonzero(decided[i]):
                 if j in (focus_col, blur_col, rerender):

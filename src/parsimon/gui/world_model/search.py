@@ -9,7 +9,9 @@ Each step:
    candidates alone, which is the search without a world model at the same K);
 3. each candidate is scored by the value function learned from outcomes (:mod:`.value`) or by the
    policy as judge (:mod:`.judge`), minus ``irreversible_penalty`` when the candidate would do
-   something the app marks irreversible, or replace the page, unless the instruction asks for it
+   something the app marks irreversible, or replace the page, unless the instruction asks for it; the
+   base policy's first choice is kept unless another candidate scores ``margin`` more (the scorer
+   overrides the policy only when it is clearly surer)
    (stopping is left to the base policy: ``answer``/``terminate`` is taken when it ranks first and is
    not a candidate otherwise, since a world model predicts what changes, not whether the task is done);
 4. only the best candidate is executed, in the real environment (the world model is advisory);
@@ -48,6 +50,7 @@ class SearchConfig:
     mode: str = "text"  # none | text | render | text+render (CUWM's none / text / image / text+image)
     scorer: str = "value"  # value (learned from outcomes) | judge (the policy as judge, an LLM)
     irreversible_penalty: float = 1.0  # subtracted from the score of an unrequested irreversible action
+    margin: float = 0.15  # how much more another candidate must score to replace the first choice
     min_confidence: float = 0.0  # predictions below this confidence are not shown to the scorer
     log_errors: bool = True  # append prediction errors to the transition store
     world_model_path: str = ""  # the learned model's file ("": the default in $PARSIMON_HOME)
@@ -62,6 +65,8 @@ class SearchConfig:
             raise ConfigError(f"`scorer` must be one of {list(SCORERS)}, got {self.scorer!r}")
         if self.irreversible_penalty < 0:
             raise ConfigError(f"`irreversible_penalty` must be >= 0, got {self.irreversible_penalty}")
+        if self.margin < 0:
+            raise ConfigError(f"`margin` must be >= 0, got {self.margin}")
         if not 0.0 <= self.min_confidence <= 1.0:
             raise ConfigError(f"`min_confidence` must lie in [0, 1], got {self.min_confidence}")
 
@@ -229,7 +234,7 @@ class SearchPolicy(Policy):
             penalties = [cfg.irreversible_penalty * irreversible(obs, c.action, p) for c, p in zip(cands, preds,
                                                                                                   strict=True)]
             final = [s - q for s, q in zip(scores, penalties, strict=True)]
-            best = max(range(len(cands)), key=lambda i: (final[i], -i))
+            best = max(range(len(cands)), key=lambda i: (final[i] + (cfg.margin if i == 0 else 0.0), -i))
             scores = final
             self.log.append({"step": len(self.history) + 1, "imagine_s": imagine_s,
                              "decide_s": time.perf_counter() - t0, "k": len(cands),
