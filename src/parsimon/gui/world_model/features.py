@@ -200,6 +200,7 @@ def draft_child(container: Node, draft: str) -> Node | None:
     copy = kids[-1].clone()
     for n in copy.walk():
         n.set("data-pid", None)
+    for n in copy.walk():
         runs = text_runs(n)
         at = next((i for i, r in enumerate(runs) if r.strip()), None)
         if at is not None:
