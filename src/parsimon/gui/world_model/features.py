@@ -15,7 +15,9 @@ effect                 op it stands for
 ``class+T`` / ``class-T`` the class token ``T`` added / removed
 ``attr:N=V``           attribute ``N`` set to ``V`` (``<none>``: removed) when ``V`` recurs in the
                        training data, ``attr:N=?`` otherwise
-``text=typed``         :class:`SetText` to the typed text; ``text=V`` a recurring text; ``text=?``
+``text=typed``         :class:`SetText` to the typed text; ``text=partN`` the N-th text inside the
+                       target (an opened message shows its sender and subject); ``text=V`` a
+                       recurring text; ``text=?``
 ``remove``             :class:`RemoveNode`
 ``rerender``           the element's children are all replaced by fresh copies (a list drawn again
                        by a script: removals of the old children, insertions of same-looking new ones)
@@ -145,7 +147,7 @@ def _action_features(action: Action) -> list[float]:
                                           float(bool(keys) and keys not in (["tab"], ["enter"]))]
 
 
-RULE_EFFECTS = ("checked=1", "checked=0", "focus", "blur", "value", "navigate")
+RULE_EFFECTS = ("checked=1", "checked=0", "focus", "blur", "value", "navigate", "selected=1", "selected=0")
 TEXT_BOXES = ("", "text", "search", "email")
 
 
@@ -226,7 +228,7 @@ def context_features(e: Node, t: Node | None, focused: Node | None, draft: bool,
     field = focused is not None and focused.tag in ("input", "textarea", "select")
     words = _words(t) if t is not None and t.tag in ("button", "a", "input") else set()
     kids = element_children(e)
-    keyed = sum(any(k.startswith("data-") and k != "data-pid" for k, _ in kid.attrs) for kid in kids)
+    keyed = sum(any(k.startswith("data-") and k != "data-pid" for n in kid.walk() for k, _ in n.attrs) for kid in kids)
     return [float(is_list(e)), float(nearest_list), float(holds_focus), float(holds_focus and t is not focused),
             float(field), float(draft), float(_contains(e, t)), float(bool(words & ADD_WORDS)),
             float(bool(words & DROP_WORDS)), keyed / len(kids) if kids else 0.0]
@@ -246,6 +248,8 @@ def _rule_features(pid: int, rule_ops: list[Op], target_pid: int | None) -> list
             out["value"] = 1.0
         elif isinstance(op, Navigate) and pid == target_pid:
             out["navigate"] = 1.0
+        elif isinstance(op, SetAttr) and op.name == "selected" and op.pid == pid:
+            out["selected=1" if op.value is not None else "selected=0"] = 1.0
     return list(out.values())
 
 
@@ -360,6 +364,9 @@ def effect_labels(op: Op, index: dict[int, Node], action: Action, target_pid: in
     if isinstance(op, SetText):
         if typed and op.text == " ".join(typed.split()):
             return [(op.pid, "text=typed")]
+        parts = target_parts(index.get(target_pid) if target_pid is not None else None)
+        if op.text in parts:
+            return [(op.pid, f"text=part{parts.index(op.text)}")]
         eff = f"text={op.text}"
         return [(op.pid, eff if keep(eff) else "text=?")]
     if isinstance(op, RemoveNode):
@@ -458,7 +465,24 @@ def rerender_ops(node: Node, drop: set[int] | frozenset = frozenset()) -> list[O
     return ops
 
 
-def instantiate(effect: str, node: Node, action: Action, ops_so_far: dict[int, dict[str, Any]]) -> Op | None:
+def target_parts(target: Node | None, limit: int = 4) -> list[str]:
+    """The texts inside the action's target, in order (each run trimmed of spaces and dashes; the first
+    ``limit``): what an opened item shows again elsewhere (``text=partN``)."""
+    if target is None:
+        return []
+    out: list[str] = []
+    for n in target.walk():
+        for run in text_runs(n):
+            t = " ".join(run.split()).strip(" \u2013\u2014-:|\u00b7")
+            if t and t not in out:
+                out.append(t)
+                if len(out) == limit:
+                    return out
+    return out
+
+
+def instantiate(effect: str, node: Node, action: Action, ops_so_far: dict[int, dict[str, Any]],
+                target: Node | None = None) -> Op | None:
     """The op an effect stands for on ``node`` (None for the ``?`` effects and ``add``).
 
     Class effects on one element are merged through ``ops_so_far`` (label → {"class": tokens}); the
@@ -488,6 +512,13 @@ def instantiate(effect: str, node: Node, action: Action, ops_so_far: dict[int, d
     if effect.startswith("attr:"):
         name, _, value = effect[5:].partition("=")
         return SetAttr(pid, name, None if value == "<none>" else value)
+    if effect.startswith("text=part") and effect[9:].isdigit():
+        parts = target_parts(target)
+        k = int(effect[9:])
+        if k >= len(parts):
+            return None
+        runs = text_runs(node)
+        return SetText(pid, (parts[k], *[""] * (len(runs) - 1)))
     if effect.startswith("text="):
         text = typed if effect == "text=typed" else effect[5:]
         runs = text_runs(node)

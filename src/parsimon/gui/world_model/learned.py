@@ -136,19 +136,25 @@ def _rows(obs: Any, action: Action, rule: RuleWorldModel, max_candidates: int) -
     return nodes, rows, {"index": index, "target": target, "state": state, "draft": draft}
 
 
+def _relative(effect: str) -> bool:
+    """Whether a text effect is written relative to the action (never squashed into ``text=?``)."""
+    return effect == "text=typed" or (effect.startswith("text=part") and effect[9:].isdigit())
+
+
 def training_rows(examples: list[_Example], cfg: LearnedConfig) -> tuple[Any, Any, list[str]]:
     """Feature matrix, label matrix and effect names for ``examples`` (see the module docstring)."""
     import numpy as np
 
     # effects whose value is a literal are kept verbatim only when the literal recurs
-    literal = Counter(e for ex in examples for _, e in set(ex.labels) if e.startswith(("attr:", "text=")))
+    literal = Counter(e for ex in examples for _, e in set(ex.labels) if e.startswith(("attr:", "text="))
+                      and not _relative(e))
     def keep(effect: str) -> bool:
         return literal[effect] >= cfg.literal_min
 
     def squash(effect: str) -> str:
         if effect.startswith("attr:") and not effect.endswith("=?") and not keep(effect):
             return effect.split("=", 1)[0] + "=?"
-        if effect.startswith("text=") and effect not in ("text=typed", "text=?") and not keep(effect):
+        if effect.startswith("text=") and effect != "text=?" and not _relative(effect) and not keep(effect):
             return "text=?"
         return effect
 
@@ -198,8 +204,8 @@ def _fit_list_head(x: Any, y: Any, effects: list[str], cfg: LearnedConfig) -> An
     import numpy as np
 
     ys = np.stack([y[rows, j] if j is not None else np.zeros(int(rows.sum()), dtype=y.dtype) for j in want], axis=1)
-    head = RandomForestClassifier(n_estimators=cfg.n_estimators, max_depth=8, min_samples_leaf=cfg.min_samples_leaf,
-                                  max_features=None, random_state=cfg.seed, n_jobs=1)
+    head = RandomForestClassifier(n_estimators=cfg.n_estimators, max_depth=8, min_samples_leaf=3, max_features="sqrt",
+                                  random_state=cfg.seed, n_jobs=1)
     head.fit(x[rows][:, cols], ys)
     return head
 
@@ -381,7 +387,7 @@ class LearnedWorldModel(WorldModel):
                     if made is not None:
                         ops.append(AddNode(node.pid, len(element_children(node)), made.html()))
                     continue
-                op = instantiate(eff[j], node, action, classes)
+                op = instantiate(eff[j], node, action, classes, target)
                 if isinstance(op, Navigate):
                     op = Navigate(urllib.parse.urljoin(url, op.url))
                 if op is not None:
