@@ -1,5 +1,6 @@
 """Lists drawn again by a script: the list effects (``rerender``, ``add=draft``, ``remove``), the draft, and
-the learned model on a synthetic to-do app whose every change redraws the list with fresh elements."""
+the learned model on a synthetic to-do app whose every change redraws the list with fresh elements; and
+an opened item's texts shown elsewhere (``text=partN``)."""
 
 from __future__ import annotations
 
@@ -146,3 +147,20 @@ def test_the_learned_model_predicts_redrawn_lists_on_unseen_tasks(todo_data):
     row = parse(delete.state.dom).index()[delete.action.target.id].parent
     assert row.pid in removed
     assert not any(isinstance(op, AddNode) and op.key()[3] == text_content(row) for op in ops)
+
+
+def test_an_opened_item_shows_its_texts_elsewhere():
+    from parsimon.gui.world_model.features import instantiate, target_parts
+
+    before = ('<html><body><ul data-pid="1"><li data-pid="2"><a href="#/m/0" data-pid="3"><b data-pid="4">Hana</b>'
+              ' &ndash; Team photo</a></li></ul><h2 data-pid="5"></h2><p data-pid="6">from <i data-pid="7">x</i></p>'
+              '</body></html>')
+    after = before.replace('<h2 data-pid="5"></h2>', '<h2 data-pid="5">Team photo</h2>').replace(
+        '<i data-pid="7">x</i>', '<i data-pid="7">Hana</i>')
+    idx = parse(before).index()
+    assert target_parts(idx[3]) == ["Hana", "Team photo"]
+    labels = _labels(before, after, Action("click", target=Element(3)), 3)
+    assert (5, "text=part1") in labels and (7, "text=part0") in labels
+    op = instantiate("text=part1", idx[5], Action("click", target=Element(3)), {}, idx[3])
+    assert op.runs == ("Team photo",) and op.text == "Team photo"
+    assert instantiate("text=part3", idx[5], Action("click", target=Element(3)), {}, idx[3]) is None

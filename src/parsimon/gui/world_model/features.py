@@ -466,18 +466,24 @@ def rerender_ops(node: Node, drop: set[int] | frozenset = frozenset()) -> list[O
 
 
 def target_parts(target: Node | None, limit: int = 4) -> list[str]:
-    """The texts inside the action's target, in order (each run trimmed of spaces and dashes; the first
+    """The texts inside the action's target, in document order (each trimmed of spaces and dashes; the first
     ``limit``): what an opened item shows again elsewhere (``text=partN``)."""
     if target is None:
         return []
     out: list[str] = []
-    for n in target.walk():
-        for run in text_runs(n):
-            t = " ".join(run.split()).strip(" \u2013\u2014-:|\u00b7")
+
+    def visit(node: Node) -> None:
+        for c in node.children:
+            if len(out) >= limit:
+                return
+            if isinstance(c, Node):
+                visit(c)
+                continue
+            t = " ".join(c.split()).strip(" \u2013\u2014-:|\u00b7")
             if t and t not in out:
                 out.append(t)
-                if len(out) == limit:
-                    return out
+
+    visit(target)
     return out
 
 
