@@ -173,10 +173,14 @@ def _contains(outer: Node, inner: Node | None) -> bool:
 
 
 def draft_text(index: dict[int, Node], target: Node | None, action: Action) -> str | None:
-    """The text an "add" would insert: what ``action`` types when it also presses Enter, else the value of
-    a filled-in text box next to the target (its sibling, or a sibling of its parent)."""
-    if action.kind == "type" and action.enter and action.text:
-        return " ".join(action.text.split()) or None
+    """The text an "add" would insert: what ``action`` types into a text box when it also presses Enter,
+    else the value of a filled-in text box next to the target (its sibling, or a sibling of its parent)."""
+    def text_box(n: Node) -> bool:
+        return (n.tag == "input" and (n.get("type") or "").lower() in TEXT_BOXES) or n.tag == "textarea"
+
+    if action.kind == "type":
+        ok = action.enter and action.text and (target is None or text_box(target))
+        return (" ".join(action.text.split()) or None) if ok else None
     if target is None or action.kind not in ("click", "key"):
         return None
     if action.kind == "key" and target.tag in ("input", "textarea"):
@@ -187,7 +191,7 @@ def draft_text(index: dict[int, Node], target: Node | None, action: Action) -> s
             if scope is not None:
                 boxes += [n for n in scope.walk() if n is not target]
     for n in boxes:
-        if (n.tag == "input" and (n.get("type") or "").lower() in TEXT_BOXES) or n.tag == "textarea":
+        if text_box(n):
             v = " ".join(((text_content(n) if n.tag == "textarea" else n.get("value")) or "").split())
             if v:
                 return v
