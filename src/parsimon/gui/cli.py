@@ -24,6 +24,7 @@ from parsimon.gui.agent import APPROVALS
 from parsimon.gui.registry import POLICIES, SUITES
 from parsimon.gui.world_model.cli import (
     SEARCH_K_OPTION,
+    SEARCH_MARGIN_OPTION,
     SEARCH_MODE_OPTION,
     SEARCH_SCORER_OPTION,
     WORLD_MODEL_OPTION,
@@ -69,6 +70,7 @@ def eval_cmd(
     search_k: int = SEARCH_K_OPTION,
     search_mode: SearchMode = SEARCH_MODE_OPTION,
     search_scorer: ScorerName = SEARCH_SCORER_OPTION,
+    search_margin: float = SEARCH_MARGIN_OPTION,
     out: Path = out_option("gui eval"),
     seed: int = seed_option(),
     resume: bool = resume_option(),
@@ -88,7 +90,7 @@ def eval_cmd(
              "seeds": parse_seeds(seeds) if seeds else None, "policy": policy, "roles": roles, "approve": approve,
              "max_steps": max_steps, "transitions": transitions,
              "policy_kwargs": json.dumps(kwargs) if kwargs else None,
-             "search": search_settings(world_model, search_k, search_mode, search_scorer) or None}
+             "search": search_settings(world_model, search_k, search_mode, search_scorer, search_margin) or None}
     cfg = resolve_config(EvalConfig(), config, given)
     res = evaluate(cfg, out_dir=out, resume=resume, ray=ray, seed=seed)
     lo, hi = res.success_ci

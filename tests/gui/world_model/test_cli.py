@@ -33,9 +33,9 @@ def test_search_settings_and_their_checks():
     from parsimon.gui.world_model.search import search_config
 
     assert search_settings(None, 5, "text") == ""
-    s = search_settings("learned", 3, "text+render", "judge")
-    assert json.loads(s) == {"world_model": "learned", "k": 3, "mode": "text+render", "scorer": "judge"}
-    assert search_config(s).k == 3
+    s = search_settings("learned", 3, "text+render", "judge", 0.2)
+    assert json.loads(s) == {"world_model": "learned", "k": 3, "mode": "text+render", "scorer": "judge", "margin": 0.2}
+    assert search_config(s).k == 3 and search_config(s).margin == 0.2
     for bad, word in (('{"k": 0}', "`k`"), ('{"mode": "x"}', "`mode`"), ('{"world_model": "dream"}', "world_model"),
                       ('{"depth": 2}', "unknown setting"), ("[1]", "JSON object")):
         try:

@@ -133,3 +133,31 @@ def test_oracle_rebases_states_logged_under_another_server_port(obs_from_html):
     replayed = obs_from_html(PAGE, url="http://127.0.0.1:4444/miniwob/x.html#top")
     assert _rebase(replayed, "http://127.0.0.1:5555/miniwob/x.html").url == "http://127.0.0.1:5555/miniwob/x.html#top"
     assert _rebase(replayed, "http://127.0.0.1:4444/other.html") is replayed
+
+
+def test_the_first_choice_stays_unless_another_scores_a_margin_more(obs_from_html):
+    import pytest
+
+    from parsimon.errors import ConfigError
+
+    obs = obs_from_html(PAGE, goal='Select "milk".')
+    cands = [Action("click", target=Element(4)), Action("click", target=Element(2))]
+
+    class Fixed:
+        def __init__(self, scores):
+            self.scores = scores
+
+        def score(self, mode, rows):
+            return self.scores[: len(rows)]
+
+    def pick(scores, margin):
+        policy = SearchPolicy(FixedBase(cands), None, SearchConfig(k=2, mode="none", margin=margin),
+                              value=Fixed(scores))
+        policy.reset(obs.goal, {})
+        return policy.act(obs, {}).action
+
+    assert pick([0.5, 0.6], 0.15) == cands[0]  # not clearly better: the base policy's choice stands
+    assert pick([0.5, 0.7], 0.15) == cands[1]
+    assert pick([0.5, 0.6], 0.0) == cands[1]
+    with pytest.raises(ConfigError, match="margin"):
+        SearchConfig(margin=-0.1)
