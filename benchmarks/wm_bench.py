@@ -181,16 +181,19 @@ def plot(path: Path, data: dict) -> None:
     fig, axes = plt.subplots(1, 3, figsize=(14, 4))
     ax = axes[0]
     width = 0.4
+    order: list[str] = []  # every row name once, so that each suite's bar sits over its own label
+    for res in data.get("search", {}).values():
+        order += [k for k in res["table"] if k not in order]
     for s, (suite, res) in enumerate(data.get("search", {}).items()):
         labels = list(res["table"])
         rates = [res["table"][k]["success_rate"] for k in labels]
         err = [[r - res["table"][k]["ci_low"] for k, r in zip(labels, rates, strict=True)],
                [res["table"][k]["ci_high"] - r for k, r in zip(labels, rates, strict=True)]]
-        xs = [i + s * width for i in range(len(labels))]
+        xs = [order.index(k) + s * width for k in labels]
         ax.bar(xs, rates, width, yerr=err, capsize=2, label=suite)
-        if s == 0:
-            ax.set_xticks([i + width / 2 for i in range(len(labels))])
-            ax.set_xticklabels(labels, rotation=60, ha="right", fontsize=7)
+    if order:
+        ax.set_xticks([i + width / 2 for i in range(len(order))])
+        ax.set_xticklabels(order, rotation=60, ha="right", fontsize=7)
     ax.set_ylabel("success rate (95% CI)")
     ax.set_title("proposal policy with and without search")
     ax.legend(fontsize=7)
