@@ -135,7 +135,8 @@ def test_gui_eval_searches_with_the_world_model(trained, tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "success" in proc.stdout
     config = json.loads((tmp_path / "run" / "config.json").read_text())
-    assert json.loads(config["config"]["search"]) == {"k": 3, "mode": "text", "scorer": "value", "world_model": "rule"}
+    assert json.loads(config["config"]["search"]) == {"k": 3, "margin": 0.15, "mode": "text", "scorer": "value",
+                                                        "world_model": "rule"}
     steps = [json.loads(line) for line in (tmp_path / "run" / "steps.jsonl").read_text().splitlines()]
     assert any("search: option" in s["output"] for s in steps)
     assert (tmp_path / "run" / "transitions" / "predictions.jsonl").is_file()
