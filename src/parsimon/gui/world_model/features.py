@@ -61,7 +61,8 @@ from parsimon.gui.world_model.delta import (
 from parsimon.gui.world_model.dom import Node, element_children, set_text_runs, text_content, text_runs
 
 __all__ = ["FEATURE_NAMES", "MAX_DISTANCE", "candidates", "class_op", "delta_effects", "draft_child", "draft_text",
-           "effect_labels", "instantiate", "is_list", "LIST_FEATURES", "pair_features", "rerender_ops"]
+           "action_context", "context_features", "effect_labels", "instantiate", "is_list", "LIST_FEATURES",
+           "pair_features", "rerender_ops"]
 
 TAGS = ("a", "button", "input", "select", "option", "textarea", "label", "li", "ul", "ol", "div", "span", "td",
         "tr", "table", "h1", "h2", "h3", "p", "img", "form", "svg", "i", "b", "nav", "header", "section", "tbody")
@@ -149,8 +150,6 @@ def _action_features(action: Action) -> list[float]:
 
 RULE_EFFECTS = ("checked=1", "checked=0", "focus", "blur", "value", "navigate", "selected=1", "selected=0")
 TEXT_BOXES = ("", "text", "search", "email")
-
-
 LIST_TAGS = ("ul", "ol", "tbody")
 
 
@@ -164,7 +163,7 @@ def is_list(node: Node) -> bool:
     if len(kids) < 2:
         return False
     shapes = [(k.tag, tuple(c.tag for c in element_children(k))) for k in kids]
-    top = max(shapes.count(s) for s in set(shapes) if s[1])  if any(s[1] for s in shapes) else 0
+    top = max((shapes.count(s) for s in set(shapes) if s[1]), default=0)
     return top >= 2 and top >= 0.6 * len(kids)
 
 
@@ -226,16 +225,24 @@ def _words(node: Node | None) -> set[str]:
     return set(text.lower().replace("-", " ").replace("_", " ").split())
 
 
-def context_features(e: Node, t: Node | None, focused: Node | None, draft: bool, nearest_list: bool) -> list[float]:
-    """Where ``e`` stands in the page around the action (see the module docstring)."""
-    holds_focus = _contains(e, focused)
-    field = focused is not None and focused.tag in ("input", "textarea", "select")
+def action_context(t: Node | None, focused: Node | None, draft: bool) -> tuple[float, float, float, float]:
+    """The parts of :func:`context_features` that are the same for every element: is a field focused, is
+    there a draft, do the target's words add, do they delete."""
     words = _words(t) if t is not None and t.tag in ("button", "a", "input") else set()
+    field = focused is not None and focused.tag in ("input", "textarea", "select")
+    return float(field), float(draft), float(bool(words & ADD_WORDS)), float(bool(words & DROP_WORDS))
+
+
+def context_features(e: Node, t: Node | None, focused: Node | None, shared: tuple[float, float, float, float],
+                     listed: bool, nearest_list: bool) -> list[float]:
+    """Where ``e`` stands in the page around the action (see the module docstring); ``shared`` is
+    :func:`action_context`, ``listed`` is :func:`is_list` of ``e``."""
+    field, draft, adds, drops = shared
+    holds_focus = _contains(e, focused)
     kids = element_children(e)
     keyed = sum(any(k.startswith("data-") and k != "data-pid" for n in kid.walk() for k, _ in n.attrs) for kid in kids)
-    return [float(is_list(e)), float(nearest_list), float(holds_focus), float(holds_focus and t is not focused),
-            float(field), float(draft), float(_contains(e, t)), float(bool(words & ADD_WORDS)),
-            float(bool(words & DROP_WORDS)), keyed / len(kids) if kids else 0.0]
+    return [float(listed), float(nearest_list), float(holds_focus), float(holds_focus and t is not focused),
+            field, draft, float(_contains(e, t)), adds, drops, keyed / len(kids) if kids else 0.0]
 
 
 def _rule_features(pid: int, rule_ops: list[Op], target_pid: int | None) -> list[float]:
@@ -416,24 +423,24 @@ def delta_effects(ops: list[Op], index: dict[int, Node], action: Action, target_
         made = draft_child(node, draft) if draft and node is not None else None
         return "add=draft" if made is not None and _looks(made) == op.key()[2:] else "add=?"
 
+    def unmatched(items: list[tuple[Any, tuple]], others: list[tuple[Any, tuple]]) -> list[Any]:
+        pool = [look for _, look in others]
+        left = []
+        for item, look in items:
+            if look in pool:
+                pool.remove(look)
+            else:
+                left.append(item)
+        return left
+
     for p in sorted(redrawn):
         out.append((p, "rerender"))
-        old = {pid: _looks(index[pid]) for pid in removed_by_parent[p]}
+        old = [(pid, _looks(index[pid])) for pid in removed_by_parent[p]]
         new = [(a, a.key()[2:]) for a in adds[p]]
         if len(new) > len(old):
-            pool = list(old.values())
-            for a, look in new:
-                if look in pool:
-                    pool.remove(look)
-                else:
-                    out.append((p, add_effect(a)))
+            out.extend((p, add_effect(a)) for a in unmatched(new, old))
         elif len(new) < len(old):
-            pool = [look for _, look in new]
-            for pid, look in old.items():
-                if look in pool:
-                    pool.remove(look)
-                else:
-                    out.append((pid, "remove"))
+            out.extend((pid, "remove") for pid in unmatched(old, new))
     for op in ops:
         if isinstance(op, RemoveNode) and any(op.pid in removed_by_parent.get(p, ()) for p in redrawn):
             continue
@@ -522,15 +529,14 @@ def instantiate(effect: str, node: Node, action: Action, ops_so_far: dict[int, d
     if effect.startswith("attr:"):
         name, _, value = effect[5:].partition("=")
         return SetAttr(pid, name, None if value == "<none>" else value)
-    if effect.startswith("text=part") and effect[9:].isdigit():
-        parts = target_parts(target)
-        k = int(effect[9:])
-        if k >= len(parts):
-            return None
-        runs = text_runs(node)
-        return SetText(pid, (parts[k], *[""] * (len(runs) - 1)))
     if effect.startswith("text="):
-        text = typed if effect == "text=typed" else effect[5:]
+        if effect.startswith("text=part") and effect[9:].isdigit():
+            parts = target_parts(target)
+            if int(effect[9:]) >= len(parts):
+                return None
+            text = parts[int(effect[9:])]
+        else:
+            text = typed if effect == "text=typed" else effect[5:]
         runs = text_runs(node)
         return SetText(pid, (text, *[""] * (len(runs) - 1)))
     if effect == "remove":

@@ -44,6 +44,7 @@ from parsimon.gui.world_model.dom import element_children
 from parsimon.gui.world_model.features import (
     FEATURE_NAMES,
     LIST_FEATURES,
+    action_context,
     candidates,
     class_op,
     context_features,
@@ -129,10 +130,12 @@ def _rows(obs: Any, action: Action, rule: RuleWorldModel, max_candidates: int) -
     info_t = info.get(target.pid) if target is not None else None
     focused = index.get(obs.focused) if obs.focused is not None else None
     draft = draft_text(index, target, action)
-    lists = [n for n in nodes if is_list(n)]
-    nearest = lists[0] if lists else None  # candidates come nearest first
+    listed = [is_list(n) for n in nodes]
+    nearest = listed.index(True) if True in listed else -1  # candidates come nearest first
+    shared = action_context(target, focused, draft is not None)
     rows = [pair_features(n, target, action, info.get(n.pid), info_t, obs.focused, rule_ops,
-                          context_features(n, target, focused, draft is not None, n is nearest)) for n in nodes]
+                          context_features(n, target, focused, shared, listed[i], i == nearest))
+            for i, n in enumerate(nodes)]
     return nodes, rows, {"index": index, "target": target, "state": state, "draft": draft}
 
 
