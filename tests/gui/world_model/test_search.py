@@ -101,22 +101,30 @@ def test_unrequested_irreversible_actions_are_penalised(obs_from_html):
     assert policy.log[-1]["irreversible_avoided"] == 1
 
 
-def test_stopping_stays_with_the_base_policy(obs_from_html):
+def test_stopping_is_the_base_policys_to_offer_and_the_scorers_to_overrule(obs_from_html):
     obs = obs_from_html(PAGE, goal='Select "milk".')
-    stop = Action("terminate", status="success")
+    stop, click = Action("terminate", status="success"), Action("click", target=Element(2))
 
-    class PreferStop:
+    class Prefer:
+        def __init__(self, stopping):
+            self.stopping = stopping
+
         def score(self, mode, rows):
-            return [1.0 if r[8] else 0.0 for r in rows]  # the 'terminate' verb flag
+            return [float(bool(r[8]) == self.stopping) for r in rows]  # r[8]: the 'terminate' verb flag
 
-    first = SearchPolicy(FixedBase([stop, Action("click", target=Element(2))]), None, SearchConfig(k=2, mode="none"),
-                         value=PreferStop())
-    first.reset(obs.goal, {})
-    assert first.act(obs, {}).action == stop
-    later = SearchPolicy(FixedBase([Action("click", target=Element(2)), stop]), None, SearchConfig(k=2, mode="none"),
-                         value=PreferStop())
-    later.reset(obs.goal, {})
-    assert later.act(obs, {}).action == Action("click", target=Element(2))
+    def decide(actions, stopping, stop_rule):
+        policy = SearchPolicy(FixedBase(actions), None, SearchConfig(k=2, mode="none", stop=stop_rule),
+                              value=Prefer(stopping))
+        policy.reset(obs.goal, {})
+        return policy.act(obs, {}).action
+
+    # a stop the base ranks first: taken as is under stop='policy', scored like any candidate under 'scored'
+    assert decide([stop, click], False, "policy") == stop
+    assert decide([stop, click], False, "scored") == click
+    assert decide([stop, click], True, "scored") == stop
+    # a stop the base does not rank first is never a candidate
+    assert decide([click, stop], True, "scored") == click
+    assert decide([click, stop], True, "policy") == click
 
 
 def test_state_features_read_the_page_against_the_instruction():
@@ -161,3 +169,31 @@ def test_the_first_choice_stays_unless_another_scores_a_margin_more(obs_from_htm
     assert pick([0.5, 0.6], 0.0) == cands[1]
     with pytest.raises(ConfigError, match="margin"):
         SearchConfig(margin=-0.1)
+
+
+def test_progress_labels_credit_only_the_steps_that_changed_the_page(obs_from_html):
+    from types import SimpleNamespace
+
+    import pytest
+
+    from parsimon.errors import ConfigError
+    from parsimon.gui.world_model.value import step_labels
+
+    goal = 'Select "milk".'
+    blank = obs_from_html(PAGE, goal=goal)
+    focused = obs_from_html(PAGE, goal=goal, focused=5)
+    checked = obs_from_html(PAGE.replace('data-pid="2">', 'data-pid="2" checked>'), goal=goal)
+    click, stop = Action("click", target=Element(2)), Action("terminate", status="success")
+
+    def step(before, action, after, success=False):
+        return SimpleNamespace(state=before, action=action, next_state=after, success=success)
+
+    # focus only (no progress), the box checked (progress), then stopping, which ends the episode solved
+    solved = [step(blank, Action("click", target=Element(5)), focused), step(focused, click, checked),
+              step(checked, stop, checked, success=True)]
+    assert step_labels(solved, "progress") == [0, 1, 1]
+    assert step_labels(solved, "episode") == [1, 1, 1]
+    unsolved = [step(blank, click, checked), step(checked, stop, checked)]
+    assert step_labels(unsolved, "progress") == [0, 0]
+    with pytest.raises(ConfigError, match="`label`"):
+        step_labels(solved, "outcome")

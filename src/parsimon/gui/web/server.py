@@ -67,6 +67,18 @@ class _Handler(SimpleHTTPRequestHandler):
         super().end_headers()
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address) -> None:  # noqa: ANN001 - the server's hook
+        import sys
+
+        # the browser dropped the connection (a page navigated away mid-transfer): nothing to report
+        if isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            return
+        super().handle_error(request, client_address)
+
+
 class StaticServer:
     """Serve folders (and in-memory files) on ``127.0.0.1`` in a daemon thread.
 
@@ -90,8 +102,7 @@ class StaticServer:
             served[path] = (data, mimetypes.guess_type(path)[0] or "application/octet-stream")
         handler = type("Handler", (_Handler,), {"mounts": sorted(checked, key=lambda m: -len(m[0])),
                                                  "files": served})
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), handler)
-        self._server.daemon_threads = True
+        self._server = _Server(("127.0.0.1", port), handler)
         self._thread: threading.Thread | None = None
 
     @property

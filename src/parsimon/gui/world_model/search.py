@@ -11,9 +11,10 @@ Each step:
    policy as judge (:mod:`.judge`), minus ``irreversible_penalty`` when the candidate would do
    something the app marks irreversible, or replace the page, unless the instruction asks for it; the
    base policy's first choice is kept unless another candidate scores ``margin`` more (the scorer
-   overrides the policy only when it is clearly surer)
-   (stopping is left to the base policy: ``answer``/``terminate`` is taken when it ranks first and is
-   not a candidate otherwise, since a world model predicts what changes, not whether the task is done);
+   overrides the policy only when it is clearly surer). Stopping (``answer``/``terminate``) is the base
+   policy's to offer: it is a candidate only when the base ranks it first, and is then scored like the
+   others (its imagined outcome changes nothing), so the scorer can overrule a premature stop
+   (``stop="scored"``, the default; ``stop="policy"`` takes the base's stop as is);
 4. only the best candidate is executed, in the real environment (the world model is advisory);
 5. at the next step the prediction for the executed action is compared with what really happened and
    the error is appended to the transition store (``predictions.jsonl``).
@@ -51,6 +52,7 @@ class SearchConfig:
     scorer: str = "value"  # value (learned from outcomes) | judge (the policy as judge, an LLM)
     irreversible_penalty: float = 1.0  # subtracted from the score of an unrequested irreversible action
     margin: float = 0.15  # how much more another candidate must score to replace the first choice
+    stop: str = "scored"  # scored: the scorer may overrule the base policy's stop | policy: the base decides
     min_confidence: float = 0.0  # predictions below this confidence are not shown to the scorer
     log_errors: bool = True  # append prediction errors to the transition store
     world_model_path: str = ""  # the learned model's file ("": the default in $PARSIMON_HOME)
@@ -65,6 +67,8 @@ class SearchConfig:
             raise ConfigError(f"`scorer` must be one of {list(SCORERS)}, got {self.scorer!r}")
         if self.irreversible_penalty < 0:
             raise ConfigError(f"`irreversible_penalty` must be >= 0, got {self.irreversible_penalty}")
+        if self.stop not in ("scored", "policy"):
+            raise ConfigError(f"`stop` must be 'scored' or 'policy', got {self.stop!r}")
         if self.margin < 0:
             raise ConfigError(f"`margin` must be >= 0, got {self.margin}")
         if not 0.0 <= self.min_confidence <= 1.0:
@@ -215,8 +219,7 @@ class SearchPolicy(Policy):
             self._log_error(obs)
         t0 = time.perf_counter()
         cands = self.base.candidates(obs, cfg.k + 1)
-        # stopping stays the base policy's decision: a world model says what an action changes, not whether
-        # the task is done, so a terminal candidate is taken when the base ranks it first and dropped otherwise
+        # stopping is the base policy's to offer: a terminal candidate stays only when the base ranks it first
         if cands and not cands[0].action.terminal:
             cands = [c for c in cands if not c.action.terminal]
         cands = cands[: cfg.k]
@@ -224,7 +227,7 @@ class SearchPolicy(Policy):
             a = Action("terminate", status="failure")
             self.history.append(a)
             return Decision(a, render_output(a, "no candidates"), meta={"candidates": 0})
-        if len(cands) == 1 or cfg.k == 1 or cands[0].action.terminal:
+        if len(cands) == 1 or cfg.k == 1 or (cands[0].action.terminal and cfg.stop == "policy"):
             best, preds, scores, thought = 0, [None] * len(cands), [c.score for c in cands], ""
         else:
             t_im = time.perf_counter()

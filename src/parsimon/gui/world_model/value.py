@@ -18,10 +18,12 @@ come in three groups, one per search mode (CUWM's none / text / image, and both)
   that change in the task area, and how much of the change falls on elements whose text the
   instruction mentions, plus the render's confidence flags.
 
-It is fit on the transition store with the outcome of each transition's episode as the label (solved
-or not); training uses the *true* next states (and real screenshots), prediction the imagined ones,
-so a better world model gives the value function inputs closer to what it learned from. One gradient
-boosting classifier (scikit-learn) per mode.
+It is fit on the transition store, each step labelled by its episode's outcome: a step is positive when
+its episode ended solved and the step really changed the page (``progress``, the default; a click that
+changed nothing or only moved the focus is not credited even in a solved episode), or every step of a
+solved episode (``episode``), see :func:`step_labels`. Training uses the *true* next states (and real
+screenshots), prediction the imagined ones, so a better world model gives the value function inputs
+closer to what it learned from. One gradient boosting classifier (scikit-learn) per mode.
 """
 
 from __future__ import annotations
@@ -52,9 +54,10 @@ from parsimon.gui.world_model.delta import (
 )
 from parsimon.gui.world_model.dom import Node, parse, text_content
 
-__all__ = ["MODES", "ValueFunction", "default_value_path", "goal_words", "value_features"]
+__all__ = ["LABELS", "MODES", "ValueFunction", "default_value_path", "goal_words", "step_labels", "value_features"]
 
 MODES = ("none", "text", "render", "text+render")
+LABELS = ("episode", "progress")
 FORMAT = "parsimon.gui.world_model.value/1"
 _STOP = frozenset("a an the to of and or in on at into for with by from then this that is as be it its your you "
                   "please click select enter type press hit button field text box".split())
@@ -286,6 +289,29 @@ def _episodes(transitions: Iterable[Any]) -> list[list[Any]]:
     return out
 
 
+def step_labels(episode: list[Any], label: str = "progress") -> list[int]:
+    """The training label of each step of one episode (its transitions in order).
+
+    ``episode``: every step gets the episode's outcome (1 solved, 0 not). ``progress``: a step is 1 when
+    the episode ends solved and the step really changed the page (a step that changed nothing, or only
+    moved the focus, made no progress even in an episode that ended solved); stopping changes nothing and
+    is labelled with the outcome, since stopping there is exactly what ended the episode.
+    """
+    from parsimon.gui.world_model.metrics import true_delta
+
+    if label not in LABELS:
+        raise ConfigError(f"`label` must be one of {list(LABELS)}, got {label!r}")
+    solved = int(any(t.success for t in episode))
+    if label == "episode":
+        return [solved] * len(episode)
+    out = []
+    for t in episode:
+        delta = true_delta(PageState.from_observation(t.state), PageState.from_observation(t.next_state))
+        changed = any(not isinstance(op, SetFocus) for op in delta.ops)
+        out.append(solved if t.action.terminal else int(solved and changed))
+    return out
+
+
 class ValueFunction:
     """One classifier per search mode, P(episode solved | candidate features).
 
@@ -306,20 +332,23 @@ class ValueFunction:
         self.state = state
 
     @classmethod
-    def fit(cls, transitions: Iterable[Any], *, seed: int = 0, render: bool = True) -> ValueFunction:
-        """Fit on logged transitions, labelled with their episode's outcome (``render``: the render group
-        too, from the logged screenshots; the transitions must then carry them)."""
+    def fit(cls, transitions: Iterable[Any], *, seed: int = 0, render: bool = True,
+            label: str = "progress") -> ValueFunction:
+        """Fit on logged transitions (``render``: the render group too, from the logged screenshots; the
+        transitions must then carry them).
+
+        ``label``: how steps are labelled (:func:`step_labels`)."""
         import numpy as np
         from sklearn.ensemble import HistGradientBoostingClassifier
 
         from parsimon.gui.policies.proposal import propose
         from parsimon.gui.world_model.metrics import true_delta
 
+        step_labels([], label)  # checks the name
         rows: list[_Row] = []
         for ep in _episodes(transitions):
-            solved = int(any(t.success for t in ep))
             history: list[Action] = []
-            for t in ep:
+            for t, ok in zip(ep, step_labels(ep, label), strict=True):
                 cands = propose(t.state, history)
                 rank = next((i for i, c in enumerate(cands) if c.action == t.action), len(cands))
                 score = cands[rank].score if rank < len(cands) else -1.0
@@ -331,7 +360,7 @@ class ValueFunction:
                     feats[mode] = value_features(mode, t.state, t.action, score=score, rank=min(rank, 5), k=5,
                                                  history=history, delta=delta, confidence=1.0,
                                                  image=t.next_state.screenshot or None)
-                rows.append(_Row(feats, solved, t.task))
+                rows.append(_Row(feats, ok, t.task))
                 history.append(t.action)
         if not rows or len({r.label for r in rows}) < 2:
             raise ConfigError("the value function needs transitions from both solved and unsolved episodes")
@@ -343,7 +372,8 @@ class ValueFunction:
                                                  l2_regularization=1.0, random_state=seed)
             clf.fit(x, y)
             models[mode] = clf
-        return cls(state={"format": FORMAT, "models": models, "rows": len(rows), "positive": int(y.sum())})
+        return cls(state={"format": FORMAT, "models": models, "rows": len(rows), "positive": int(y.sum()),
+                          "label": label})
 
     def save(self, path: str | os.PathLike | None = None) -> Path:
         """Write the model (atomically) to ``path`` (default :func:`default_value_path`)."""
