@@ -44,6 +44,7 @@ def train(stores: list[str], *, model_dir: str | os.PathLike | None = None, valu
                 vf = ValueFunction.fit(transitions, seed=seed)
                 res["value"] = str(vf.save(folder / default_value_path().name))
                 res["value_rows"] = vf.state["rows"]
+                res["value_label"] = vf.state["label"]
         run.set_metrics(transitions=len(transitions), effects=len(model.effects), rows=model.trained_on["rows"],
                         fit_seconds=model.trained_on["seconds"], value_rows=res.get("value_rows", 0))
         run.write_json("trained.json", {**res, "effect_counts": model.trained_on["effect_counts"]})
