@@ -1,0 +1,22 @@
+"""The scorer-settings script rejects bad arguments with one line naming the argument."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+SCRIPT = Path(__file__).resolve().parents[3] / "benchmarks" / "wm_search_dev.py"
+
+
+def _run(*args):
+    return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=60)
+
+
+def test_bad_arguments_name_the_argument(tmp_path):
+    bad_seeds = _run("--store", str(tmp_path), "--seeds", "two")
+    assert bad_seeds.returncode == 2 and "--seeds" in bad_seeds.stderr and "Traceback" not in bad_seeds.stderr
+    bad_suite = _run("--store", str(tmp_path), "--suites", "desktop")
+    assert bad_suite.returncode == 2 and "--suites" in bad_suite.stderr
+    missing = _run("--store", str(tmp_path / "none"))
+    assert missing.returncode == 2 and "--store must be a folder" in missing.stderr
