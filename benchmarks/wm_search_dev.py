@@ -38,18 +38,21 @@ def main() -> None:
     ap.add_argument("--store", type=Path, required=True, help="the transition store (collected on seeds 100-101)")
     ap.add_argument("--learned", type=Path, default=None,
                     help="a learned world model fit on that store (default: fit one here)")
-    ap.add_argument("--seeds", default="200,201", help="development seeds, comma-separated (default 200,201)")
+    ap.add_argument("--seeds", default="200-201", help="development seeds, like 200-201 or 200,205 (default 200-201)")
     ap.add_argument("--suites", default="miniwob,apps", help="miniwob, apps or both (default both)")
     ap.add_argument("--apps-oracle", action="store_true", help="also the oracle on the apps (slow)")
     add_output_options(ap, "wm-search-dev")
     args = ap.parse_args()
+    from parsimon.errors import ConfigError
+    from parsimon.gui.evaluate import parse_seeds
+
     try:
-        seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
-    except ValueError:
-        ap.error(f"--seeds must be integers separated by commas, got {args.seeds!r}")
+        seeds = list(parse_seeds(args.seeds))
+    except ConfigError as exc:
+        ap.error(str(exc).replace("`", ""))
     suites = [s.strip() for s in args.suites.split(",") if s.strip()]
-    if not seeds or not set(suites) <= {"miniwob", "apps"} or not suites:
-        ap.error(f"--seeds and --suites must name seeds and miniwob/apps, got {args.seeds!r}, {args.suites!r}")
+    if not suites or not set(suites) <= {"miniwob", "apps"}:
+        ap.error(f"--suites must name miniwob, apps or both, got {args.suites!r}")
     if not args.store.is_dir():
         ap.error(f"--store must be a folder, got {args.store}")
     import torch  # noqa: F401 - pins one thread for anything that uses it

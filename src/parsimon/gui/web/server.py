@@ -16,6 +16,7 @@ from __future__ import annotations
 import mimetypes
 import os
 import posixpath
+import sys
 import threading
 import urllib.parse
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -71,8 +72,6 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
 
     def handle_error(self, request, client_address) -> None:  # noqa: ANN001 - the server's hook
-        import sys
-
         # the browser dropped the connection (a page navigated away mid-transfer): nothing to report
         if isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
             return

@@ -51,8 +51,8 @@ class SearchSpec:
     k: int = 1
     mode: str = "none"
     seeds: tuple[int, ...] | None = None  # a subset of the table's seeds (the oracle is slow); None: all
-    margin: float = 0.15  # SearchConfig.margin
-    stop: str = "scored"  # SearchConfig.stop
+    margin: float | None = None  # SearchConfig.margin (None: its default)
+    stop: str | None = None  # SearchConfig.stop (None: its default)
 
 
 def _policy(spec: SearchSpec, value: Any, learned_path: str, env: Any, store: Any) -> Any:
@@ -65,8 +65,8 @@ def _policy(spec: SearchSpec, value: Any, learned_path: str, env: Any, store: An
     if spec.mode != "none":
         wm = make_world_model(spec.world_model, learned_path) if spec.world_model != "oracle" else \
             make_world_model("oracle", screenshots="render" in spec.mode)
-    cfg = SearchConfig(world_model=spec.world_model or "learned", k=spec.k, mode=spec.mode, margin=spec.margin,
-                       stop=spec.stop)
+    scorer = {k: v for k, v in (("margin", spec.margin), ("stop", spec.stop)) if v is not None}
+    cfg = SearchConfig(world_model=spec.world_model or "learned", k=spec.k, mode=spec.mode, **scorer)
     return SearchPolicy(ProposalPolicy(), wm, cfg, value=value, session=lambda: env.session, store=store)
 
 

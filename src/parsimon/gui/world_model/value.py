@@ -289,27 +289,33 @@ def _episodes(transitions: Iterable[Any]) -> list[list[Any]]:
     return out
 
 
-def step_labels(episode: list[Any], label: str = "progress") -> list[int]:
-    """The training label of each step of one episode (its transitions in order).
+def step_labels(episode: list[Any], label: str = "progress", deltas: list[Delta] | None = None) -> list[int]:
+    """The training label of each step of one episode (its transitions in order; ``deltas``: their true
+    deltas where the caller has them already).
 
     ``episode``: every step gets the episode's outcome (1 solved, 0 not). ``progress``: a step is 1 when
     the episode ends solved and the step really changed the page (a step that changed nothing, or only
     moved the focus, made no progress even in an episode that ended solved); stopping changes nothing and
     is labelled with the outcome, since stopping there is exactly what ended the episode.
     """
-    from parsimon.gui.world_model.metrics import true_delta
-
-    if label not in LABELS:
-        raise ConfigError(f"`label` must be one of {list(LABELS)}, got {label!r}")
+    _check_label(label)
     solved = int(any(t.success for t in episode))
     if label == "episode":
         return [solved] * len(episode)
-    out = []
-    for t in episode:
-        delta = true_delta(PageState.from_observation(t.state), PageState.from_observation(t.next_state))
-        changed = any(not isinstance(op, SetFocus) for op in delta.ops)
-        out.append(solved if t.action.terminal else int(solved and changed))
-    return out
+    deltas = deltas if deltas is not None else [_true_delta(t) for t in episode]
+    return [solved if t.action.terminal else int(solved and any(not isinstance(op, SetFocus) for op in d.ops))
+            for t, d in zip(episode, deltas, strict=True)]
+
+
+def _check_label(label: str) -> None:
+    if label not in LABELS:
+        raise ConfigError(f"`label` must be one of {list(LABELS)}, got {label!r}")
+
+
+def _true_delta(t: Any) -> Delta:
+    from parsimon.gui.world_model.metrics import true_delta
+
+    return true_delta(PageState.from_observation(t.state), PageState.from_observation(t.next_state))
 
 
 class ValueFunction:
@@ -342,17 +348,16 @@ class ValueFunction:
         from sklearn.ensemble import HistGradientBoostingClassifier
 
         from parsimon.gui.policies.proposal import propose
-        from parsimon.gui.world_model.metrics import true_delta
 
-        step_labels([], label)  # checks the name
+        _check_label(label)
         rows: list[_Row] = []
         for ep in _episodes(transitions):
             history: list[Action] = []
-            for t, ok in zip(ep, step_labels(ep, label), strict=True):
+            deltas = [_true_delta(t) for t in ep]
+            for t, delta, ok in zip(ep, deltas, step_labels(ep, label, deltas), strict=True):
                 cands = propose(t.state, history)
                 rank = next((i for i, c in enumerate(cands) if c.action == t.action), len(cands))
                 score = cands[rank].score if rank < len(cands) else -1.0
-                delta = true_delta(PageState.from_observation(t.state), PageState.from_observation(t.next_state))
                 feats = {}
                 for mode in MODES:
                     if "render" in mode and not render:
