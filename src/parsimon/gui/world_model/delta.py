@@ -48,7 +48,50 @@ from parsimon.gui.world_model.dom import (
 )
 
 __all__ = ["OPS", "AddNode", "Delta", "Navigate", "Op", "PageState", "RemoveNode", "SetAttr", "SetChecked",
-           "SetFocus", "SetText", "SetValue", "apply", "diff", "op_from_dict"]
+           "SetFocus", "SetText", "SetValue", "apply", "canonical_class", "canonical_style", "css_declarations", "diff", "op_from_dict"]
+
+
+def css_declarations(style: str | None) -> list[str]:
+    """The declarations of an inline ``style`` as ``"property: value"`` strings, in a canonical form: the
+    property in lower case, spaces collapsed, the last declaration of a property winning, sorted by
+    property. Two styles with the same declarations style an element alike, however a script wrote them
+    (``width:81px`` and ``width: 81px;`` are one declaration). Semicolons inside quotes or parentheses
+    (``url(data:...;base64,...)``) do not split."""
+    parts: list[str] = []
+    buf: list[str] = []
+    depth, quote = 0, ""
+    for ch in style or "":
+        if quote:
+            quote = "" if ch == quote else quote
+        elif ch in "\"'":
+            quote = ch
+        elif ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth = max(depth - 1, 0)
+        elif ch == ";" and depth == 0:
+            parts.append("".join(buf))
+            buf = []
+            continue
+        buf.append(ch)
+    parts.append("".join(buf))
+    last: dict[str, str] = {}
+    for part in parts:
+        name, colon, value = part.partition(":")
+        name, value = name.strip().lower(), " ".join(value.split())
+        if colon and name and value:
+            last[name] = value
+    return [f"{k}: {last[k]}" for k in sorted(last)]
+
+
+def canonical_class(value: str | None) -> str:
+    """A ``class`` attribute's names, each once, sorted (their order does not change how a page looks)."""
+    return " ".join(sorted(set((value or "").split())))
+
+
+def canonical_style(style: str | None) -> str:
+    """An inline ``style`` written from its :func:`css_declarations` (``""`` when it declares nothing)."""
+    return " ".join(d + ";" for d in css_declarations(style))
 
 
 def _norm(s: str | None) -> str:

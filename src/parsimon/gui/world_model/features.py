@@ -13,11 +13,14 @@ effect                 op it stands for
 ``value=typed``        :class:`SetValue` to the typed text (``value=append``: appended,
                        ``value=empty``: cleared, ``value=?``: something else)
 ``class+T`` / ``class-T`` the class token ``T`` added / removed
+``style+D`` / ``style-D`` the inline style declaration ``D`` (``display: none``) added / removed
 ``attr:N=V``           attribute ``N`` set to ``V`` (``<none>``: removed) when ``V`` recurs in the
                        training data, ``attr:N=?`` otherwise
 ``text=typed``         :class:`SetText` to the typed text; ``text=partN`` the N-th text inside the
-                       target (an opened message shows its sender and subject); ``text=V`` a
-                       recurring text; ``text=?``
+                       target (an opened message shows its sender and subject); ``text=nI+1`` /
+                       ``text=nI-1`` the I-th number of the element's text counted up / down by one,
+                       ``text=n*+1`` / ``text=n*-1`` every number of it (a "2 of 4 left" counter);
+                       ``text=V`` a recurring text; ``text=?``
 ``remove``             :class:`RemoveNode`
 ``rerender``           the element's children are all replaced by fresh copies (a list drawn again
                        by a script: removals of the old children, insertions of same-looking new ones)
@@ -43,6 +46,7 @@ relearning HTML).
 
 from __future__ import annotations
 
+import re
 import urllib.parse
 from typing import Any
 
@@ -57,10 +61,12 @@ from parsimon.gui.world_model.delta import (
     SetFocus,
     SetText,
     SetValue,
+    canonical_class,
+    css_declarations,
 )
 from parsimon.gui.world_model.dom import Node, element_children, set_text_runs, text_content, text_runs
 
-__all__ = ["FEATURE_NAMES", "MAX_DISTANCE", "candidates", "class_op", "delta_effects", "draft_child", "draft_text",
+__all__ = ["FEATURE_NAMES", "MAX_DISTANCE", "COUNT_EFFECT", "candidates", "class_op", "delta_effects", "draft_child", "draft_text",
            "action_context", "context_features", "effect_labels", "instantiate", "is_list", "LIST_FEATURES",
            "pair_features", "rerender_ops"]
 
@@ -326,7 +332,7 @@ def candidates(index: dict[int, Node], target: Node | None, limit: int = 120) ->
 
 
 def _class_tokens(v: str | None) -> list[str]:
-    return (v or "").split()
+    return canonical_class(v).split()
 
 
 def effect_labels(op: Op, index: dict[int, Node], action: Action, target_pid: int | None,
@@ -367,14 +373,19 @@ def effect_labels(op: Op, index: dict[int, Node], action: Action, target_pid: in
             old, new = _class_tokens(node.get("class")), _class_tokens(op.value)
             added = [f"class+{c}" for c in new if c not in old]
             removed = [f"class-{c}" for c in old if c not in new]
-            if [c for c in old if c in new] + [c for c in new if c not in old] != new:
-                return [(op.pid, "attr:class=?")]  # a reordering the token effects cannot write
             return [(op.pid, e) for e in added + removed] or [(op.pid, "attr:class=?")]
+        if op.name == "style" and node is not None:
+            old, new = css_declarations(node.get("style")), css_declarations(op.value)
+            changed = [f"style+{d}" for d in new if d not in old] + [f"style-{d}" for d in old if d not in new]
+            return [(op.pid, e) for e in changed] or [(op.pid, "attr:style=?")]
         eff = f"attr:{op.name}={'<none>' if op.value is None else op.value}"
         return [(op.pid, eff if keep(eff) else f"attr:{op.name}=?")]
     if isinstance(op, SetText):
         if typed and op.text == " ".join(typed.split()):
             return [(op.pid, "text=typed")]
+        count = _count_effect(_own_text(index.get(op.pid)), op.text)
+        if count is not None:
+            return [(op.pid, count)]
         parts = target_parts(index.get(target_pid) if target_pid is not None else None)
         if op.text in parts:
             return [(op.pid, f"text=part{parts.index(op.text)}")]
@@ -393,6 +404,44 @@ def effect_labels(op: Op, index: dict[int, Node], action: Action, target_pid: in
             and urllib.parse.urljoin(base_url, href) == op.url
         return [(target_pid, "navigate" if ok else "navigate=?")]
     return []
+
+
+_NUMBER = re.compile(r"\d+")
+COUNT_EFFECT = re.compile(r"text=n(\*|\d+)[+-]1")  # the counter effects (:func:`_count_effect`)
+
+
+def _own_text(node: Node | None) -> str:
+    return " ".join(" ".join(text_runs(node)).split()) if node is not None else ""
+
+
+def _count_effect(old: str, new: str) -> str | None:
+    """``text=nI±1`` / ``text=n*±1`` when ``new`` is ``old`` with numbers counted by one (else None)."""
+    a, b = _NUMBER.findall(old), _NUMBER.findall(new)
+    if not a or len(a) != len(b) or _NUMBER.sub("#", old) != _NUMBER.sub("#", new):
+        return None
+    steps = [int(y) - int(x) for x, y in zip(a, b, strict=True)]
+    moved = [i for i, d in enumerate(steps) if d]
+    if not moved or any(steps[i] not in (1, -1) for i in moved) or len({steps[i] for i in moved}) > 1:
+        return None
+    sign = "+1" if steps[moved[0]] > 0 else "-1"
+    if len(moved) == len(a) and len(a) > 1:
+        return f"text=n*{sign}"
+    return f"text=n{moved[0]}{sign}" if len(moved) == 1 else None
+
+
+def _counted(text: str, effect: str) -> str | None:
+    """``text`` with the numbers of a ``text=n...`` effect counted (None when it has no such number)."""
+    which, step = effect[6:-2], int(effect[-2:])
+    nums = _NUMBER.findall(text)
+    if which != "*" and int(which) >= len(nums):
+        return None
+    at = iter(range(len(nums)))
+
+    def shift(m: re.Match) -> str:
+        i = next(at)
+        return str(max(int(m.group()) + step, 0)) if which == "*" or i == int(which) else m.group()
+
+    return _NUMBER.sub(shift, text)
 
 
 def delta_effects(ops: list[Op], index: dict[int, Node], action: Action, target_pid: int | None,
@@ -502,8 +551,8 @@ def instantiate(effect: str, node: Node, action: Action, ops_so_far: dict[int, d
                 target: Node | None = None) -> Op | None:
     """The op an effect stands for on ``node`` (None for the ``?`` effects and ``add``).
 
-    Class effects on one element are merged through ``ops_so_far`` (label → {"class": tokens}); the
-    caller turns them into one :class:`SetAttr` with :func:`class_op`.
+    Class and style effects on one element are merged through ``ops_so_far`` (label → {"class": tokens,
+    "style": declarations}); the caller turns each into one :class:`SetAttr` with :func:`class_op`.
     """
     pid = node.pid
     typed = action.text or ""
@@ -518,13 +567,19 @@ def instantiate(effect: str, node: Node, action: Action, ops_so_far: dict[int, d
     if effect.startswith("value="):
         old = (text_content(node) if node.tag == "textarea" else node.get("value")) or ""
         return SetValue(pid, {"value=typed": typed, "value=append": old + typed, "value=empty": ""}[effect])
-    if effect.startswith(("class+", "class-")):
-        slot = ops_so_far.setdefault(pid, {"class": _class_tokens(node.get("class"))})
+    if effect.startswith(("class+", "class-", "style+", "style-")):
+        name = effect[:5]
+        slot = ops_so_far.setdefault(pid, {})
+        if name not in slot:
+            slot[name] = _class_tokens(node.get("class")) if name == "class" else css_declarations(node.get("style"))
         tok = effect[6:]
-        if effect[5] == "+" and tok not in slot["class"]:
-            slot["class"].append(tok)
-        elif effect[5] == "-" and tok in slot["class"]:
-            slot["class"].remove(tok)
+        if effect[5] == "+" and name == "style":  # a declaration replaces the property's old one
+            prop = tok.split(":", 1)[0]
+            slot[name] = [d for d in slot[name] if d.split(":", 1)[0] != prop] + [tok]
+        elif effect[5] == "+" and tok not in slot[name]:
+            slot[name].append(tok)
+        elif effect[5] == "-" and tok in slot[name]:
+            slot[name].remove(tok)
         return None
     if effect.startswith("attr:"):
         name, _, value = effect[5:].partition("=")
@@ -535,6 +590,10 @@ def instantiate(effect: str, node: Node, action: Action, ops_so_far: dict[int, d
             if int(effect[9:]) >= len(parts):
                 return None
             text = parts[int(effect[9:])]
+        elif COUNT_EFFECT.fullmatch(effect):
+            text = _counted(_own_text(node), effect)
+            if text is None:
+                return None
         else:
             text = typed if effect == "text=typed" else effect[5:]
         runs = text_runs(node)
@@ -547,10 +606,14 @@ def instantiate(effect: str, node: Node, action: Action, ops_so_far: dict[int, d
     return None
 
 
-def class_op(pid: int, node: Node, tokens: list[str]) -> Op | None:
-    """One :class:`SetAttr` for the merged class effects of an element (None when nothing changes)."""
-    old = node.get("class")
-    new = " ".join(tokens)
-    if (old or "") == new:
+def class_op(pid: int, node: Node, tokens: list[str], name: str = "class") -> Op | None:
+    """One :class:`SetAttr` for the merged ``class`` (or ``style``) effects of an element: its class
+    tokens (style declarations) after them; None when nothing changes."""
+    if name == "style":
+        if sorted(tokens) == css_declarations(node.get("style")):
+            return None
+        return SetAttr(pid, "style", " ".join(d + ";" for d in sorted(tokens)) or None)
+    new = canonical_class(" ".join(tokens))
+    if canonical_class(node.get("class")) == new:
         return None
-    return SetAttr(pid, "class", new)
+    return SetAttr(pid, "class", new or None)

@@ -8,7 +8,10 @@ Training (:meth:`LearnedWorldModel.fit`), for every logged transition:
 2. for every labelled element near the target, build the (element, target, action) feature vector
    (:func:`~parsimon.gui.world_model.features.pair_features`, which includes what the ``rule`` model
    predicts), with the element's effects as its labels;
-3. fit one multi-label random forest (scikit-learn) on all rows.
+3. fit one multi-label random forest (scikit-learn) on all rows, and two small heads beside it: the list
+   head decides whether a list is drawn again and grows, from a few page-independent features of the
+   list elements (so that it carries over to new apps), and the count head, fit only on the elements
+   whose text holds a number, decides whether a counter counts up or down (``text=n0-1``).
 
 Prediction runs the forest on the page's candidate elements, keeps the effects whose probability passes
 ``threshold`` and writes them back as ops (:func:`~parsimon.gui.world_model.features.instantiate`). The
@@ -40,8 +43,9 @@ from parsimon.errors import ConfigError
 from parsimon.gui.actions import Action
 from parsimon.gui.world_model.base import WORLD_MODELS, Context, Prediction, WorldModel, target_element
 from parsimon.gui.world_model.delta import AddNode, Delta, Navigate, Op, PageState, SetFocus
-from parsimon.gui.world_model.dom import element_children
+from parsimon.gui.world_model.dom import element_children, text_runs
 from parsimon.gui.world_model.features import (
+    COUNT_EFFECT,
     FEATURE_NAMES,
     LIST_FEATURES,
     action_context,
@@ -77,7 +81,7 @@ def default_model_path() -> Path:
 class LearnedConfig:
     """Settings of the learned world model."""
 
-    n_estimators: int = 40  # trees in the forest
+    n_estimators: int = 100  # trees in the forest
     max_depth: int = 24  # depth limit of each tree
     min_samples_leaf: int = 2
     max_samples: float = 0.5  # share of the rows each tree is fit on (bootstrap)
@@ -141,7 +145,8 @@ def _rows(obs: Any, action: Action, rule: RuleWorldModel, max_candidates: int) -
 
 def _relative(effect: str) -> bool:
     """Whether a text effect is written relative to the action (never squashed into ``text=?``)."""
-    return effect == "text=typed" or (effect.startswith("text=part") and effect[9:].isdigit())
+    return (effect == "text=typed" or (effect.startswith("text=part") and effect[9:].isdigit())
+            or COUNT_EFFECT.fullmatch(effect) is not None)
 
 
 def training_rows(examples: list[_Example], cfg: LearnedConfig) -> tuple[Any, Any, list[str]]:
@@ -171,9 +176,10 @@ def training_rows(examples: list[_Example], cfg: LearnedConfig) -> tuple[Any, An
                 order.append(e)
     col = {e: i for i, e in enumerate(order)}
     rule = RuleWorldModel()
-    xs, ys = [], []
+    xs, ys, numeric = [], [], []
     for ex in examples:
         nodes, rows, _ = _rows(ex.obs, ex.action, rule, cfg.max_candidates)
+        numeric.extend(_numeric(n) for n in nodes)
         want: dict[int, set[str]] = {}
         for p, e in ex.labels:
             if e in col:
@@ -186,7 +192,28 @@ def training_rows(examples: list[_Example], cfg: LearnedConfig) -> tuple[Any, An
             ys.append(y)
     x = np.asarray(xs, dtype=np.float32).reshape(-1, len(FEATURE_NAMES))
     y = np.asarray(ys, dtype=np.int8).reshape(len(ys), len(order))
-    return x, y, order
+    return x, y, order, np.asarray(numeric, dtype=bool)
+
+
+def _numeric(node: Any) -> bool:
+    """Whether an element's own text holds a number (a counter the count head may count)."""
+    return any(c.isdigit() for run in text_runs(node) for c in run)
+
+
+def _fit_count_head(x: Any, y: Any, numeric: Any, effects: list[str], cfg: LearnedConfig) -> Any:
+    """The count head: a forest, on the elements whose own text holds a number, for the counter effects
+    (``text=n0-1``...). They are apart from the main forest because they only concern those few rows; fit
+    together, their labels moved the main forest's splits for every other effect. None when no counter
+    changed in training."""
+    from sklearn.ensemble import RandomForestClassifier
+
+    cols = [i for i, e in enumerate(effects) if COUNT_EFFECT.fullmatch(e)]
+    if not cols or not numeric.any() or not y[numeric][:, cols].any():
+        return None
+    head = RandomForestClassifier(n_estimators=cfg.n_estimators, max_depth=12, min_samples_leaf=1,
+                                  max_features="sqrt", random_state=cfg.seed, n_jobs=1)
+    head.fit(x[numeric], y[numeric][:, cols])
+    return head
 
 
 def _list_columns() -> tuple[list[int], int]:
@@ -207,7 +234,7 @@ def _fit_list_head(x: Any, y: Any, effects: list[str], cfg: LearnedConfig) -> An
     import numpy as np
 
     ys = np.stack([y[rows, j] if j is not None else np.zeros(int(rows.sum()), dtype=y.dtype) for j in want], axis=1)
-    head = RandomForestClassifier(n_estimators=cfg.n_estimators, max_depth=8, min_samples_leaf=3, max_features="sqrt",
+    head = RandomForestClassifier(n_estimators=cfg.n_estimators, max_depth=8, min_samples_leaf=1, max_features="sqrt",
                                   random_state=cfg.seed, n_jobs=1)
     head.fit(x[rows][:, cols], ys)
     return head
@@ -258,15 +285,19 @@ class LearnedWorldModel(WorldModel):
         if not examples:
             raise ConfigError("no transitions to train on: the store is empty (run `parsimon gui wm collect` or an "
                               "evaluation with --transitions first)")
-        x, y, effects = training_rows(examples, cfg)
+        x, y, effects, numeric = training_rows(examples, cfg)
+        counts = _fit_count_head(x, y, numeric, effects, cfg)
+        main = y.copy()
+        main[:, [i for i, e in enumerate(effects) if COUNT_EFFECT.fullmatch(e)]] = 0  # the count head's
         forest = None
         if effects:
             forest = RandomForestClassifier(n_estimators=cfg.n_estimators, max_depth=cfg.max_depth,
                                             min_samples_leaf=cfg.min_samples_leaf, random_state=cfg.seed, n_jobs=1,
                                             max_samples=cfg.max_samples if x.shape[0] >= 50 else None)
-            forest.fit(x, y)
+            forest.fit(x, main)
         lists = _fit_list_head(x, y, effects, cfg)
         state = {"format": FORMAT, "config": asdict(cfg), "effects": effects, "forest": forest, "lists": lists,
+                 "counts": counts,
                  "trained_on": {"transitions": len(examples), "rows": int(x.shape[0]),
                                 "effect_counts": {e: int(y[:, i].sum()) for i, e in enumerate(effects)},
                                 "seconds": time.perf_counter() - t0}}
@@ -287,7 +318,7 @@ class LearnedWorldModel(WorldModel):
         """How many transitions and rows the model saw, and how often each effect occurred."""
         return self.state.get("trained_on", {})
 
-    def _proba(self, rows: list[list[float]]) -> Any:
+    def _proba(self, rows: list[list[float]], numeric: list[bool] | None = None) -> Any:
         import numpy as np
 
         x = np.asarray(rows, dtype=np.float32).reshape(-1, len(FEATURE_NAMES))
@@ -306,6 +337,16 @@ class LearnedWorldModel(WorldModel):
             for k, (p, c) in enumerate(zip(hp, head.classes_, strict=True)):
                 if LIST_EFFECTS[k] in self.effects:
                     out[rows, self.effects.index(LIST_EFFECTS[k])] = _positive(p, c, rows.size)
+        counts = self.state.get("counts")
+        at = np.flatnonzero(np.asarray(numeric, dtype=bool)) if numeric is not None else np.zeros(0, dtype=int)
+        if counts is not None and at.size:
+            cols = [i for i, e in enumerate(self.effects) if COUNT_EFFECT.fullmatch(e)]
+            cp = counts.predict_proba(x[at])
+            if len(cols) == 1:
+                cp = [cp]
+            classes = counts.classes_ if len(cols) > 1 else [counts.classes_]
+            for j, p, c in zip(cols, cp, classes, strict=True):
+                out[at, j] = _positive(p, c, at.size)
         return out
 
     def predict(self, obs: Any, action: Action, context: Context | None = None) -> Prediction:  # noqa: D102
@@ -316,7 +357,7 @@ class LearnedWorldModel(WorldModel):
         import numpy as np
 
         t0 = time.perf_counter()
-        parts, all_rows = [], []
+        parts, all_rows, numeric = [], [], []
         for a in actions:
             if a.kind in ("terminate", "answer", "interact"):
                 parts.append((a, [], None, 0))
@@ -324,7 +365,8 @@ class LearnedWorldModel(WorldModel):
             nodes, rows, extra = _rows(obs, a, self._rule, self.config.max_candidates)
             parts.append((a, nodes, extra, len(rows)))
             all_rows.extend(rows)
-        probs = self._proba(all_rows) if all_rows else np.zeros((0, len(self.effects)))
+            numeric.extend(_numeric(n) for n in nodes)
+        probs = self._proba(all_rows, numeric) if all_rows else np.zeros((0, len(self.effects)))
         out, at = [], 0
         thr = self.config.threshold
         for a, nodes, extra, n in parts:
@@ -397,9 +439,10 @@ class LearnedWorldModel(WorldModel):
                     ops.append(op)
         by_pid = {n.pid: n for n in nodes}
         for pid, slot in classes.items():
-            op = class_op(pid, by_pid[pid], slot["class"])
-            if op is not None:
-                ops.append(op)
+            for name, tokens in slot.items():
+                op = class_op(pid, by_pid[pid], tokens, name)
+                if op is not None:
+                    ops.append(op)
         now = extra["index"].get(focused) if focused is not None else None
         if focus_col is not None and len(nodes):
             best = int(np.argmax(p[:, focus_col]))

@@ -31,7 +31,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from parsimon.gui.actions import Action, Element, Point
-from parsimon.gui.world_model.delta import Delta, PageState, SetText, apply_report, diff
+from parsimon.gui.world_model.delta import (
+    Delta,
+    PageState,
+    SetText,
+    apply_report,
+    canonical_class,
+    canonical_style,
+    diff,
+)
 from parsimon.gui.world_model.dom import BODY, parse, text_runs
 
 __all__ = ["COORDINATE_TOLERANCE", "DeltaScore", "action_match", "calibration", "delta_scores", "observable",
@@ -42,13 +50,24 @@ MISMATCH_THRESHOLD = 16  # of 255, per channel
 
 
 def observable(state: PageState) -> PageState:
-    """``state`` without what cannot be seen: ``data-*`` attributes (but the label) and empty ``style``."""
+    """``state`` without what cannot be seen: ``data-*`` attributes (but the label), and ``style`` and
+    ``class`` written canonically (:func:`~parsimon.gui.world_model.delta.canonical_style`,
+    :func:`~parsimon.gui.world_model.delta.canonical_class`: the order in which a script wrote the same
+    declarations or class names is not a change), dropped when empty."""
     doc = parse(state.html)
     body = doc.body
     if body is not None:
         for node in body.walk():
-            node.attrs = [(k, v) for k, v in node.attrs
-                          if not (k.startswith("data-") and k != "data-pid") and not (k == "style" and not (v or "").strip())]
+            attrs = []
+            for k, v in node.attrs:
+                if k.startswith("data-") and k != "data-pid":
+                    continue
+                if k in ("style", "class"):
+                    v = canonical_style(v) if k == "style" else canonical_class(v)
+                    if not v:
+                        continue
+                attrs.append((k, v))
+            node.attrs = attrs
     return PageState(state.url, doc.html(), state.focused)
 
 
