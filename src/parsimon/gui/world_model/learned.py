@@ -87,7 +87,7 @@ class LearnedConfig:
     max_samples: float = 0.5  # share of the rows each tree is fit on (bootstrap)
     min_effect_count: int = 2  # an effect must occur in this many transitions to be learned
     literal_min: int = 3  # an attribute or text value must recur this often to be predicted verbatim
-    threshold: float = 0.5  # an effect is predicted when its probability passes this
+    threshold: float = 0.4  # an effect is predicted when its probability passes this (chosen on validation splits)
     max_candidates: int = 80  # elements scored per prediction (nearest to the target first)
     seed: int = 0
 
