@@ -39,6 +39,7 @@ def test_learned_beats_the_trivial_and_the_rule_model_on_unseen_tasks(data, tmp_
     assert learned["f1"] >= 0.9 and learned["exact_real"] >= 0.8
     assert learned["f1"] > rule["f1"] + 0.2
     path = model.save(tmp_path / "m.pkl")
+    assert path.read_bytes()[:2] == b"\x1f\x8b"  # compressed
     again = LearnedWorldModel(path)
     t = test[0]
     assert again.predict(t.state, t.action).delta.keys() == model.predict(t.state, t.action).delta.keys()
@@ -80,6 +81,10 @@ def test_errors_name_the_problem(tmp_path):
     (tmp_path / "bad.pkl").write_bytes(__import__("pickle").dumps({"format": "other"}))
     with pytest.raises(ConfigError, match="not a learned world model"):
         LearnedWorldModel(tmp_path / "bad.pkl")
+    for junk in (b"not a pickle at all", b"\x1f\x8b broken gzip"):
+        (tmp_path / "junk.pkl").write_bytes(junk)
+        with pytest.raises(ConfigError, match="not a learned world model"):
+            LearnedWorldModel(tmp_path / "junk.pkl")
     with pytest.raises(ConfigError, match="no transitions"):
         LearnedWorldModel.fit([])
     with pytest.raises(ConfigError, match="threshold"):

@@ -29,6 +29,7 @@ than the store holds to beat it.
 
 from __future__ import annotations
 
+import gzip
 import os
 import pickle
 import time
@@ -82,12 +83,12 @@ class LearnedConfig:
     """Settings of the learned world model."""
 
     n_estimators: int = 100  # trees in the forest
-    max_depth: int = 24  # depth limit of each tree
-    min_samples_leaf: int = 2
+    max_depth: int = 40  # depth limit of each tree
+    min_samples_leaf: int = 1
     max_samples: float = 0.5  # share of the rows each tree is fit on (bootstrap)
     min_effect_count: int = 2  # an effect must occur in this many transitions to be learned
     literal_min: int = 3  # an attribute or text value must recur this often to be predicted verbatim
-    threshold: float = 0.4  # an effect is predicted when its probability passes this (chosen on validation splits)
+    threshold: float = 0.5  # an effect is predicted when its probability passes this
     max_candidates: int = 80  # elements scored per prediction (nearest to the target first)
     seed: int = 0
 
@@ -265,7 +266,13 @@ class LearnedWorldModel(WorldModel):
                 raise ConfigError(f"no learned world model at {path}: train one first with `parsimon gui wm train` "
                                   "(or give its path)")
             with open(path, "rb") as fh:
-                state = pickle.load(fh)  # noqa: S301 - our own file, written by save()
+                head = fh.read(2)
+                fh.seek(0)
+                try:  # save() writes gzip; a model written before it did is plain
+                    source = gzip.GzipFile(fileobj=fh) if head == b"\x1f\x8b" else fh
+                    state = pickle.load(source)  # noqa: S301 - our own file, written by save()
+                except (pickle.UnpicklingError, EOFError, OSError, ValueError) as exc:
+                    raise ConfigError(f"{path} is not a learned world model (unreadable: {exc})") from None
             if not isinstance(state, dict) or state.get("format") != FORMAT:
                 raise ConfigError(f"{path} is not a learned world model written by this version ({FORMAT})")
         self.state = state
@@ -304,12 +311,16 @@ class LearnedWorldModel(WorldModel):
         return cls(state=state)
 
     def save(self, path: str | os.PathLike | None = None) -> Path:
-        """Write the model (atomically) to ``path`` (default :func:`default_model_path`)."""
+        """Write the model (atomically, gzip-compressed) to ``path`` (default :func:`default_model_path`).
+
+        Compressed because a multi-label forest stores a probability per label in every node, mostly
+        zeros: a store of a few thousand transitions makes some 250 MB of pickle and under 10 MB of gzip.
+        """
         path = Path(path) if path is not None else default_model_path()
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "wb") as fh:
-            pickle.dump(self.state, fh)
+        with open(tmp, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=1, mtime=0) as fh:
+            pickle.dump(self.state, fh, protocol=pickle.HIGHEST_PROTOCOL)
         os.replace(tmp, path)
         return path
 
