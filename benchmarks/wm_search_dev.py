@@ -6,7 +6,8 @@ with this script:
 
 * ``label``: the value function's training labels (``episode``: every step of a solved episode is
   positive; ``progress``: only the steps of solved episodes that changed the page, see
-  :func:`parsimon.gui.world_model.value.step_labels`);
+  :func:`parsimon.gui.world_model.value.step_labels`; ``progress-nostop``: the same without credit for
+  stopping);
 * ``stop``: whether the scorer may overrule the proposal policy's stop (``scored``) or not (``policy``);
 * ``margin``: how much more another candidate must score to replace the proposal's first choice.
 
@@ -30,7 +31,7 @@ from _outputs import add_output_options, open_run, write_results  # noqa: E402
 
 # (label, stop, margin): the settings before this comparison first, then one change at a time
 VARIANTS = (("episode", "policy", 0.15), ("progress", "policy", 0.15), ("progress", "scored", 0.15),
-            ("progress", "scored", 0.05), ("progress", "scored", 0.25))
+            ("progress", "scored", 0.05), ("progress", "scored", 0.25), ("progress-nostop", "scored", 0.15))
 
 
 def main() -> None:

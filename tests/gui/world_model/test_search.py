@@ -192,6 +192,7 @@ def test_progress_labels_credit_only_the_steps_that_changed_the_page(obs_from_ht
     solved = [step(blank, Action("click", target=Element(5)), focused), step(focused, click, checked),
               step(checked, stop, checked, success=True)]
     assert step_labels(solved, "progress") == [0, 1, 1]
+    assert step_labels(solved, "progress-nostop") == [0, 1, 0]  # stopping never credited
     assert step_labels(solved, "episode") == [1, 1, 1]
     unsolved = [step(blank, click, checked), step(checked, stop, checked)]
     assert step_labels(unsolved, "progress") == [0, 0]

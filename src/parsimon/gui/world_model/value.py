@@ -57,7 +57,7 @@ from parsimon.gui.world_model.dom import Node, parse, text_content
 __all__ = ["LABELS", "MODES", "ValueFunction", "default_value_path", "goal_words", "step_labels", "value_features"]
 
 MODES = ("none", "text", "render", "text+render")
-LABELS = ("episode", "progress")
+LABELS = ("episode", "progress", "progress-nostop")
 FORMAT = "parsimon.gui.world_model.value/1"
 _STOP = frozenset("a an the to of and or in on at into for with by from then this that is as be it its your you "
                   "please click select enter type press hit button field text box".split())
@@ -289,7 +289,7 @@ def _episodes(transitions: Iterable[Any]) -> list[list[Any]]:
     return out
 
 
-def step_labels(episode: list[Any], label: str = "progress", deltas: list[Delta] | None = None) -> list[int]:
+def step_labels(episode: list[Any], label: str = "progress-nostop", deltas: list[Delta] | None = None) -> list[int]:
     """The training label of each step of one episode (its transitions in order; ``deltas``: their true
     deltas where the caller has them already).
 
@@ -297,13 +297,16 @@ def step_labels(episode: list[Any], label: str = "progress", deltas: list[Delta]
     the episode ends solved and the step really changed the page (a step that changed nothing, or only
     moved the focus, made no progress even in an episode that ended solved); stopping changes nothing and
     is labelled with the outcome, since stopping there is exactly what ended the episode.
+    ``progress-nostop``: the same, but stopping is never credited (labelled 0): the scorer then keeps a
+    stop only when the proposal policy ranks it first and no other candidate promises progress.
     """
     _check_label(label)
     solved = int(any(t.success for t in episode))
     if label == "episode":
         return [solved] * len(episode)
     deltas = deltas if deltas is not None else [_true_delta(t) for t in episode]
-    return [solved if t.action.terminal else int(solved and any(not isinstance(op, SetFocus) for op in d.ops))
+    stop = solved if label == "progress" else 0
+    return [stop if t.action.terminal else int(solved and any(not isinstance(op, SetFocus) for op in d.ops))
             for t, d in zip(episode, deltas, strict=True)]
 
 
@@ -339,7 +342,7 @@ class ValueFunction:
 
     @classmethod
     def fit(cls, transitions: Iterable[Any], *, seed: int = 0, render: bool = True,
-            label: str = "progress") -> ValueFunction:
+            label: str = "progress-nostop") -> ValueFunction:
         """Fit on logged transitions (``render``: the render group too, from the logged screenshots; the
         transitions must then carry them).
 
