@@ -109,6 +109,13 @@ def synthetic_transitions(task: str, family: str, episodes: int, seed: int) -> l
     return out
 
 
+def task_split(make, name: str, train: range, test: range) -> tuple[list[Transition], list[Transition]]:
+    """Transitions of synthetic tasks ``synth/<name>-<k>`` (``make(task, k)``): those of the ``train`` ks,
+    then those of the ``test`` ks (tasks the model never saw)."""
+    return ([t for k in train for t in make(f"synth/{name}-{k}", k)],
+            [t for k in test for t in make(f"synth/{name}-{k}", k)])
+
+
 @pytest.fixture
 def obs_from_html():
     """``make_obs`` as a fixture."""

@@ -18,7 +18,7 @@ from parsimon.gui.world_model.metrics import true_delta
 from parsimon.gui.world_model.rules import RuleWorldModel
 from parsimon.gui.world_model.store import Transition
 
-from .conftest import make_obs
+from .conftest import make_obs, task_split
 
 WORDS = ["milk", "bread", "eggs", "tea", "rice", "jam", "soap", "salt", "oil", "figs", "kale", "plums"]
 
@@ -123,9 +123,7 @@ def test_a_redrawn_list_is_labelled_once_with_what_it_gained_or_lost():
 
 @pytest.fixture(scope="module")
 def todo_data():
-    train = [t for k in range(4) for t in todo_transitions(f"synth/todo-{k}", k)]
-    test = [t for k in range(4, 7) for t in todo_transitions(f"synth/todo-{k}", k)]
-    return train, test
+    return task_split(todo_transitions, "todo", range(4), range(4, 7))
 
 
 def test_the_learned_model_predicts_redrawn_lists_on_unseen_tasks(todo_data):

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import random
 
-import pytest
-
 from parsimon.gui.actions import Action, Element
 from parsimon.gui.world_model.delta import Delta as _Delta
 from parsimon.gui.world_model.delta import (
@@ -31,7 +29,7 @@ from parsimon.gui.world_model.metrics import score_prediction, true_delta
 from parsimon.gui.world_model.rules import RuleWorldModel
 from parsimon.gui.world_model.store import Transition
 
-from .conftest import make_obs
+from .conftest import make_obs, task_split
 
 
 def _state(body: str) -> PageState:
@@ -135,15 +133,8 @@ def _checklist(task: str, seed: int, episodes: int = 4) -> list[Transition]:
     return out
 
 
-@pytest.fixture(scope="module")
-def checklist_data():
-    train = [t for k in range(5) for t in _checklist(f"synth/check-{k}", k)]
-    test = [t for k in range(5, 8) for t in _checklist(f"synth/check-{k}", k)]
-    return train, test
-
-
-def test_the_learned_model_counts_and_toggles_styles_on_unseen_tasks(checklist_data):
-    train, test = checklist_data
+def test_the_learned_model_counts_and_toggles_styles_on_unseen_tasks():
+    train, test = task_split(_checklist, "check", range(5), range(5, 8))
     model = LearnedWorldModel.fit(train, LearnedConfig(n_estimators=30, seed=0))
     assert model.state["counts"] is not None and "style+display: none" in model.effects
     scores = score_models({"rule": RuleWorldModel(), "learned": model}, test)
