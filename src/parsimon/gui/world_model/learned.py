@@ -150,8 +150,9 @@ def _relative(effect: str) -> bool:
             or COUNT_EFFECT.fullmatch(effect) is not None)
 
 
-def training_rows(examples: list[_Example], cfg: LearnedConfig) -> tuple[Any, Any, list[str]]:
-    """Feature matrix, label matrix and effect names for ``examples`` (see the module docstring)."""
+def training_rows(examples: list[_Example], cfg: LearnedConfig) -> tuple[Any, Any, list[str], Any]:
+    """Feature matrix, label matrix, effect names and which rows' elements hold a number in their text
+    (the count head's rows) for ``examples`` (see the module docstring)."""
     import numpy as np
 
     # effects whose value is a literal are kept verbatim only when the literal recurs
