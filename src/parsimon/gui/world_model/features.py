@@ -62,9 +62,11 @@ from parsimon.gui.world_model.delta import (
     SetText,
     SetValue,
     canonical_class,
+    canonical_style,
     css_declarations,
 )
 from parsimon.gui.world_model.dom import Node, element_children, set_text_runs, text_content, text_runs
+from parsimon.gui.world_model.metrics import text_of
 
 __all__ = ["FEATURE_NAMES", "MAX_DISTANCE", "COUNT_EFFECT", "candidates", "class_op", "delta_effects", "draft_child", "draft_text",
            "action_context", "context_features", "effect_labels", "instantiate", "is_list", "LIST_FEATURES",
@@ -383,7 +385,8 @@ def effect_labels(op: Op, index: dict[int, Node], action: Action, target_pid: in
     if isinstance(op, SetText):
         if typed and op.text == " ".join(typed.split()):
             return [(op.pid, "text=typed")]
-        count = _count_effect(_own_text(index.get(op.pid)), op.text)
+        node = index.get(op.pid)
+        count = _count_effect(text_of(node), op.text) if node is not None else None
         if count is not None:
             return [(op.pid, count)]
         parts = target_parts(index.get(target_pid) if target_pid is not None else None)
@@ -408,10 +411,6 @@ def effect_labels(op: Op, index: dict[int, Node], action: Action, target_pid: in
 
 _NUMBER = re.compile(r"\d+")
 COUNT_EFFECT = re.compile(r"text=n(\*|\d+)[+-]1")  # the counter effects (:func:`_count_effect`)
-
-
-def _own_text(node: Node | None) -> str:
-    return " ".join(" ".join(text_runs(node)).split()) if node is not None else ""
 
 
 def _count_effect(old: str, new: str) -> str | None:
@@ -591,7 +590,7 @@ def instantiate(effect: str, node: Node, action: Action, ops_so_far: dict[int, d
                 return None
             text = parts[int(effect[9:])]
         elif COUNT_EFFECT.fullmatch(effect):
-            text = _counted(_own_text(node), effect)
+            text = _counted(text_of(node), effect)
             if text is None:
                 return None
         else:
@@ -610,9 +609,10 @@ def class_op(pid: int, node: Node, tokens: list[str], name: str = "class") -> Op
     """One :class:`SetAttr` for the merged ``class`` (or ``style``) effects of an element: its class
     tokens (style declarations) after them; None when nothing changes."""
     if name == "style":
-        if sorted(tokens) == css_declarations(node.get("style")):
+        new = canonical_style("; ".join(tokens))
+        if canonical_style(node.get("style")) == new:
             return None
-        return SetAttr(pid, "style", " ".join(d + ";" for d in sorted(tokens)) or None)
+        return SetAttr(pid, "style", new or None)
     new = canonical_class(" ".join(tokens))
     if canonical_class(node.get("class")) == new:
         return None

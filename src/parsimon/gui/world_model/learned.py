@@ -281,6 +281,7 @@ class LearnedWorldModel(WorldModel):
         self.effects: list[str] = state["effects"]
         self.forest = state["forest"]
         self._rule = RuleWorldModel()
+        self._count_cols = [i for i, e in enumerate(self.effects) if COUNT_EFFECT.fullmatch(e)]  # the count head's
 
     @classmethod
     def fit(cls, transitions: Iterable[Any], config: LearnedConfig | None = None) -> LearnedWorldModel:
@@ -352,7 +353,7 @@ class LearnedWorldModel(WorldModel):
         counts = self.state.get("counts")
         at = np.flatnonzero(np.asarray(numeric, dtype=bool)) if numeric is not None else np.zeros(0, dtype=int)
         if counts is not None and at.size:
-            cols = [i for i, e in enumerate(self.effects) if COUNT_EFFECT.fullmatch(e)]
+            cols = self._count_cols
             cp = counts.predict_proba(x[at])
             if len(cols) == 1:
                 cp = [cp]
