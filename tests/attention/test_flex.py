@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from parsimon.attention import dense_masked_attention, hybrid_block_mask, random_layout, sparse_attention
-from parsimon.attention.flex_backend import flex_block_mask
+from parsimon.attention.flex_backend import _tile, flex_block_mask, flex_coarse_block_mask
 from parsimon.testing import rel_err
 
 flex_mod = pytest.importorskip("torch.nn.attention.flex_attention")
@@ -27,6 +27,40 @@ def test_block_mask_conversion_matches_layout(causal):
     assert bm.BLOCK_SIZE == (64, 32) and tuple(bm.seq_lengths) == (200, 200)
     assert torch.equal(bm.to_dense().bool(), lay.block_mask())
     assert torch.equal(bm.q_num_blocks, lay.q_counts)
+
+
+def _elementwise(bm, n):
+    """Which (query, key) pairs a BlockMask computes: its listed blocks, then its mask_mod inside them."""
+    blocks = bm.to_dense().bool()
+    bq, bk = bm.BLOCK_SIZE
+    listed = blocks.repeat_interleave(bq, 2).repeat_interleave(bk, 3)[:, :, :n, :n]
+    return listed & flex_mod.create_mask(bm.mask_mod, 1, blocks.shape[1], n, n, device="cpu")
+
+
+@pytest.mark.parametrize(("block_q", "block_k", "causal", "n"), [(128, 64, True, 1000), (64, 32, False, 300),
+                                                                 (128, 64, False, 250), (256, 64, True, 520)])
+def test_coarse_block_mask_computes_exactly_the_layout(block_q, block_k, causal, n):
+    """The GPU training mask (128-multiples, layout looked up in mask_mod) keeps the same pairs as the
+    layout's own mask, and attention through it matches the oracle."""
+    q, k, v = _qkv(4, 4, n, 32, seed=4)
+    lay = hybrid_block_mask(q, k, topk=0.2, topp=0.4, block_q=block_q, block_k=block_k, causal=causal)
+    cm = flex_coarse_block_mask(lay)
+    assert all(b % 128 == 0 for b in cm.BLOCK_SIZE)
+    want = _elementwise(flex_block_mask(lay), n)
+    assert want.any() and not want.all()
+    assert torch.equal(_elementwise(cm, n), want)
+    with torch.no_grad():
+        out = flex_mod.flex_attention(q, k, v, block_mask=cm, scale=32 ** -0.5)
+    assert rel_err(out, dense_masked_attention(q, k, v, lay, causal=causal)) < 1e-5
+
+
+def test_coarse_block_mask_rejects_odd_blocks_and_tiles_divide():
+    q, k, _ = _qkv(2, 2, 200, 16)
+    lay = hybrid_block_mask(q, k, topk=0.3, topp=0.5, block_q=64, block_k=48)
+    with pytest.raises(ValueError, match="layout.block_k: 48"):
+        flex_coarse_block_mask(lay)
+    assert [_tile(b, 64) for b in (128, 64, 32, 48, 16)] == [64, 64, 32, 16, 16]
+    assert _tile(128, 128) == 128 and _tile(64, 128) == 64
 
 
 def test_flex_cpu_refuses_backward_and_lse_with_clear_errors():
