@@ -196,5 +196,10 @@ def test_progress_labels_credit_only_the_steps_that_changed_the_page(obs_from_ht
     assert step_labels(solved, "episode") == [1, 1, 1]
     unsolved = [step(blank, click, checked), step(checked, stop, checked)]
     assert step_labels(unsolved, "progress") == [0, 0]
+    # a submit click that only moves the focus but solves the task is credited; the same click failing is not
+    submit = Action("click", target=Element(5))
+    for label in ("progress", "progress-nostop"):
+        assert step_labels([step(blank, click, checked), step(checked, submit, checked, success=True)], label) == [1, 1]
+        assert step_labels([step(blank, click, checked), step(checked, submit, checked)], label) == [0, 0]
     with pytest.raises(ConfigError, match="`label`"):
         step_labels(solved, "outcome")

@@ -150,3 +150,54 @@ def test_the_learned_model_counts_and_toggles_styles_on_unseen_tasks():
         if want:
             counted += [k for k in model.predict(t.state, t.action).delta.keys() if k[0] == "text"] == want
     assert counted >= 0.9 * sum(t.action.target.id != 4 for t in test)
+
+
+def test_values_and_aria_values_count_like_text():
+    """A spinner's field value and ``aria-valuenow`` counted by one are labelled and written back."""
+    before = _state('<input data-pid="1" value="7" aria-valuenow="7"><button data-pid="2">up</button>')
+    after = _state('<input data-pid="1" value="8" aria-valuenow="8"><button data-pid="2">up</button>')
+    truth = true_delta(before, after)
+    index = before.doc().index()
+    act = Action("click", target=Element(2))
+    labels = sorted(delta_effects(truth.ops, index, act, 2))
+    assert labels == [(1, "attr:aria-valuenow=n0+1"), (1, "value=n0+1")]
+    ops = [instantiate(e, index[1], act, {}) for _, e in labels]
+    assert score_prediction(before, _Delta(ops), truth).exact
+    assert _count_effect("-3", "-2", "value") == "value=n0+1" and _count_effect("0", "-1", "value") == "value=n0-1"
+    assert _count_effect("pages 3-4", "pages 3-5") == "text=n1+1"  # a hyphen between numbers is no minus
+    assert instantiate("value=n0-1", parse('<input data-pid="1" value="0">').index()[1], act, {}).key() == \
+        ("value", 1, "-1")
+    assert _count_effect("10", "12", "value") is None and _count_effect("", "1", "attr:aria-valuenow") is None
+    empty = _state('<input data-pid="1" value=""><button data-pid="2">up</button>')
+    assert instantiate("value=n0+1", empty.doc().index()[1], act, {}) is None  # no number to count
+
+
+def _spinner_page(uid: str, n: int) -> str:
+    return (f'<html><head></head><body><div class="{uid}" data-pid="1"><label data-pid="2">How many?</label>'
+            f'<span class="{uid}-spin" data-pid="3"><input data-pid="4" role="spinbutton" value="{n}" '
+            f'aria-valuenow="{n}"><a data-pid="5" class="{uid}-up">&#9650;</a><a data-pid="6" class="{uid}-down">'
+            f'&#9660;</a></span><button data-pid="7">Submit</button></div></body></html>')
+
+
+def _spinners(task: str, seed: int, episodes: int = 4) -> list[Transition]:
+    rng = random.Random(f"{task}:{seed}")
+    out = []
+    for e in range(episodes):
+        uid, n = rng.choice(["qty", "num", "spin"]) + str(rng.randint(0, 99)), rng.randint(-5, 40)
+        obs = make_obs(_spinner_page(uid, n))
+        for step in range(5):
+            pid = rng.choice([5, 6])
+            n += 1 if pid == 5 else -1
+            nxt = make_obs(_spinner_page(uid, n))
+            out.append(Transition(f"{task}#{e}", task, e, step + 1, obs, Action("click", target=Element(pid)), nxt,
+                                  0.0, False, False, "synthetic"))
+            obs = nxt
+    return out
+
+
+def test_the_learned_model_counts_a_spinner_on_unseen_tasks():
+    train, test = task_split(_spinners, "spin", range(4), range(4, 6))
+    model = LearnedWorldModel.fit(train, LearnedConfig(n_estimators=30, seed=0))
+    assert {"value=n0+1", "value=n0-1", "attr:aria-valuenow=n0+1"} <= set(model.effects)
+    scores = score_models({"rule": RuleWorldModel(), "learned": model}, test)
+    assert scores["learned"]["exact_real"] >= 0.8 and scores["rule"]["exact_real"] < 0.1

@@ -19,7 +19,9 @@ effect                 op it stands for
 ``text=typed``         :class:`SetText` to the typed text; ``text=partN`` the N-th text inside the
                        target (an opened message shows its sender and subject); ``text=nI+1`` /
                        ``text=nI-1`` the I-th number of the element's text counted up / down by one,
-                       ``text=n*+1`` / ``text=n*-1`` every number of it (a "2 of 4 left" counter);
+                       ``text=n*+1`` / ``text=n*-1`` every number of it (a "2 of 4 left" counter;
+                       ``value=nI±1`` and ``attr:aria-valuenow=nI±1`` count a field's value and a
+                       spinner's ARIA value the same way);
                        ``text=V`` a recurring text; ``text=?``
 ``remove``             :class:`RemoveNode`
 ``rerender``           the element's children are all replaced by fresh copies (a list drawn again
@@ -68,7 +70,7 @@ from parsimon.gui.world_model.delta import (
 from parsimon.gui.world_model.dom import Node, element_children, set_text_runs, text_content, text_runs
 from parsimon.gui.world_model.metrics import text_of
 
-__all__ = ["FEATURE_NAMES", "MAX_DISTANCE", "COUNT_EFFECT", "candidates", "class_op", "delta_effects", "draft_child", "draft_text",
+__all__ = ["FEATURE_NAMES", "MAX_DISTANCE", "COUNT_EFFECT", "COUNTED_ATTRS", "candidates", "class_op", "delta_effects", "draft_child", "draft_text",
            "action_context", "context_features", "effect_labels", "instantiate", "is_list", "LIST_FEATURES",
            "pair_features", "rerender_ops"]
 
@@ -368,7 +370,8 @@ def effect_labels(op: Op, index: dict[int, Node], action: Action, target_pid: in
             return [(op.pid, "value=append")]
         if op.value == "":
             return [(op.pid, "value=empty")]
-        return [(op.pid, "value=?")]
+        count = _count_effect(old, op.value, "value")
+        return [(op.pid, count or "value=?")]
     if isinstance(op, SetAttr):
         node = index.get(op.pid)
         if op.name == "class" and node is not None:
@@ -380,6 +383,10 @@ def effect_labels(op: Op, index: dict[int, Node], action: Action, target_pid: in
             old, new = css_declarations(node.get("style")), css_declarations(op.value)
             changed = [f"style+{d}" for d in new if d not in old] + [f"style-{d}" for d in old if d not in new]
             return [(op.pid, e) for e in changed] or [(op.pid, "attr:style=?")]
+        count = _count_effect(node.get(op.name) or "", op.value or "", f"attr:{op.name}") \
+            if node is not None and op.name in COUNTED_ATTRS else None
+        if count is not None:
+            return [(op.pid, count)]
         eff = f"attr:{op.name}={'<none>' if op.value is None else op.value}"
         return [(op.pid, eff if keep(eff) else f"attr:{op.name}=?")]
     if isinstance(op, SetText):
@@ -409,12 +416,14 @@ def effect_labels(op: Op, index: dict[int, Node], action: Action, target_pid: in
     return []
 
 
-_NUMBER = re.compile(r"\d+")
-COUNT_EFFECT = re.compile(r"text=n(\*|\d+)[+-]1")  # the counter effects (:func:`_count_effect`)
+_NUMBER = re.compile(r"(?<![\w.-])-\d+|\d+")  # a minus sign counts unless it joins two words ("3-4", "a-1")
+COUNTED_ATTRS = ("aria-valuenow", "aria-valuetext")  # attributes a spinner counts (others, such as a tabindex
+# going from 0 to -1, are states written as literals)
+COUNT_EFFECT = re.compile(r"(?:text|value|attr:[^=]+)=n(\*|\d+)[+-]1")  # the counter effects (:func:`_count_effect`)
 
 
-def _count_effect(old: str, new: str) -> str | None:
-    """``text=nI±1`` / ``text=n*±1`` when ``new`` is ``old`` with numbers counted by one (else None)."""
+def _count_effect(old: str, new: str, field: str = "text") -> str | None:
+    """``<field>=nI±1`` / ``<field>=n*±1`` when ``new`` is ``old`` with numbers counted by one (else None)."""
     a, b = _NUMBER.findall(old), _NUMBER.findall(new)
     if not a or len(a) != len(b) or _NUMBER.sub("#", old) != _NUMBER.sub("#", new):
         return None
@@ -424,13 +433,14 @@ def _count_effect(old: str, new: str) -> str | None:
         return None
     sign = "+1" if steps[moved[0]] > 0 else "-1"
     if len(moved) == len(a) and len(a) > 1:
-        return f"text=n*{sign}"
-    return f"text=n{moved[0]}{sign}" if len(moved) == 1 else None
+        return f"{field}=n*{sign}"
+    return f"{field}=n{moved[0]}{sign}" if len(moved) == 1 else None
 
 
 def _counted(text: str, effect: str) -> str | None:
-    """``text`` with the numbers of a ``text=n...`` effect counted (None when it has no such number)."""
-    which, step = effect[6:-2], int(effect[-2:])
+    """``text`` with the numbers of a counter effect (``text=n...``, ``value=n...``, ``attr:N=n...``) counted
+    (None when it has no such number)."""
+    which, step = effect[effect.rindex("=n") + 2:-2], int(effect[-2:])
     nums = _NUMBER.findall(text)
     if which != "*" and int(which) >= len(nums):
         return None
@@ -438,7 +448,7 @@ def _counted(text: str, effect: str) -> str | None:
 
     def shift(m: re.Match) -> str:
         i = next(at)
-        return str(max(int(m.group()) + step, 0)) if which == "*" or i == int(which) else m.group()
+        return str(int(m.group()) + step) if which == "*" or i == int(which) else m.group()
 
     return _NUMBER.sub(shift, text)
 
@@ -565,6 +575,9 @@ def instantiate(effect: str, node: Node, action: Action, ops_so_far: dict[int, d
         return SetFocus(None)
     if effect.startswith("value="):
         old = (text_content(node) if node.tag == "textarea" else node.get("value")) or ""
+        if COUNT_EFFECT.fullmatch(effect):
+            new = _counted(old, effect)
+            return SetValue(pid, new) if new is not None else None
         return SetValue(pid, {"value=typed": typed, "value=append": old + typed, "value=empty": ""}[effect])
     if effect.startswith(("class+", "class-", "style+", "style-")):
         name = effect[:5]
@@ -582,6 +595,9 @@ def instantiate(effect: str, node: Node, action: Action, ops_so_far: dict[int, d
         return None
     if effect.startswith("attr:"):
         name, _, value = effect[5:].partition("=")
+        if COUNT_EFFECT.fullmatch(effect):
+            new = _counted(node.get(name) or "", effect)
+            return SetAttr(pid, name, new) if new is not None else None
         return SetAttr(pid, name, None if value == "<none>" else value)
     if effect.startswith("text="):
         if effect.startswith("text=part") and effect[9:].isdigit():

@@ -11,7 +11,8 @@ Training (:meth:`LearnedWorldModel.fit`), for every logged transition:
 3. fit one multi-label random forest (scikit-learn) on all rows, and two small heads beside it: the list
    head decides whether a list is drawn again and grows, from a few page-independent features of the
    list elements (so that it carries over to new apps), and the count head, fit only on the elements
-   whose text holds a number, decides whether a counter counts up or down (``text=n0-1``).
+   whose text, value or ARIA value holds a number, decides whether a counter counts up or down
+   (``text=n0-1``, ``value=n0+1``, ``attr:aria-valuenow=n0+1``).
 
 Prediction runs the forest on the page's candidate elements, keeps the effects whose probability passes
 ``threshold`` and writes them back as ops (:func:`~parsimon.gui.world_model.features.instantiate`). The
@@ -47,6 +48,7 @@ from parsimon.gui.world_model.delta import AddNode, Delta, Navigate, Op, PageSta
 from parsimon.gui.world_model.dom import element_children, text_runs
 from parsimon.gui.world_model.features import (
     COUNT_EFFECT,
+    COUNTED_ATTRS,
     FEATURE_NAMES,
     LIST_FEATURES,
     action_context,
@@ -162,7 +164,7 @@ def training_rows(examples: list[_Example], cfg: LearnedConfig) -> tuple[Any, An
         return literal[effect] >= cfg.literal_min
 
     def squash(effect: str) -> str:
-        if effect.startswith("attr:") and not effect.endswith("=?") and not keep(effect):
+        if effect.startswith("attr:") and not effect.endswith("=?") and not _relative(effect) and not keep(effect):
             return effect.split("=", 1)[0] + "=?"
         if effect.startswith("text=") and effect != "text=?" and not _relative(effect) and not keep(effect):
             return "text=?"
@@ -197,9 +199,13 @@ def training_rows(examples: list[_Example], cfg: LearnedConfig) -> tuple[Any, An
     return x, y, order, np.asarray(numeric, dtype=bool)
 
 
+
+
 def _numeric(node: Any) -> bool:
-    """Whether an element's own text holds a number (a counter the count head may count)."""
-    return any(c.isdigit() for run in text_runs(node) for c in run)
+    """Whether an element's own text, value or ARIA value holds a number (a counter the count head may
+    count)."""
+    return (any(c.isdigit() for run in text_runs(node) for c in run)
+            or any(c.isdigit() for a in ("value", *COUNTED_ATTRS) for c in (node.get(a) or "")))
 
 
 def _fit_count_head(x: Any, y: Any, numeric: Any, effects: list[str], cfg: LearnedConfig) -> Any:

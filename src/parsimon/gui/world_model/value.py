@@ -19,9 +19,10 @@ come in three groups, one per search mode (CUWM's none / text / image, and both)
   instruction mentions, plus the render's confidence flags.
 
 It is fit on the transition store, each step labelled by its episode's outcome: a step is positive when
-its episode ended solved and the step really changed the page (``progress``, the default; a click that
-changed nothing or only moved the focus is not credited even in a solved episode), or every step of a
-solved episode (``episode``), see :func:`step_labels`. Training uses the *true* next states (and real
+its episode ended solved and the step really changed the page or itself solved the task
+(``progress-nostop``, the default; a click that changed nothing or only moved the focus is not credited
+even in a solved episode, nor is stopping; ``progress`` credits a stop that ended the episode solved), or
+every step of a solved episode (``episode``), see :func:`step_labels`. Training uses the *true* next states (and real
 screenshots), prediction the imagined ones, so a better world model gives the value function inputs
 closer to what it learned from. One gradient boosting classifier (scikit-learn) per mode.
 """
@@ -295,8 +296,10 @@ def step_labels(episode: list[Any], label: str = "progress-nostop", deltas: list
 
     ``episode``: every step gets the episode's outcome (1 solved, 0 not). ``progress``: a step is 1 when
     the episode ends solved and the step really changed the page (a step that changed nothing, or only
-    moved the focus, made no progress even in an episode that ended solved); stopping changes nothing and
-    is labelled with the outcome, since stopping there is exactly what ended the episode.
+    moved the focus, made no progress even in an episode that ended solved), or when the step itself
+    solved the task (a submit click often changes nothing but the focus before the environment scores
+    it); stopping changes nothing and is labelled with the outcome, since stopping there is exactly what
+    ended the episode.
     ``progress-nostop``: the same, but stopping is never credited (labelled 0): the scorer then keeps a
     stop only when the proposal policy ranks it first and no other candidate promises progress.
     """
@@ -306,7 +309,8 @@ def step_labels(episode: list[Any], label: str = "progress-nostop", deltas: list
         return [solved] * len(episode)
     deltas = deltas if deltas is not None else [_true_delta(t) for t in episode]
     stop = solved if label == "progress" else 0
-    return [stop if t.action.terminal else int(solved and any(not isinstance(op, SetFocus) for op in d.ops))
+    return [stop if t.action.terminal else
+            int(solved and (bool(t.success) or any(not isinstance(op, SetFocus) for op in d.ops)))
             for t, d in zip(episode, deltas, strict=True)]
 
 
