@@ -112,25 +112,36 @@ def _page(uid: str, done: list[bool], shown: bool, height: int) -> str:
             f'notes</div></div></body></html>')
 
 
-def _checklist(task: str, seed: int, episodes: int = 4) -> list[Transition]:
+def _play(task: str, seed: int, episodes: int, start, move, page, *, focus: bool = False) -> list[Transition]:
+    """Synthetic episodes of five clicks: ``start(rng)`` is an episode's first state, ``move(rng, state)``
+    an action and the state after it, ``page(state)`` its HTML (``focus``: the clicked element keeps it)."""
     rng = random.Random(f"{task}:{seed}")
     out = []
     for e in range(episodes):
-        uid = rng.choice(["todo", "chk", "list", "plan"]) + str(rng.randint(0, 99))
-        done = [rng.random() < 0.4 for _ in range(rng.randint(3, 6))]
-        shown, height = rng.random() < 0.5, rng.randint(20, 90)
-        obs = make_obs(_page(uid, done, shown, height))
+        state = start(rng)
+        obs = make_obs(page(state))
         for step in range(5):
-            if rng.random() < 0.3:
-                action, shown = Action("click", target=Element(4)), not shown
-            else:
-                k = rng.randrange(len(done))
-                action = Action("click", target=Element(11 + 2 * k))
-                done = [not d if i == k else d for i, d in enumerate(done)]
-            nxt = make_obs(_page(uid, done, shown, height), focused=action.target.id)
+            action, state = move(rng, state)
+            nxt = make_obs(page(state), focused=action.target.id if focus else None)
             out.append(Transition(f"{task}#{e}", task, e, step + 1, obs, action, nxt, 0.0, False, False, "synthetic"))
             obs = nxt
     return out
+
+
+def _checklist(task: str, seed: int, episodes: int = 4) -> list[Transition]:
+    def start(rng):
+        uid = rng.choice(["todo", "chk", "list", "plan"]) + str(rng.randint(0, 99))
+        return uid, [rng.random() < 0.4 for _ in range(rng.randint(3, 6))], rng.random() < 0.5, rng.randint(20, 90)
+
+    def move(rng, state):
+        uid, done, shown, height = state
+        if rng.random() < 0.3:
+            return Action("click", target=Element(4)), (uid, done, not shown, height)
+        k = rng.randrange(len(done))
+        return Action("click", target=Element(11 + 2 * k)), (uid, [not d if i == k else d for i, d in enumerate(done)],
+                                                             shown, height)
+
+    return _play(task, seed, episodes, start, move, lambda st: _page(*st), focus=True)
 
 
 def test_the_learned_model_counts_and_toggles_styles_on_unseen_tasks():
@@ -180,19 +191,12 @@ def _spinner_page(uid: str, n: int) -> str:
 
 
 def _spinners(task: str, seed: int, episodes: int = 4) -> list[Transition]:
-    rng = random.Random(f"{task}:{seed}")
-    out = []
-    for e in range(episodes):
-        uid, n = rng.choice(["qty", "num", "spin"]) + str(rng.randint(0, 99)), rng.randint(-5, 40)
-        obs = make_obs(_spinner_page(uid, n))
-        for step in range(5):
-            pid = rng.choice([5, 6])
-            n += 1 if pid == 5 else -1
-            nxt = make_obs(_spinner_page(uid, n))
-            out.append(Transition(f"{task}#{e}", task, e, step + 1, obs, Action("click", target=Element(pid)), nxt,
-                                  0.0, False, False, "synthetic"))
-            obs = nxt
-    return out
+    def move(rng, state):
+        pid = rng.choice([5, 6])
+        return Action("click", target=Element(pid)), (state[0], state[1] + (1 if pid == 5 else -1))
+
+    return _play(task, seed, episodes, lambda rng: (rng.choice(["qty", "num", "spin"]) + str(rng.randint(0, 99)),
+                                                     rng.randint(-5, 40)), move, lambda st: _spinner_page(*st))
 
 
 def test_the_learned_model_counts_a_spinner_on_unseen_tasks():
