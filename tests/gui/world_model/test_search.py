@@ -203,3 +203,23 @@ def test_progress_labels_credit_only_the_steps_that_changed_the_page(obs_from_ht
         assert step_labels([step(blank, click, checked), step(checked, submit, checked)], label) == [0, 0]
     with pytest.raises(ConfigError, match="`label`"):
         step_labels(solved, "outcome")
+
+
+def test_ordinal_features_find_the_element_the_instruction_counts_to(obs_from_html):
+    from parsimon.gui.world_model.base import target_element
+    from parsimon.gui.world_model.value import ordinal_features, ordinals
+
+    assert ordinals('Check the 2nd radio button and enter "34" into the 3rd textbox.') == {"radio": {2}, "text": {3}}
+    assert ordinals("Focus into the first input field, then the second link.") == {"text": {1}, "link": {2}}
+    assert ordinals("Find the 7th word in the paragraph.") == {}
+    page = ('<html><body><input type="radio" data-pid="1"><input type="radio" data-pid="2">'
+            '<input type="text" data-pid="3"><input type="text" data-pid="4"><input type="text" data-pid="5">'
+            '<button data-pid="6">Submit</button></body></html>')
+    obs = obs_from_html(page, goal='Check the 2nd radio button and enter "34" into the 3rd textbox.')
+
+    def feats(pid):
+        return ordinal_features(obs, target_element(obs, Action("click", target=Element(pid))))
+
+    assert feats(2) == [1.0, 0.0] and feats(5) == [1.0, 0.0]  # the 2nd radio, the 3rd text field
+    assert feats(1) == [0.0, 1.0] and feats(3) == [0.0, 1.0]
+    assert feats(6) == [0.0, 0.0]  # the instruction counts no buttons

@@ -6,7 +6,8 @@ come in three groups, one per search mode (CUWM's none / text / image, and both)
 * **action** (every mode): the proposal's score and rank, the verb, the target (checkbox, field,
   button, link; checked; irreversible), how the target's text overlaps the instruction and where the
   instruction first mentions it, whether typed text goes into the field the instruction names before
-  it, whether the action was already taken, how many steps have passed;
+  it, whether the target is (or is not) the element the instruction counts to ("the 2nd radio
+  button": :func:`ordinals`), whether the action was already taken, how many steps have passed;
 * **state** (every mode): how far the page is from the instruction (:func:`state_features`): the
   current page in modes ``none`` and ``render``, the imagined page after the candidate in the ``text``
   modes;
@@ -59,7 +60,7 @@ __all__ = ["LABELS", "MODES", "ValueFunction", "default_value_path", "goal_words
 
 MODES = ("none", "text", "render", "text+render")
 LABELS = ("episode", "progress", "progress-nostop")
-FORMAT = "parsimon.gui.world_model.value/1"
+FORMAT = "parsimon.gui.world_model.value/2"  # 2: the ordinal features
 _STOP = frozenset("a an the to of and or in on at into for with by from then this that is as be it its your you "
                   "please click select enter type press hit button field text box".split())
 _SUBMIT = frozenset({"submit", "search", "login", "log in", "ok", "save", "send", "done", "go", "next", "apply",
@@ -96,6 +97,51 @@ def _label(node: Node | None) -> str:
     return text_content(node) or node.get("aria-label") or node.get("value") or ""
 
 
+_ORDINAL = re.compile(r"\b(?:(\d+)(?:st|nd|rd|th)|(first|second|third|fourth|fifth|sixth|seventh|eighth|ninth|"
+                      r"tenth))\b((?:\s+[a-z-]+){1,3})")
+_ORDINAL_WORDS = ("first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth", "tenth")
+# the element kinds an instruction counts ("the 2nd radio button"), by the words that name them, in the
+# order they are tried ("radio button" is a radio, not a button)
+_KIND_WORDS = (("radio", ("radio",)), ("checkbox", ("checkbox", "check")), ("text", ("textbox", "text", "input", "field")),
+               ("button", ("button",)), ("link", ("link",)))
+
+
+def _kind(el: Any) -> str | None:
+    """Which countable kind an element is (see :data:`_KIND_WORDS`), or None."""
+    typ = (el.type or "").lower()
+    if typ in ("radio", "checkbox"):
+        return typ
+    if el.tag == "textarea" or (el.tag == "input" and typ not in ("submit", "button", "reset", "hidden", "image")):
+        return "text"
+    if el.tag == "button" or typ in ("submit", "button"):
+        return "button"
+    return "link" if el.tag == "a" else None
+
+
+def ordinals(goal: str) -> dict[str, set[int]]:
+    """The positions the instruction names per element kind: "the 2nd radio button" → ``{"radio": {2}}``."""
+    out: dict[str, set[int]] = {}
+    for m in _ORDINAL.finditer(goal.lower()):
+        n = int(m.group(1)) if m.group(1) else _ORDINAL_WORDS.index(m.group(2)) + 1
+        after = m.group(3).split()
+        kind = next((k for k, names in _KIND_WORDS if any(w.startswith(names) for w in after)), None)
+        if kind is not None:
+            out.setdefault(kind, set()).add(n)
+    return out
+
+
+def ordinal_features(obs: Any, el: Any) -> list[float]:
+    """Whether the target is, or is not, the element the instruction counts to ("the 3rd textbox"): its
+    position among the page's visible elements of its kind against the positions the instruction names."""
+    kind = _kind(el) if el is not None else None
+    want = ordinals(obs.goal).get(kind) if kind is not None else None
+    if not want:
+        return [0.0, 0.0]
+    same = [e.pid for e in obs.elements if e.visible and _kind(e) == kind]
+    pos = same.index(el.pid) + 1 if el.pid in same else 0
+    return [float(pos in want), float(pos not in want)]
+
+
 def action_features(obs: Any, action: Action, score: float, rank: int, k: int, history: list[Action]) -> list[float]:
     """The action group (see the module docstring)."""
     words = goal_words(obs.goal)
@@ -126,7 +172,7 @@ def action_features(obs: Any, action: Action, score: float, rank: int, k: int, h
             float(bool(el is not None and el.irreversible)), float(label.strip().lower() in _SUBMIT),
             float(_overlap(label, words)), float(bool(label) and label.strip().lower() in quoted),
             float(bool(action.text) and action.text.lower() in [q.lower() for q in quoted]),
-            float(action in history), min(len(history), 10) / 10.0]
+            float(action in history), min(len(history), 10) / 10.0, *ordinal_features(obs, el)]
 
 
 def _mentioned(node: Node | None, goal: str, words: set[str]) -> bool:
@@ -381,7 +427,8 @@ class ValueFunction:
         for mode in rows[0].features:
             x = np.asarray([r.features[mode] for r in rows], dtype=float)
             clf = HistGradientBoostingClassifier(max_iter=150, learning_rate=0.08, max_leaf_nodes=15,
-                                                 l2_regularization=1.0, random_state=seed)
+                                                 l2_regularization=1.0, random_state=seed,
+                                                 min_samples_leaf=5)  # 20 (the default) hides rare features
             clf.fit(x, y)
             models[mode] = clf
         return cls(state={"format": FORMAT, "models": models, "rows": len(rows), "positive": int(y.sum()),
