@@ -220,7 +220,9 @@ def _set_limits(limits: dict) -> None:
         value = value if hard == resource.RLIM_INFINITY else min(value, hard)
         resource.setrlimit(which, (value, value))
 
-    cpu = max(1, int(limits["cpu_s"] + 0.999))
+    # the limit counts from now: the worker's start-up (imports) is not the code's time
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = max(1, int(usage.ru_utime + usage.ru_stime + limits["cpu_s"] + 0.999))
     resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
     setlim(resource.RLIMIT_FSIZE, int(limits["file_mb"]) << 20)
     setlim(resource.RLIMIT_CORE, 0)

@@ -563,8 +563,10 @@ class Sandbox(Closing):
             res.status, res.error = "timeout", f"wall-clock limit of {lim.wall_s:g} s exceeded"
         else:
             rc = worker.proc.returncode
-            if rc is not None and rc < 0:
-                sig = -rc
+            # bubblewrap passes a signal that ended the code on as exit status 128 + signal
+            sig = -rc if rc is not None and rc < 0 else (rc - 128 if self.isolation == "bubblewrap"
+                                                         and rc is not None and 128 < rc < 160 else None)
+            if sig is not None:
                 if sig in (signal.SIGXCPU, signal.SIGALRM):
                     res.status, res.error = "timeout", f"CPU limit of {(lim.cpu_s or lim.wall_s):g} s exceeded"
                 elif sig == signal.SIGXFSZ:
