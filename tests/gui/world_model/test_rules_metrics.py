@@ -116,3 +116,75 @@ def test_action_match_follows_cuwm(obs_from_html):
     assert not action_match(Action("double_click", target=Element(2)), expert, obs)
     assert not action_match(Action("type", target=Element(5), text="a"), Action("type", target=Element(5), text="b"),
                             obs)
+
+
+SPIN = ('<!DOCTYPE html>\n<html><body><div data-pid="0"><span class="ui-spinner" data-pid="1">'
+        '<input role="spinbutton" class="ui-spinner-input" value="{value}" {extra} data-pid="2">'
+        '<a class="ui-button ui-spinner-button ui-spinner-up" role="button" data-pid="3"><span class="ui-icon" data-pid="4">'
+        '</span></a><a class="ui-button ui-spinner-button ui-spinner-down" role="button" data-pid="5"></a></span>'
+        '<button data-pid="6">Next</button></div></body></html>')
+
+
+def test_a_spin_button_counts_its_field(obs_from_html):
+    obs = obs_from_html(SPIN.format(value="2", extra=""))
+    up = RuleWorldModel().predict(obs, Action("click", target=Element(3))).delta.keys()
+    assert sorted(map(str, up)) == sorted(map(str, [("value", 2, "3"), ("attr", 2, "aria-valuenow", "3"), ("focus", 2)]))
+    # a click on the icon inside the arrow is a click on the arrow; down counts down, by the field's step
+    obs = obs_from_html(SPIN.format(value="0", extra='step="5"'))
+    down = RuleWorldModel().predict(obs, Action("click", target=Element(5))).delta.keys()
+    assert ("value", 2, "-5") in down and ("attr", 2, "aria-valuenow", "-5") in down
+    assert ("value", 2, "5") in RuleWorldModel().predict(obs, Action("click", target=Element(4))).delta.keys()
+    # the ARIA bounds hold
+    obs = obs_from_html(SPIN.format(value="3", extra='aria-valuemax="3"'))
+    state = PageState.from_observation(obs)
+    after = apply(state, RuleWorldModel().predict(obs, Action("click", target=Element(3))).delta)
+    assert after.doc().index()[2].get("value") == "3"
+    # a "Next" button beside no spin field is only a button
+    assert ("value", 2, "1") not in RuleWorldModel().predict(
+        obs_from_html(SPIN.format(value="0", extra="").replace('role="spinbutton" ', "")),
+        Action("click", target=Element(3))).delta.keys()
+    assert _keys(obs, Action("click", target=Element(6))) == [str(("focus", 6))]
+
+
+SORT = ('<!DOCTYPE html>\n<html><body><main data-pid="0"><label for="{sid}" data-pid="1">{label}</label>'
+        '<select id="{sid}" data-pid="2"><option data-pid="3" selected>Name</option><option data-pid="4">Price</option>'
+        '</select><table data-pid="5"><tbody data-pid="6">'
+        '<tr data-id="a" data-pid="7"><td data-pid="8">nuts</td><td data-pid="9">3</td></tr>'
+        '<tr data-id="b" data-pid="10"><td data-pid="11">bolts</td><td data-pid="12">1</td></tr>'
+        '</tbody></table><ul data-pid="13"><li data-pid="14">x</li></ul></main></body></html>')
+
+
+def test_a_sort_control_draws_its_list_again(obs_from_html):
+    obs = obs_from_html(SORT.format(sid="order", label="Sort by"))
+    keys = RuleWorldModel().predict(obs, Action("select", target=Element(2), option="Price")).delta.keys()
+    # the largest list is drawn again: its rows removed and the same rows inserted (in an order the model
+    # does not claim to know); the option and the focus as HTML does
+    assert ("node", 7) not in keys and ("remove", 7) in keys and ("remove", 10) in keys
+    adds = [k for k in keys if k[0] == "add"]
+    assert sorted(k[3] for k in adds) == ["bolts 1", "nuts 3"] and all(k[1] == 6 for k in adds)
+    assert ("attr", 4, "selected", "") in keys and ("focus", 2) in keys
+    assert not any(k[0] in ("remove", "add") and k[1] in (13, 14) for k in keys)
+    # choosing the option already chosen changes nothing; a select that does not sort only selects
+    assert not any(k[0] == "remove" for k in RuleWorldModel().predict(
+        obs, Action("select", target=Element(2), option="Name")).delta.keys())
+    plain = obs_from_html(SORT.format(sid="colour", label="Colour"))
+    assert not any(k[0] == "remove" for k in RuleWorldModel().predict(
+        plain, Action("select", target=Element(2), option="Price")).delta.keys())
+    # the label alone may say so
+    labelled = obs_from_html(SORT.format(sid="pick", label="Order rows"))
+    assert ("remove", 7) in RuleWorldModel().predict(labelled, Action("select", target=Element(2),
+                                                                      option="Price")).delta.keys()
+
+
+def test_the_learned_model_takes_the_conventions_it_never_saw(obs_from_html):
+    from parsimon.gui.world_model.learned import LearnedConfig, LearnedWorldModel
+
+    from .conftest import synthetic_transitions
+
+    model = LearnedWorldModel.fit(synthetic_transitions("synth/checks-0", "checks", episodes=3, seed=0),
+                                  LearnedConfig(n_estimators=10, seed=0))
+    obs = obs_from_html(SPIN.format(value="2", extra=""))
+    assert ("attr", 2, "aria-valuenow", "3") in model.predict(obs, Action("click", target=Element(3))).delta.keys()
+    obs = obs_from_html(SORT.format(sid="sort", label="Sort"))
+    keys = model.predict(obs, Action("select", target=Element(2), option="Price")).delta.keys()
+    assert ("remove", 7) in keys and sum(k[0] == "add" and k[1] == 6 for k in keys) == 2

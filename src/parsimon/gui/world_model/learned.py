@@ -64,7 +64,7 @@ from parsimon.gui.world_model.features import (
     rerender_ops,
 )
 from parsimon.gui.world_model.metrics import true_delta
-from parsimon.gui.world_model.rules import RuleWorldModel
+from parsimon.gui.world_model.rules import RuleWorldModel, convention_ops, merge_ops
 from parsimon.gui.world_model.summary import summarize
 
 __all__ = ["LearnedConfig", "LearnedWorldModel", "default_model_path", "training_rows"]
@@ -287,6 +287,8 @@ class LearnedWorldModel(WorldModel):
         self.effects: list[str] = state["effects"]
         self.forest = state["forest"]
         self._rule = RuleWorldModel()
+        # a spinner seen in training is the model's own to predict; the rules' convention fills in otherwise
+        self._known = ("spin",) if any(e.startswith(("value=n", "attr:aria-valuenow=n")) for e in self.effects) else ()
         self._count_cols = [i for i, e in enumerate(self.effects) if COUNT_EFFECT.fullmatch(e)]  # the count head's
 
     @classmethod
@@ -397,6 +399,9 @@ class LearnedWorldModel(WorldModel):
             p = probs[at: at + n]
             at += n
             ops, conf = self._decode(nodes, p, a, extra, obs.focused, thr)
+            conv = convention_ops(a, extra["target"], extra["index"], self._known)
+            if conv:  # script conventions the store holds no example of (see the rules' docstring)
+                ops = merge_ops(ops, conv)
             d = Delta(ops)
             d.summary = summarize(extra["state"], a.describe(), d)
             out.append(Prediction(a, d, conf, self.name))

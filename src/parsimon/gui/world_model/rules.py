@@ -12,11 +12,22 @@ Rules follow HTML's built-in behaviour:
 * scrolling, hovering, waiting, answering and stopping change nothing in the DOM.
 
 What a page's own scripts do on top (a submit handler, a tab panel that opens, a counter) is not
-known, so the confidence is lower wherever scripts could act: buttons, links, Enter.
+known, so the confidence is lower wherever scripts could act: buttons, links, Enter. Two script
+conventions shared across widget libraries are known (:func:`convention_ops`; the learned model takes
+them as well, since a store may hold no example of them):
+
+* a click on a spin button's up / down arrow (a button beside an element with ARIA role
+  ``spinbutton``, its class, label or title saying up / down, increase / decrease, increment /
+  decrement, plus / minus) counts the field's value and its ``aria-valuenow`` up / down by its ``step``
+  (within ``aria-valuemin`` / ``aria-valuemax``) and focuses the field;
+* choosing an option of a sort control (a ``<select>`` whose id, name, ARIA label, title or
+  ``<label>`` says *sort* or *order*) draws the page's list again (its largest ``ul`` / ``ol`` /
+  ``tbody`` / list whose items carry ``data-*`` keys): the same items, in a new order.
 """
 
 from __future__ import annotations
 
+import re
 import time
 import urllib.parse
 from typing import Any
@@ -24,19 +35,21 @@ from typing import Any
 from parsimon.gui.actions import Action
 from parsimon.gui.world_model.base import WORLD_MODELS, Context, Prediction, WorldModel, target_element
 from parsimon.gui.world_model.delta import (
+    AddNode,
     Delta,
     Navigate,
     Op,
     PageState,
+    RemoveNode,
     SetAttr,
     SetChecked,
     SetFocus,
     SetValue,
 )
-from parsimon.gui.world_model.dom import Node, text_content
+from parsimon.gui.world_model.dom import Node, element_children, text_content
 from parsimon.gui.world_model.summary import summarize
 
-__all__ = ["RuleWorldModel", "focusable"]
+__all__ = ["RuleWorldModel", "convention_ops", "focusable", "merge_ops"]
 
 _POINTER = ("click", "double_click", "triple_click", "long_press")
 _TEXT_TYPES = ("text", "password", "search", "email", "number", "tel", "url", "")
@@ -107,6 +120,89 @@ def _click_ops(node: Node, index: dict[int, Node]) -> tuple[list[Op], float]:
     return ops, conf
 
 
+_UP = {"up", "increase", "increment", "inc", "plus", "more", "next"}
+_DOWN = {"down", "decrease", "decrement", "dec", "minus", "less", "prev", "previous"}
+_SORT = {"sort", "order", "sortby", "orderby"}
+
+
+def _words_of(node: Node, *attrs: str) -> set[str]:
+    return {w for a in attrs for w in re.split(r"[^a-z]+", (node.get(a) or "").lower()) if w}
+
+
+def _number(text: str | None) -> float | None:
+    try:
+        return float((text or "").strip())
+    except ValueError:
+        return None
+
+
+def _spin_ops(node: Node) -> list[Op]:
+    """A click on a spin button's arrow (see the module docstring); [] when ``node`` is not one."""
+    button = next((a for a in (node, *node.ancestors()) if a.tag in ("a", "button") or a.get("role") == "button"),
+                  None)
+    if button is None or button.parent is None:
+        return []
+    words = _words_of(button, "class", "aria-label", "title") | set(re.split(r"[^a-z]+", text_content(button).lower()))
+    up, down = bool(words & _UP), bool(words & _DOWN)
+    if up == down:
+        return []
+    field = next((k for k in element_children(button.parent) if k.get("role") == "spinbutton"), None)
+    if field is None or field.pid is None:
+        return []
+    now = _number(field.get("value"))
+    now = _number(field.get("aria-valuenow")) if now is None else now
+    step = _number(field.get("step")) or 1.0
+    new = (now or 0.0) + (step if up else -step)
+    lo, hi = _number(field.get("aria-valuemin") or field.get("min")), _number(field.get("aria-valuemax") or field.get("max"))
+    new = max(new, lo) if lo is not None else new
+    new = min(new, hi) if hi is not None else new
+    text = str(int(new)) if float(new).is_integer() else f"{new:g}"
+    return [SetValue(field.pid, text), SetAttr(field.pid, "aria-valuenow", text), SetFocus(field.pid)]
+
+
+def _sort_ops(node: Node, action: Action, index: dict[int, Node]) -> list[Op]:
+    """An option chosen in a sort control (see the module docstring); [] when ``node`` is not one."""
+    from parsimon.gui.world_model.features import is_list, rerender_ops
+
+    if node.tag != "select":
+        return []
+    words = _words_of(node, "id", "name", "aria-label", "title")
+    ident = node.get("id")
+    if ident:
+        for lab in index.values():
+            if lab.tag == "label" and lab.get("for") == ident:
+                words |= set(re.split(r"[^a-z]+", text_content(lab).lower()))
+    if not words & _SORT:
+        return []
+    chosen = next((o for o in node.walk() if o.tag == "option"
+                   and (text_content(o) == (action.option or "") or o.get("value") == action.option)), None)
+    if chosen is None or chosen.has("selected"):
+        return []  # nothing changes, no change event
+
+    def keyed(n: Node) -> bool:
+        return any(k.startswith("data-") and k != "data-pid" for kid in element_children(n) for k, _ in kid.attrs)
+
+    lists = [n for p, n in index.items() if p is not None and p >= 0 and is_list(n)
+             and (n.tag in ("ul", "ol", "tbody") or keyed(n)) and n is not node
+             and not any(a is n for a in node.ancestors())]
+    if not lists:
+        return []
+    best = max(lists, key=lambda n: len(element_children(n)))
+    return rerender_ops(best)
+
+
+def convention_ops(action: Action, node: Node | None, index: dict[int, Node], skip: tuple[str, ...] = ()) -> list[Op]:
+    """The ops of the script conventions in the module docstring ([] when none applies); ``skip`` names
+    conventions not to apply (``"spin"``, ``"sort"``)."""
+    if node is None:
+        return []
+    if action.kind == "click" and "spin" not in skip:
+        return _spin_ops(node)
+    if action.kind == "select" and "sort" not in skip:
+        return _sort_ops(node, action, index)
+    return []
+
+
 def _tab_order(index: dict[int, Node]) -> list[int]:
     body = index.get(-1)
     if body is None:
@@ -120,16 +216,28 @@ class RuleWorldModel(WorldModel):
 
     name = "rule"
 
-    def ops(self, obs: Any, action: Action, index: dict[int, Node] | None = None) -> tuple[list[Op], float]:
+    def ops(self, obs: Any, action: Action, index: dict[int, Node] | None = None,
+            conventions: bool = False) -> tuple[list[Op], float]:
         """The predicted ops and the confidence (before de-duplication against the current page).
 
         Args:
             obs: The page.
             action: The action.
             index: The page's parsed DOM (label → node), if the caller has it already.
+            conventions: Also the script conventions (:func:`convention_ops`), in place of the built-in
+                ops they cover.
         """
         if index is None:
             index = PageState.from_observation(obs).doc().index()
+        ops, conf = self._builtin_ops(obs, action, index)
+        if conventions:
+            el = target_element(obs, action)
+            extra = convention_ops(action, index.get(el.pid) if el is not None else None, index)
+            if extra:
+                ops = merge_ops(ops, extra)
+        return ops, conf
+
+    def _builtin_ops(self, obs: Any, action: Action, index: dict[int, Node]) -> tuple[list[Op], float]:
         k = action.kind
         if k in ("terminate", "answer", "interact", "hover", "scroll", "wait"):
             return [], 0.95 if k in ("terminate", "answer", "interact") else 0.7
@@ -173,11 +281,33 @@ class RuleWorldModel(WorldModel):
 
     def predict(self, obs: Any, action: Action, context: Context | None = None) -> Prediction:  # noqa: D102
         t0 = time.perf_counter()
-        ops, conf = self.ops(obs, action)
+        ops, conf = self.ops(obs, action, conventions=True)
         ops = _resolve(ops, obs)
         delta = Delta(ops)
         delta.summary = summarize(PageState.from_observation(obs), action.describe(), delta)
         return Prediction(action, delta, conf, self.name, time.perf_counter() - t0)
+
+
+def _slot(op: Op) -> tuple:
+    """What an op changes, without the new value: two ops with one slot cannot both hold."""
+    if isinstance(op, SetFocus):
+        return ("focus",)
+    if isinstance(op, SetAttr):
+        return ("attr", op.pid, op.name)
+    if isinstance(op, AddNode):
+        return ("children", op.parent)
+    if isinstance(op, RemoveNode):
+        return ("node", op.pid)
+    return (type(op).__name__, getattr(op, "pid", None))
+
+
+def merge_ops(ops: list[Op], extra: list[Op]) -> list[Op]:
+    """``ops`` with ``extra`` added, dropping the ops of ``ops`` that change what ``extra`` changes (a list
+    drawn again replaces any other insertion into it or removal from it)."""
+    slots = {_slot(op) for op in extra}
+    parents = {op.parent for op in extra if isinstance(op, AddNode)}
+    keep = [op for op in ops if _slot(op) not in slots and not (isinstance(op, AddNode) and op.parent in parents)]
+    return keep + list(extra)
 
 
 def _resolve(ops: list[Op], obs: Any) -> list[Op]:
