@@ -162,3 +162,57 @@ def test_an_opened_item_shows_its_texts_elsewhere():
     op = instantiate("text=part1", idx[5], Action("click", target=Element(3)), {}, idx[3])
     assert op.runs == ("Team photo",) and op.text == "Team photo"
     assert instantiate("text=part3", idx[5], Action("click", target=Element(3)), {}, idx[3]) is None
+
+
+def _table_deletions(task: str, seed: int, episodes: int = 3) -> list:
+    """Rows of a table, each with a Delete button two levels down (in a cell); a click removes its row."""
+    import random
+
+    from parsimon.gui.actions import Action, Element
+    from parsimon.gui.world_model.delta import Delta, PageState, RemoveNode, apply
+    from parsimon.gui.world_model.dom import parse
+    from parsimon.gui.world_model.store import Transition
+
+    from .conftest import make_obs
+
+    rng = random.Random(f"{task}:{seed}")
+    out = []
+    for e in range(episodes):
+        pid = iter(range(200))
+        tb, rows = next(pid), []
+        for w in rng.sample(["bolts", "nuts", "nails", "screws", "hinges", "washers"], rng.randint(3, 5)):
+            tr, td1, td2, b = next(pid), next(pid), next(pid), next(pid)
+            rows.append(f'<tr data-pid="{tr}"><td data-pid="{td1}">{w}</td><td data-pid="{td2}">'
+                        f'<button data-pid="{b}">Delete</button></td></tr>')
+        obs = make_obs(f'<html><body><table data-pid="{next(pid)}"><tbody data-pid="{tb}">{"".join(rows)}</tbody>'
+                       '</table></body></html>', goal="tidy the table")
+        for step in range(1, 3):
+            buttons = [n for p, n in parse(obs.dom).index().items() if p >= 0 and n.tag == "button"]
+            if not buttons:
+                break
+            b = rng.choice(buttons)
+            after = apply(PageState.from_observation(obs), Delta([RemoveNode(b.parent.parent.pid)]))
+            nxt = make_obs(after.html, obs.goal, after.url, after.focused)
+            out.append(Transition(f"{task}#{e}", task, e, step, obs, Action("click", target=Element(b.pid)), nxt,
+                                  0.0, False, False, "synthetic"))
+            obs = nxt
+    return out
+
+
+def test_the_item_head_removes_a_table_row_after_learning_list_items():
+    """Trained on lists whose items hold their Delete button directly, the model removes a table's row whose
+    button sits a cell deeper: the item head reads where the item stands (an item of a list holding the
+    target, a target that deletes), not the tags."""
+    from parsimon.gui.world_model.evaluate import score_models
+    from parsimon.gui.world_model.learned import LearnedConfig, LearnedWorldModel
+
+    from .conftest import synthetic_transitions
+
+    train = [t for k in range(4) for t in synthetic_transitions(f"synth/list-{k}", "list", episodes=4, seed=k)]
+    test = [t for k in range(2) for t in _table_deletions(f"synth/table-{k}", k)]
+    model = LearnedWorldModel.fit(train, LearnedConfig(n_estimators=30, seed=0))
+    assert model.state["items"] is not None
+    with_head = score_models({"learned": model}, test)["learned"]["exact_real"]
+    model.state["items"] = None
+    without = score_models({"learned": model}, test)["learned"]["exact_real"]
+    assert with_head >= 0.8 and with_head > without + 0.3, (with_head, without)

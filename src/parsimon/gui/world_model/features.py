@@ -39,7 +39,8 @@ predicts where they happen (which lowers its confidence) but emits no op for the
 :func:`pair_features` builds the feature vector of one (element, target, action) triple: the element's
 tag, type, role, state and ARIA attributes, the same for the target, the action's kind, their relation
 in the tree (same, ancestor, descendant, sibling, label, radio group, next sibling of the parent,
-tree distance), its context (is it a list — several children of one tag —, the list nearest the target,
+tree distance), its context (is it a list — several children of one tag —, an item of one (a row whose
+Delete button is the target, however deep), the list nearest the target,
 does it hold the focused field that the action makes lose focus, is there a draft to add, do its items
 carry ``data-*`` keys as lists drawn by a script do), and what the
 ``rule`` world model predicts for the element (so the learned model corrects the rules instead of
@@ -251,8 +252,9 @@ def context_features(e: Node, t: Node | None, focused: Node | None, shared: tupl
     holds_focus = _contains(e, focused)
     kids = element_children(e)
     keyed = sum(any(k.startswith("data-") and k != "data-pid" for n in kid.walk() for k, _ in n.attrs) for kid in kids)
+    item = e.parent is not None and e.parent.tag not in ("html", "body") and is_list(e.parent)
     return [float(listed), float(nearest_list), float(holds_focus), float(holds_focus and t is not focused),
-            field, draft, float(_contains(e, t)), adds, drops, keyed / len(kids) if kids else 0.0]
+            field, draft, float(_contains(e, t)), adds, drops, keyed / len(kids) if kids else 0.0, float(item)]
 
 
 def _rule_features(pid: int, rule_ops: list[Op], target_pid: int | None) -> list[float]:
@@ -300,7 +302,7 @@ def _names() -> list[str]:
 
 
 CONTEXT = ("list", "nearest_list", "holds_focus", "focus_leaves", "focused_field", "draft", "holds_target",
-           "target_adds", "target_drops", "keyed_items")
+           "target_adds", "target_drops", "keyed_items", "list_item")
 # the features of the list head (:class:`~parsimon.gui.world_model.learned.LearnedWorldModel`), which decides
 # whether a list is drawn again and grows: few and page-independent, so that it carries over to new apps
 LIST_FEATURES = tuple(

@@ -8,9 +8,10 @@ Training (:meth:`LearnedWorldModel.fit`), for every logged transition:
 2. for every labelled element near the target, build the (element, target, action) feature vector
    (:func:`~parsimon.gui.world_model.features.pair_features`, which includes what the ``rule`` model
    predicts), with the element's effects as its labels;
-3. fit one multi-label random forest (scikit-learn) on all rows, and two small heads beside it: the list
+3. fit one multi-label random forest (scikit-learn) on all rows, and three small heads beside it: the list
    head decides whether a list is drawn again and grows, from a few page-independent features of the
-   list elements (so that it carries over to new apps), and the count head, fit only on the elements
+   list elements (so that it carries over to new apps), the item head, from the same features of the
+   lists' items, whether an item is removed (the row holding the Delete button clicked), and the count head, fit only on the elements
    whose text, value or ARIA value holds a number, decides whether a counter counts up or down
    (``text=n0-1``, ``value=n0+1``, ``attr:aria-valuenow=n0+1``).
 
@@ -69,8 +70,11 @@ from parsimon.gui.world_model.summary import summarize
 
 __all__ = ["LearnedConfig", "LearnedWorldModel", "default_model_path", "training_rows"]
 
-FORMAT = "parsimon.gui.world_model.learned/2"
+FORMAT = "parsimon.gui.world_model.learned/3"  # 3: the list_item context feature
 LIST_EFFECTS = ("rerender", "add=draft")
+ITEM_EFFECTS = ("remove",)  # the item head's: a list's item removed (a row whose Delete button was clicked)
+# the columns of the forest and the count head: all but the items' own feature, which only the item head reads
+_MAIN = [i for i, n in enumerate(FEATURE_NAMES) if n != "ctx.list_item"]
 
 
 def default_model_path() -> Path:
@@ -220,22 +224,24 @@ def _fit_count_head(x: Any, y: Any, numeric: Any, effects: list[str], cfg: Learn
         return None
     head = RandomForestClassifier(n_estimators=cfg.n_estimators, max_depth=12, min_samples_leaf=1,
                                   max_features="sqrt", random_state=cfg.seed, n_jobs=1)
-    head.fit(x[numeric], y[numeric][:, cols])
+    head.fit(x[numeric][:, _MAIN], y[numeric][:, cols])
     return head
 
 
-def _list_columns() -> tuple[list[int], int]:
+def _list_columns(which: str = "ctx.list") -> tuple[list[int], int]:
     names = {n: i for i, n in enumerate(FEATURE_NAMES)}
-    return [names[n] for n in LIST_FEATURES], names["ctx.list"]
+    return [names[n] for n in LIST_FEATURES], names[which]
 
 
-def _fit_list_head(x: Any, y: Any, effects: list[str], cfg: LearnedConfig) -> Any:
+def _fit_list_head(x: Any, y: Any, effects: list[str], cfg: LearnedConfig, which: str = "ctx.list",
+                   wanted: tuple[str, ...] = LIST_EFFECTS) -> Any:
     """The list head: a small forest over :data:`~parsimon.gui.world_model.features.LIST_FEATURES` of the
-    list elements, for the effects in :data:`LIST_EFFECTS` (None when no list changed in training)."""
+    list elements, for the effects in :data:`LIST_EFFECTS` (None when no list changed in training);
+    ``which="ctx.list_item"``, ``wanted=ITEM_EFFECTS``: the item head, the same over the items of lists."""
     from sklearn.ensemble import RandomForestClassifier
 
-    cols, is_list_col = _list_columns()
-    want = [effects.index(e) if e in effects else None for e in LIST_EFFECTS]
+    cols, is_list_col = _list_columns(which)
+    want = [effects.index(e) if e in effects else None for e in wanted]
     rows = x[:, is_list_col] > 0
     if not rows.any() or want[0] is None or not y[rows, want[0]].any():
         return None
@@ -244,7 +250,7 @@ def _fit_list_head(x: Any, y: Any, effects: list[str], cfg: LearnedConfig) -> An
     ys = np.stack([y[rows, j] if j is not None else np.zeros(int(rows.sum()), dtype=y.dtype) for j in want], axis=1)
     head = RandomForestClassifier(n_estimators=cfg.n_estimators, max_depth=8, min_samples_leaf=1, max_features="sqrt",
                                   random_state=cfg.seed, n_jobs=1)
-    head.fit(x[rows][:, cols], ys)
+    head.fit(x[rows][:, cols], ys[:, 0] if ys.shape[1] == 1 else ys)
     return head
 
 
@@ -311,10 +317,11 @@ class LearnedWorldModel(WorldModel):
             forest = RandomForestClassifier(n_estimators=cfg.n_estimators, max_depth=cfg.max_depth,
                                             min_samples_leaf=cfg.min_samples_leaf, random_state=cfg.seed, n_jobs=1,
                                             max_samples=cfg.max_samples if x.shape[0] >= 50 else None)
-            forest.fit(x, main)
+            forest.fit(x[:, _MAIN], main[:, 0] if main.shape[1] == 1 else main)
         lists = _fit_list_head(x, y, effects, cfg)
+        items = _fit_list_head(x, y, effects, cfg, "ctx.list_item", ITEM_EFFECTS)
         state = {"format": FORMAT, "config": asdict(cfg), "effects": effects, "forest": forest, "lists": lists,
-                 "counts": counts,
+                 "items": items, "counts": counts,
                  "trained_on": {"transitions": len(examples), "rows": int(x.shape[0]),
                                 "effect_counts": {e: int(y[:, i].sum()) for i, e in enumerate(effects)},
                                 "seconds": time.perf_counter() - t0}}
@@ -345,24 +352,33 @@ class LearnedWorldModel(WorldModel):
         x = np.asarray(rows, dtype=np.float32).reshape(-1, len(FEATURE_NAMES))
         if self.forest is None or x.shape[0] == 0:
             return np.zeros((x.shape[0], len(self.effects)))
-        probs = self.forest.predict_proba(x)
+        probs = self.forest.predict_proba(x[:, _MAIN])
         if len(self.effects) == 1:
             probs = [probs]
         classes = self.forest.classes_ if len(self.effects) > 1 else [self.forest.classes_]
         out = np.stack([_positive(p, c, x.shape[0]) for p, c in zip(probs, classes, strict=True)], axis=1)
-        head = self.state.get("lists")
-        cols, is_list_col = _list_columns()
-        rows = np.flatnonzero(x[:, is_list_col] > 0)
-        if head is not None and rows.size:
-            hp = head.predict_proba(x[rows][:, cols])
-            for k, (p, c) in enumerate(zip(hp, head.classes_, strict=True)):
-                if LIST_EFFECTS[k] in self.effects:
-                    out[rows, self.effects.index(LIST_EFFECTS[k])] = _positive(p, c, rows.size)
+        for key, which, wanted in (("lists", "ctx.list", LIST_EFFECTS), ("items", "ctx.list_item", ITEM_EFFECTS)):
+            head = self.state.get(key)
+            cols, is_list_col = _list_columns(which)
+            rows = np.flatnonzero(x[:, is_list_col] > 0)
+            if head is not None and rows.size:
+                hp = head.predict_proba(x[rows][:, cols])
+                if len(wanted) == 1:
+                    hp, classes = [hp], [head.classes_]
+                else:
+                    classes = head.classes_
+                for k, (p, c) in enumerate(zip(hp, classes, strict=True)):
+                    if wanted[k] in self.effects:
+                        j = self.effects.index(wanted[k])
+                        # the list head decides for lists; the item head adds the removals it is sure of to
+                        # the forest's (which knows the items removed for other reasons)
+                        hit = _positive(p, c, rows.size)
+                        out[rows, j] = hit if key == "lists" else np.maximum(out[rows, j], hit)
         counts = self.state.get("counts")
         at = np.flatnonzero(np.asarray(numeric, dtype=bool)) if numeric is not None else np.zeros(0, dtype=int)
         if counts is not None and at.size:
             cols = self._count_cols
-            cp = counts.predict_proba(x[at])
+            cp = counts.predict_proba(x[at][:, _MAIN])
             if len(cols) == 1:
                 cp = [cp]
             classes = counts.classes_ if len(cols) > 1 else [counts.classes_]
