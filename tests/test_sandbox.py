@@ -172,15 +172,14 @@ def test_endless_loop_times_out_and_the_caller_goes_on(box):
 
 
 def test_cpu_limit_is_a_timeout_and_counts_from_the_code(box):
-    # the CPU limit ends the busy loop long before the wall clock; through bubblewrap the signal arrives as an
+    # the CPU limit ends the busy loop before the wall clock (the error says which limit; no wall time is
+    # asserted: on a loaded machine one CPU second takes many); through bubblewrap the signal arrives as an
     # exit status (128 + SIGXCPU), which is still a timeout, never a plain kill
-    t0 = time.monotonic()
-    res = box.run("while True:\n    pass", limits=Limits(wall_s=30, cpu_s=1, memory_mb=256, scratch_mb=100))
+    res = box.run("while True:\n    pass", limits=Limits(wall_s=300, cpu_s=1, memory_mb=256, scratch_mb=100))
     assert res.status == "timeout" and "CPU limit" in res.error, (res.status, res.error)
-    assert time.monotonic() - t0 < 20
     # the worker's start-up imports are not charged to the code: a 0.5 s computation fits a 1 s limit
     res = box.run("import time\nt = time.process_time()\nwhile time.process_time() - t < 0.5:\n    pass\nprint('done')",
-                  limits=Limits(wall_s=30, cpu_s=1, memory_mb=256, scratch_mb=100))
+                  limits=Limits(wall_s=300, cpu_s=1, memory_mb=256, scratch_mb=100))
     assert res.ok and res.stdout.strip() == "done", (res.status, res.error)
 
 
