@@ -287,7 +287,7 @@ def main() -> None:
     os.close(devnull)
 
     guards = []
-    _set_limits(setup["limits"])
+    _set_limits(req.get("limits") or setup["limits"])
     guards.append("rlimits")
     if setup.get("landlock"):
         if install_landlock(setup.get("read_paths", []), [scratch]):

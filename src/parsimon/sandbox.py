@@ -268,6 +268,11 @@ class _Reader(threading.Thread):
         return s
 
 
+def _child_limits(limits: Limits) -> dict:
+    """The limits the worker sets on itself before running the code."""
+    return {"cpu_s": limits.cpu_s or limits.wall_s, "memory_mb": limits.memory_mb, "file_mb": limits.scratch_mb}
+
+
 class _Worker:
     """One worker process: started with its imports done, used for exactly one execution."""
 
@@ -307,8 +312,7 @@ class _Worker:
         self._buf = b""
         limits = box.limits
         setup = {"preload": list(box.preload), "scratch": scratch, "input": inputs,
-                 "limits": {"cpu_s": limits.cpu_s or limits.wall_s, "memory_mb": limits.memory_mb,
-                            "file_mb": limits.scratch_mb},
+                 "limits": _child_limits(limits),
                  "landlock": box.isolation == "guarded", "seccomp": True,
                  "read_paths": box._read_paths + [self.input_dir, "/dev/null", "/dev/urandom", "/proc/self"]}
         self.ready = False
@@ -496,11 +500,12 @@ class Sandbox(Closing):
             if not isinstance(name, str) or not name or os.path.isabs(name) or ".." in Path(name).parts:
                 raise ConfigError(f"`files` names must be relative paths inside the scratch folder, got {name!r}")
             names.append(name)
+        lim = limits or self.limits
         try:
-            req = json.dumps({"code": code, "payload": payload, "files": names})
+            # the run's own limits: the worker was started (ahead of time) with the box's
+            req = json.dumps({"code": code, "payload": payload, "files": names, "limits": _child_limits(lim)})
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"`payload` must be JSON-serialisable: {exc}") from None
-        lim = limits or self.limits
         with self._lock:
             worker = self._take_worker()
         try:
@@ -579,9 +584,9 @@ class Sandbox(Closing):
                 res.status, res.error = "killed", f"the worker exited with status {rc} before finishing"
         if res.status == "ok" and worker.scratch_host is not None:
             used = _tree_size(worker.scratch_host)
-            if used > self.limits.scratch_mb << 20:
+            if used > lim.scratch_mb << 20:
                 res.status = "disk"
-                res.error = f"scratch folder holds {used >> 20} MB, over the {self.limits.scratch_mb} MB limit"
+                res.error = f"scratch folder holds {used >> 20} MB, over the {lim.scratch_mb} MB limit"
         return res
 
     def close(self) -> None:
