@@ -72,7 +72,7 @@ from parsimon.gui.world_model.dom import Node, element_children, set_text_runs, 
 from parsimon.gui.world_model.metrics import text_of
 
 __all__ = ["FEATURE_NAMES", "MAX_DISTANCE", "COUNT_EFFECT", "COUNTED_ATTRS", "candidates", "class_op", "delta_effects", "draft_child", "draft_text",
-           "action_context", "context_features", "effect_labels", "instantiate", "is_list", "LIST_FEATURES",
+           "action_context", "context_features", "effect_labels", "instantiate", "is_list", "keyed_items", "LIST_FEATURES",
            "pair_features", "rerender_ops"]
 
 TAGS = ("a", "button", "input", "select", "option", "textarea", "label", "li", "ul", "ol", "div", "span", "td",
@@ -178,6 +178,15 @@ def is_list(node: Node) -> bool:
     return top >= 2 and top >= 0.6 * len(kids)
 
 
+def keyed_items(node: Node, deep: bool = True) -> int:
+    """How many element children of ``node`` carry a ``data-*`` key other than ``data-pid`` (a script's
+    handle on a list item): on the child itself, or with ``deep`` anywhere inside it."""
+    def keyed(kid: Node) -> bool:
+        return any(k.startswith("data-") and k != "data-pid" for n in (kid.walk() if deep else (kid,))
+                   for k, _ in n.attrs)
+    return sum(keyed(kid) for kid in element_children(node))
+
+
 def _contains(outer: Node, inner: Node | None) -> bool:
     return inner is not None and inner is not outer and any(a is outer for a in inner.ancestors())
 
@@ -245,14 +254,16 @@ def action_context(t: Node | None, focused: Node | None, draft: bool) -> tuple[f
 
 
 def context_features(e: Node, t: Node | None, focused: Node | None, shared: tuple[float, float, float, float],
-                     listed: bool, nearest_list: bool) -> list[float]:
+                     listed: bool, nearest_list: bool, item: bool | None = None) -> list[float]:
     """Where ``e`` stands in the page around the action (see the module docstring); ``shared`` is
-    :func:`action_context`, ``listed`` is :func:`is_list` of ``e``."""
+    :func:`action_context`, ``listed`` is :func:`is_list` of ``e``, ``item`` whether ``e`` is an item of a
+    list (worked out here when not given)."""
     field, draft, adds, drops = shared
     holds_focus = _contains(e, focused)
     kids = element_children(e)
-    keyed = sum(any(k.startswith("data-") and k != "data-pid" for n in kid.walk() for k, _ in n.attrs) for kid in kids)
-    item = e.parent is not None and e.parent.tag not in ("html", "body") and is_list(e.parent)
+    keyed = keyed_items(e)
+    if item is None:
+        item = e.parent is not None and e.parent.tag not in ("html", "body") and is_list(e.parent)
     return [float(listed), float(nearest_list), float(holds_focus), float(holds_focus and t is not focused),
             field, draft, float(_contains(e, t)), adds, drops, keyed / len(kids) if kids else 0.0, float(item)]
 

@@ -144,8 +144,18 @@ def _rows(obs: Any, action: Action, rule: RuleWorldModel, max_candidates: int) -
     listed = [is_list(n) for n in nodes]
     nearest = listed.index(True) if True in listed else -1  # candidates come nearest first
     shared = action_context(target, focused, draft is not None)
+    parents: dict[int, bool] = {}  # is_list of each candidate's parent, worked out once per parent
+
+    def item(n: Any) -> bool:
+        p = n.parent
+        if p is None or p.tag in ("html", "body"):
+            return False
+        if id(p) not in parents:
+            parents[id(p)] = is_list(p)
+        return parents[id(p)]
+
     rows = [pair_features(n, target, action, info.get(n.pid), info_t, obs.focused, rule_ops,
-                          context_features(n, target, focused, shared, listed[i], i == nearest))
+                          context_features(n, target, focused, shared, listed[i], i == nearest, item(n)))
             for i, n in enumerate(nodes)]
     return nodes, rows, {"index": index, "target": target, "state": state, "draft": draft}
 

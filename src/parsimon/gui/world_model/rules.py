@@ -162,7 +162,7 @@ def _spin_ops(node: Node) -> list[Op]:
 
 def _sort_ops(node: Node, action: Action, index: dict[int, Node]) -> list[Op]:
     """An option chosen in a sort control (see the module docstring); [] when ``node`` is not one."""
-    from parsimon.gui.world_model.features import is_list, rerender_ops
+    from parsimon.gui.world_model.features import is_list, keyed_items, rerender_ops
 
     if node.tag != "select":
         return []
@@ -179,11 +179,8 @@ def _sort_ops(node: Node, action: Action, index: dict[int, Node]) -> list[Op]:
     if chosen is None or chosen.has("selected"):
         return []  # nothing changes, no change event
 
-    def keyed(n: Node) -> bool:
-        return any(k.startswith("data-") and k != "data-pid" for kid in element_children(n) for k, _ in kid.attrs)
-
     lists = [n for p, n in index.items() if p is not None and p >= 0 and is_list(n)
-             and (n.tag in ("ul", "ol", "tbody") or keyed(n)) and n is not node
+             and (n.tag in ("ul", "ol", "tbody") or keyed_items(n, deep=False)) and n is not node
              and not any(a is n for a in node.ancestors())]
     if not lists:
         return []
