@@ -89,3 +89,26 @@ def test_errors_name_the_problem(tmp_path):
         LearnedWorldModel.fit([])
     with pytest.raises(ConfigError, match="threshold"):
         LearnedConfig(threshold=1.5)
+
+
+def test_the_confidence_map_is_fit_on_held_out_tasks_and_calibrates(data):
+    train, test = data
+    model = LearnedWorldModel.fit(train, LearnedConfig(n_estimators=30))
+    cal = model.state["calibration"]
+    # the map is fit on training tasks a second fit never saw, and raises the confidence with the raw one
+    assert cal is not None and cal["held_out"] >= 30 and cal["slope"] > 0
+    raw = LearnedWorldModel(state={**model.state, "calibration": None})
+    scores = score_models({"mapped": model, "raw": raw}, test)
+    # seeded data: the product of the forest's probabilities is too low (ECE 0.069); mapped 0.034
+    assert scores["mapped"]["ece"] < scores["raw"]["ece"]
+    assert scores["mapped"]["brier"] <= scores["raw"]["brier"]
+    assert scores["mapped"]["f1"] == scores["raw"]["f1"]  # only the confidence changes
+    t = test[0]
+    assert model.predict(t.state, t.action).confidence != raw.predict(t.state, t.action).confidence
+    # without the map (or with too few held-out predictions to fit one) the raw confidence is reported
+    plain = LearnedWorldModel.fit(train, LearnedConfig(n_estimators=30, calibrate=False))
+    assert plain.state["calibration"] is None
+    assert plain.predict(t.state, t.action).confidence == raw.predict(t.state, t.action).confidence
+    assert LearnedWorldModel.fit(train[:20], LearnedConfig(n_estimators=10)).state["calibration"] is None
+    with pytest.raises(ConfigError, match="calibration_share"):
+        LearnedConfig(calibration_share=1.0)
