@@ -223,3 +223,78 @@ def test_ordinal_features_find_the_element_the_instruction_counts_to(obs_from_ht
     assert feats(2) == [1.0, 0.0] and feats(5) == [1.0, 0.0]  # the 2nd radio, the 3rd text field
     assert feats(1) == [0.0, 1.0] and feats(3) == [0.0, 1.0]
     assert feats(6) == [0.0, 0.0]  # the instruction counts no buttons
+
+
+def test_the_trail_knows_a_page_and_an_action_again_after_the_list_is_drawn_again(obs_from_html):
+    from parsimon.gui.world_model.delta import Delta, SetChecked
+    from parsimon.gui.world_model.value import Trail, action_signature, page_signature, value_features
+
+    inbox = ('<html><body><ul data-pid="1"><li data-pid="{a}"><a data-pid="{b}" href="#m1">Holiday plans</a></li>'
+             '<li data-pid="{c}"><a data-pid="{d}" href="#m2">Team photo</a></li></ul>'
+             '<label data-pid="8"><input type="checkbox" data-pid="9">archive</label></body></html>')
+    first = obs_from_html(inbox.format(a=2, b=3, c=4, d=5), goal='Reply "Thanks!" to "Holiday plans".')
+    again = obs_from_html(inbox.format(a=12, b=13, c=14, d=15), goal=first.goal)  # drawn again: new ids
+    other = obs_from_html(inbox.format(a=2, b=3, c=4, d=5).replace("Team photo", "Book club"), goal=first.goal)
+    sig = page_signature
+    assert sig(PageState.from_observation(first)) == sig(PageState.from_observation(again))
+    assert sig(PageState.from_observation(first)) != sig(PageState.from_observation(other))
+    open_first, open_again = Action("click", target=Element(3)), Action("click", target=Element(13))
+    assert action_signature(first, open_first) == action_signature(again, open_again)
+    assert action_signature(first, open_first) != action_signature(first, Action("click", target=Element(5)))
+
+    trail = Trail()
+    trail.see(first)
+    trail.took(first, open_first)
+    check = Delta([SetChecked(9, True)])
+    kw = {"score": 1.0, "rank": 0, "k": 5, "history": []}
+    fresh = value_features("text", again, Action("click", target=Element(9)), delta=check, trail=trail, **kw)
+    repeat = value_features("text", again, open_again, delta=Delta([]), trail=trail, **kw)
+    blind = value_features("text", again, open_again, delta=Delta([]), **kw)
+    n_action = _offset(first)
+    # the action group's last feature: taken before; the text group's last: the imagined page was visited
+    assert (fresh[n_action - 1], fresh[-1]) == (0.0, 0.0)
+    assert (repeat[n_action - 1], repeat[-1]) == (1.0, 1.0)
+    assert (blind[n_action - 1], blind[-1]) == (0.0, 0.0)  # no trail: nothing counts as seen
+    # the search keeps the trail: what it saw and what it chose
+    policy = SearchPolicy(FixedBase([open_again]), RuleWorldModel(), SearchConfig(world_model="rule", k=1))
+    policy.reset(first.goal, {})
+    policy.act(again, {})
+    assert policy.trail.pages == {sig(PageState.from_observation(first))}
+    assert policy.trail.actions == {action_signature(first, open_first)}
+
+
+def test_the_value_function_never_prefers_a_repeat_or_a_step_back():
+    import dataclasses
+    import random
+
+    import numpy as np
+
+    from parsimon.gui.world_model.value import ValueFunction, _trail_columns
+
+    from .conftest import synthetic_transitions
+
+    rng = random.Random(0)
+    transitions = []
+    for k in range(12):
+        ts = synthetic_transitions(f"synth/list-{k}", "list", episodes=3, seed=k)
+        # half of the episodes end solved, and only those take their first step again at the end (back
+        # to a page seen before), so repeats lean towards solved episodes here; the fit must still never
+        # score a candidate higher for repeating an action or for leading back
+        for ep in sorted({t.episode for t in ts}):
+            steps = [t for t in ts if t.episode == ep]
+            solved = rng.random() < 0.5
+            if solved:
+                steps.append(dataclasses.replace(steps[0], step=len(steps) + 1))
+            transitions += [dataclasses.replace(t, success=solved) for t in steps]
+    value = ValueFunction.fit(transitions, render=False)
+    repeat, revisit = _trail_columns(transitions[0])
+    x = np.asarray([[rng.random() < 0.5 for _ in range(value.state["models"]["text"].n_features_in_)]
+                    for _ in range(200)], dtype=float)
+    for mode, cols in (("none", [repeat]), ("text", [repeat, revisit])):
+        model = value.state["models"][mode]
+        assert [model.monotonic_cst[c] for c in cols] == [-1] * len(cols)
+        base = x[:, : model.n_features_in_].copy()
+        for col in cols:
+            off, on = base.copy(), base.copy()
+            off[:, col], on[:, col] = 0.0, 1.0
+            assert (np.asarray(value.score(mode, on.tolist())) <= np.asarray(value.score(mode, off.tolist())) + 1e-12).all()

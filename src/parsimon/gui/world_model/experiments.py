@@ -177,7 +177,7 @@ def offline_match(episodes: list[list[Any]], models: dict[str, Any], value: Any,
     from parsimon.gui.world_model.base import Context
     from parsimon.gui.world_model.delta import PageState, apply
     from parsimon.gui.world_model.metrics import action_match, observable
-    from parsimon.gui.world_model.value import value_features
+    from parsimon.gui.world_model.value import Trail, value_features
 
     total = sum(len(ep) for ep in episodes)
     oracle_at = set(np.linspace(0, total - 1, oracle_steps).astype(int).tolist()) if oracle_steps and total else set()
@@ -188,14 +188,17 @@ def offline_match(episodes: list[list[Any]], models: dict[str, Any], value: Any,
     step_no = -1
     for ep in episodes:
         history: list[Any] = []
+        trail = Trail()
         for t in ep:
             step_no += 1
+            trail.see(t.state)
             cands = propose(t.state, history, k + 1)
             if cands and not cands[0].action.terminal:
                 cands = [c for c in cands if not c.action.terminal]
             cands = cands[:k]
             if not cands:
                 history.append(t.action)
+                trail.took(t.state, t.action)
                 continue
             covered.append(any(action_match(c.action, t.action, t.state) for c in cands))
             top1.append(action_match(cands[0].action, t.action, t.state))
@@ -221,7 +224,8 @@ def offline_match(episodes: list[list[Any]], models: dict[str, Any], value: Any,
                         best = 0
                     else:
                         feats = [value_features(mode, t.state, c.action, score=c.score, rank=i, k=k, history=history,
-                                                delta=p.delta if p else None, confidence=p.confidence if p else 1.0)
+                                                delta=p.delta if p else None, confidence=p.confidence if p else 1.0,
+                                                trail=trail)
                                  for i, (c, p) in enumerate(zip(cands, preds, strict=True))]
                         scores = value.score(mode, feats)
                         best = max(range(len(cands)), key=lambda i: (scores[i], -i))
@@ -230,6 +234,7 @@ def offline_match(episodes: list[list[Any]], models: dict[str, Any], value: Any,
                     if name == "oracle":
                         rows.setdefault("proposal top-1 on the oracle's steps", []).append(top1[-1])
             history.append(t.action)
+            trail.took(t.state, t.action)
     n = len(covered)
     out: dict[str, Any] = {"steps": n, "coverage": sum(covered) / n if n else float("nan"),
                            "proposal_top1": sum(top1) / n if n else float("nan")}

@@ -34,7 +34,7 @@ from parsimon.gui.actions import Action
 from parsimon.gui.policies.base import Decision, Policy, render_output
 from parsimon.gui.world_model.base import Context, Prediction, target_element
 from parsimon.gui.world_model.delta import Navigate, PageState, apply
-from parsimon.gui.world_model.value import MODES, goal_words, value_features
+from parsimon.gui.world_model.value import MODES, Trail, goal_words, value_features
 
 __all__ = ["SCORERS", "SearchConfig", "SearchPolicy", "build_search", "irreversible", "make_world_model", "search_config",
            "wrap_policy"]
@@ -124,6 +124,7 @@ class SearchPolicy(Policy):
         self.store = store
         self.name = f"search-{cfg.world_model if cfg.mode != 'none' else 'none'}-{cfg.mode}-k{cfg.k}"
         self.history: list[Action] = []
+        self.trail = Trail()
         self.context = Context()
         self._pending: tuple[Any, Prediction] | None = None
         self.log: list[dict[str, Any]] = []
@@ -153,6 +154,7 @@ class SearchPolicy(Policy):
     def reset(self, goal: str, info: dict[str, Any]) -> None:  # noqa: D102
         self.base.reset(goal, info)
         self.history = []
+        self.trail = Trail()
         self._pending = None
         task = None
         name = str(info.get("task", ""))
@@ -205,7 +207,7 @@ class SearchPolicy(Policy):
             rows.append((mode, value_features(mode, obs, c.action, score=c.score, rank=rank, k=cfg.k,
                                               history=self.history, delta=p.delta if p else None,
                                               confidence=p.confidence if p else 1.0, image=p.image if p else None,
-                                              flags=p.render_flags if p else ())))
+                                              flags=p.render_flags if p else (), trail=self.trail)))
         scores = [0.0] * len(rows)
         for mode in {m for m, _ in rows}:
             idx = [i for i, (m, _) in enumerate(rows) if m == mode]
@@ -218,6 +220,7 @@ class SearchPolicy(Policy):
         if self._pending is not None:
             self._log_error(obs)
         t0 = time.perf_counter()
+        self.trail.see(obs)
         cands = self.base.candidates(obs, cfg.k + 1)
         # stopping is the base policy's to offer: a terminal candidate stays only when the base ranks it first
         if cands and not cands[0].action.terminal:
@@ -244,6 +247,7 @@ class SearchPolicy(Policy):
                              "irreversible_avoided": int(penalties[0] > 0 and penalties[best] == 0)})
         chosen = cands[best]
         self.history.append(chosen.action)
+        self.trail.took(obs, chosen.action)
         if hasattr(self.base, "history"):
             self.base.history.append(chosen.action)
         pred = preds[best]

@@ -7,14 +7,17 @@ come in three groups, one per search mode (CUWM's none / text / image, and both)
   button, link; checked; irreversible), how the target's text overlaps the instruction and where the
   instruction first mentions it, whether typed text goes into the field the instruction names before
   it, whether the target is (or is not) the element the instruction counts to ("the 2nd radio
-  button": :func:`ordinals`), whether the action was already taken, how many steps have passed;
+  button": :func:`ordinals`), whether the action was already taken (the very action, and the same verb
+  on an element of the same tag and label, which finds it again on a page drawn anew: :class:`Trail`),
+  how many steps have passed;
 * **state** (every mode): how far the page is from the instruction (:func:`state_features`): the
   current page in modes ``none`` and ``render``, the imagined page after the candidate in the ``text``
   modes;
 * **text** (``text`` modes): the imagined delta read against the instruction: does it check a box the
   instruction names or one it does not, uncheck one it names, type a string the instruction quotes,
   reveal (expand, show, select) or add text the instruction mentions, navigate or remove elements,
-  change nothing; and the world model's confidence;
+  change nothing; the world model's confidence; and whether the imagined page is one the episode
+  has already been on (:func:`page_signature`: a step that leads back);
 * **render** (``render`` modes): the imagined screenshot against the current one: the share of pixels
   that change in the task area, and how much of the change falls on elements whose text the
   instruction mentions, plus the render's confidence flags.
@@ -25,7 +28,10 @@ its episode ended solved and the step really changed the page or itself solved t
 even in a solved episode, nor is stopping; ``progress`` credits a stop that ended the episode solved), or
 every step of a solved episode (``episode``), see :func:`step_labels`. Training uses the *true* next states (and real
 screenshots), prediction the imagined ones, so a better world model gives the value function inputs
-closer to what it learned from. One gradient boosting classifier (scikit-learn) per mode.
+closer to what it learned from. One gradient boosting classifier (scikit-learn) per mode, constrained
+to never score a candidate higher for repeating an action or for leading back to a page already seen
+(without that, solved episodes that go back to the list before stopping taught it that going back and
+opening the message again is progress, and a searched episode went round in circles).
 """
 
 from __future__ import annotations
@@ -34,7 +40,7 @@ import os
 import pickle
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -56,11 +62,12 @@ from parsimon.gui.world_model.delta import (
 )
 from parsimon.gui.world_model.dom import Node, parse, text_content
 
-__all__ = ["LABELS", "MODES", "ValueFunction", "default_value_path", "goal_words", "step_labels", "value_features"]
+__all__ = ["LABELS", "MODES", "Trail", "ValueFunction", "action_signature", "default_value_path", "goal_words",
+           "page_signature", "step_labels", "value_features"]
 
 MODES = ("none", "text", "render", "text+render")
 LABELS = ("episode", "progress", "progress-nostop")
-FORMAT = "parsimon.gui.world_model.value/2"  # 2: the ordinal features
+FORMAT = "parsimon.gui.world_model.value/3"  # 2: the ordinal features; 3: the trail features
 _STOP = frozenset("a an the to of and or in on at into for with by from then this that is as be it its your you "
                   "please click select enter type press hit button field text box".split())
 _SUBMIT = frozenset({"submit", "search", "login", "log in", "ok", "save", "send", "done", "go", "next", "apply",
@@ -142,7 +149,50 @@ def ordinal_features(obs: Any, el: Any) -> list[float]:
     return [float(pos in want), float(pos not in want)]
 
 
-def action_features(obs: Any, action: Action, score: float, rank: int, k: int, history: list[Action]) -> list[float]:
+def page_signature(state: PageState) -> int:
+    """A hash of what the page shows, equal for the same page drawn again: the URL and the body's tags,
+    attributes and text, without ``data-*`` attributes (element ids change when a script draws a list
+    again) and with ``style`` and ``class`` written canonically."""
+    from parsimon.gui.world_model.delta import canonical_class, canonical_style
+
+    body = parse(state.html).body
+    parts: list[Any] = [state.url]
+    for n in body.walk() if body is not None else []:
+        attrs = tuple(sorted((k, canonical_style(v) if k == "style" else canonical_class(v) if k == "class" else v)
+                             for k, v in n.attrs if not k.startswith("data-")))
+        parts.append((n.tag, attrs, tuple(c.strip() for c in n.children if isinstance(c, str) and c.strip())))
+    return hash(tuple(parts))
+
+
+def action_signature(obs: Any, action: Action) -> tuple:
+    """An action without element ids: its verb, arguments and the target's tag and label."""
+    el = target_element(obs, action)
+    args = {k: v for k, v in action.to_dict().items() if k != "target"}
+    return (tuple(sorted((k, str(v)) for k, v in args.items())),
+            (el.tag, (el.label or "").strip().lower()[:80]) if el is not None else str(action.target))
+
+
+@dataclass
+class Trail:
+    """What an episode did so far, as the value function reads it: the pages it was on (the current one
+    included) and the actions it took, both by :func:`page_signature` and :func:`action_signature`, so that a
+    page drawn again, with new element ids, is still recognised. A search records each observation with
+    :meth:`see` before scoring and the chosen action with :meth:`took`."""
+
+    pages: set[int] = field(default_factory=set)
+    actions: set[tuple] = field(default_factory=set)
+
+    def see(self, obs: Any) -> None:
+        """Record the page of ``obs``."""
+        self.pages.add(page_signature(PageState.from_observation(obs)))
+
+    def took(self, obs: Any, action: Action) -> None:
+        """Record ``action``, taken on ``obs``."""
+        self.actions.add(action_signature(obs, action))
+
+
+def action_features(obs: Any, action: Action, score: float, rank: int, k: int, history: list[Action],
+                    trail: Trail | None = None) -> list[float]:
     """The action group (see the module docstring)."""
     words = goal_words(obs.goal)
     el = target_element(obs, action)
@@ -172,7 +222,8 @@ def action_features(obs: Any, action: Action, score: float, rank: int, k: int, h
             float(bool(el is not None and el.irreversible)), float(label.strip().lower() in _SUBMIT),
             float(_overlap(label, words)), float(bool(label) and label.strip().lower() in quoted),
             float(bool(action.text) and action.text.lower() in [q.lower() for q in quoted]),
-            float(action in history), min(len(history), 10) / 10.0, *ordinal_features(obs, el)]
+            float(action in history), min(len(history), 10) / 10.0, *ordinal_features(obs, el),
+            float(trail is not None and action_signature(obs, action) in trail.actions)]
 
 
 def _mentioned(node: Node | None, goal: str, words: set[str]) -> bool:
@@ -299,21 +350,32 @@ def state_features(state: PageState, goal: str) -> list[float]:
 
 def value_features(mode: str, obs: Any, action: Action, *, score: float, rank: int, k: int, history: list[Action],
                    delta: Delta | None = None, confidence: float = 1.0, image: bytes | None = None,
-                   flags: tuple[str, ...] = ()) -> list[float]:
-    """The feature vector of one candidate for ``mode`` (see the module docstring)."""
+                   flags: tuple[str, ...] = (), trail: Trail | None = None) -> list[float]:
+    """The feature vector of one candidate for ``mode`` (see the module docstring); ``trail``: the
+    episode so far (without it, nothing counts as taken or visited before)."""
     if mode not in MODES:
         raise ConfigError(f"`mode` must be one of {list(MODES)}, got {mode!r}")
-    f = action_features(obs, action, score, rank, k, history)
+    f = action_features(obs, action, score, rank, k, history, trail)
     before = PageState.from_observation(obs)
     if "text" in mode:
         after = apply(before, delta, strict=False) if delta is not None and delta.ops else before
         f += state_features(after, obs.goal)
         f += text_features(before, delta or Delta([]), obs.goal, confidence)
+        # the imagined page is one the episode has already been on (a step that leads back)
+        f.append(float(trail is not None and page_signature(after) in trail.pages))
     else:
         f += state_features(before, obs.goal)
     if "render" in mode:
         f += render_features(obs, image, flags)
     return f
+
+
+def _trail_columns(t: Any) -> tuple[int, int]:
+    """The columns of the trail features (taken before; the imagined page visited) in a text-mode row."""
+    before = PageState.from_observation(t.state)
+    n_action = len(action_features(t.state, t.action, 0.0, 0, 5, []))
+    n_text = len(state_features(before, t.state.goal)) + len(text_features(before, Delta([]), t.state.goal, 1.0))
+    return n_action - 1, n_action + n_text
 
 
 @dataclass
@@ -404,10 +466,14 @@ class ValueFunction:
 
         _check_label(label)
         rows: list[_Row] = []
+        first = None
         for ep in _episodes(transitions):
+            first = first or ep[0]
             history: list[Action] = []
+            trail = Trail()
             deltas = [_true_delta(t) for t in ep]
             for t, delta, ok in zip(ep, deltas, step_labels(ep, label, deltas), strict=True):
+                trail.see(t.state)
                 cands = propose(t.state, history)
                 rank = next((i for i, c in enumerate(cands) if c.action == t.action), len(cands))
                 score = cands[rank].score if rank < len(cands) else -1.0
@@ -417,17 +483,24 @@ class ValueFunction:
                         continue
                     feats[mode] = value_features(mode, t.state, t.action, score=score, rank=min(rank, 5), k=5,
                                                  history=history, delta=delta, confidence=1.0,
-                                                 image=t.next_state.screenshot or None)
+                                                 image=t.next_state.screenshot or None, trail=trail)
                 rows.append(_Row(feats, ok, t.task))
                 history.append(t.action)
+                trail.took(t.state, t.action)
         if not rows or len({r.label for r in rows}) < 2:
             raise ConfigError("the value function needs transitions from both solved and unsolved episodes")
         models = {}
         y = np.asarray([r.label for r in rows])
+        repeat, revisit = _trail_columns(first)
         for mode in rows[0].features:
             x = np.asarray([r.features[mode] for r in rows], dtype=float)
+            # an action taken before, or a step back to a page already seen, never makes a candidate better
+            cst = np.zeros(x.shape[1], dtype=int)
+            cst[repeat] = -1
+            if "text" in mode:
+                cst[revisit] = -1
             clf = HistGradientBoostingClassifier(max_iter=150, learning_rate=0.08, max_leaf_nodes=15,
-                                                 l2_regularization=1.0, random_state=seed,
+                                                 l2_regularization=1.0, random_state=seed, monotonic_cst=cst,
                                                  min_samples_leaf=5)  # 20 (the default) hides rare features
             clf.fit(x, y)
             models[mode] = clf
