@@ -121,6 +121,7 @@ class _Example:
     obs: Any
     action: Action
     labels: list[tuple[int, str]]
+    truth: Delta  # the true, observable delta the labels come from
 
 
 def _examples(transitions: Iterable[Any]) -> list[_Example]:
@@ -133,7 +134,7 @@ def _examples(transitions: Iterable[Any]) -> list[_Example]:
         target = index.get(el.pid) if el is not None else None
         labels = delta_effects(truth.ops, index, t.action, el.pid if el is not None else None, base_url=t.state.url,
                                draft=draft_text(index, target, t.action))
-        out.append(_Example(t.state, t.action, labels))
+        out.append(_Example(t.state, t.action, labels, truth))
     return out
 
 
@@ -288,7 +289,7 @@ def _logit(p: Any) -> Any:
     return np.log(p / (1 - p))
 
 
-def fit_calibration(transitions: list[Any], cfg: LearnedConfig) -> dict[str, Any] | None:
+def fit_calibration(transitions: list[Any], examples: list[_Example], cfg: LearnedConfig) -> dict[str, Any] | None:
     """A map from the raw confidence to the chance a prediction is exactly right, fit on tasks held out of
     ``transitions`` (Platt scaling: a logistic regression on the raw confidence's logit).
 
@@ -296,25 +297,27 @@ def fit_calibration(transitions: list[Any], cfg: LearnedConfig) -> dict[str, Any
     they are not, and the heads and the rules' conventions add ops it does not weigh, so it comes out
     too low (on the benchmark's held-out tasks, predictions with a raw confidence of 0.1-0.2 were right
     half of the time). A model without calibration (``calibrate=False``) is fit on ``1 - share`` of the
-    tasks, predicts the rest, and the map is fit on (raw confidence, exact) pairs. None when there are too
-    few held-out predictions or they are all right or all wrong."""
+    tasks, predicts the rest, and the map is fit on (raw confidence, exact) pairs (``examples``: those of
+    ``transitions``, true deltas included, so nothing is diffed twice). None when there are too few
+    held-out predictions or they are all right or all wrong."""
     import numpy as np
     from sklearn.linear_model import LogisticRegression
 
-    from parsimon.gui.world_model.evaluate import split_by_task
+    from parsimon.gui.world_model.evaluate import held_out
     from parsimon.gui.world_model.metrics import score_prediction
 
-    fit_on, held = split_by_task(transitions, cfg.calibration_share, cfg.seed + 1)
-    if len(held) < CALIBRATION_MIN or len({t.task for t in fit_on}) < 2:
+    pairs = list(zip(transitions, examples, strict=True))
+    held = [(t, ex) for t, ex in pairs if held_out(t.task, cfg.calibration_share, cfg.seed + 1)]
+    fit_on = [(t, ex) for t, ex in pairs if not held_out(t.task, cfg.calibration_share, cfg.seed + 1)]
+    if len(held) < CALIBRATION_MIN or len({t.task for t, _ in fit_on}) < 2:
         return None
-    model = LearnedWorldModel.fit(fit_on, LearnedConfig(**{**asdict(cfg), "calibrate": False}))
+    model = LearnedWorldModel._fit([t for t, _ in fit_on], [ex for _, ex in fit_on],
+                                   LearnedConfig(**{**asdict(cfg), "calibrate": False}))
     raw, exact = [], []
-    for t in held:
-        before = PageState.from_observation(t.state)
+    for t, ex in held:
         pred = model.predict(t.state, t.action)
-        truth = true_delta(before, PageState.from_observation(t.next_state))
         raw.append(pred.confidence)
-        exact.append(score_prediction(before, pred.delta, truth).exact)
+        exact.append(score_prediction(PageState.from_observation(t.state), pred.delta, ex.truth).exact)
     if len(set(exact)) < 2:
         return None
     lr = LogisticRegression(C=10.0).fit(_logit(raw)[:, None], np.asarray(exact, dtype=int))
@@ -361,15 +364,21 @@ class LearnedWorldModel(WorldModel):
     @classmethod
     def fit(cls, transitions: Iterable[Any], config: LearnedConfig | None = None) -> LearnedWorldModel:
         """Train on logged transitions (:class:`~parsimon.gui.world_model.store.Transition` objects)."""
-        from sklearn.ensemble import RandomForestClassifier
-
-        cfg = config or LearnedConfig()
         t0 = time.perf_counter()
         transitions = list(transitions)
         examples = _examples(transitions)
         if not examples:
             raise ConfigError("no transitions to train on: the store is empty (run `parsimon gui wm collect` or an "
                               "evaluation with --transitions first)")
+        return cls._fit(transitions, examples, config or LearnedConfig(), t0)
+
+    @classmethod
+    def _fit(cls, transitions: list[Any], examples: list[_Example], cfg: LearnedConfig,
+             t0: float | None = None) -> LearnedWorldModel:
+        """:meth:`fit` on ``transitions`` whose examples are made already."""
+        from sklearn.ensemble import RandomForestClassifier
+
+        t0 = time.perf_counter() if t0 is None else t0
         x, y, effects, numeric = training_rows(examples, cfg)
         counts = _fit_count_head(x, y, numeric, effects, cfg)
         main = y.copy()
@@ -382,7 +391,7 @@ class LearnedWorldModel(WorldModel):
             forest.fit(x[:, _MAIN], main[:, 0] if main.shape[1] == 1 else main)
         lists = _fit_list_head(x, y, effects, cfg)
         items = _fit_list_head(x, y, effects, cfg, "ctx.list_item", ITEM_EFFECTS)
-        calibration = fit_calibration(transitions, cfg) if cfg.calibrate else None
+        calibration = fit_calibration(transitions, examples, cfg) if cfg.calibrate else None
         state = {"format": FORMAT, "config": asdict(cfg), "effects": effects, "forest": forest, "lists": lists,
                  "items": items, "counts": counts, "calibration": calibration,
                  "trained_on": {"transitions": len(examples), "rows": int(x.shape[0]),
