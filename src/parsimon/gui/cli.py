@@ -27,9 +27,11 @@ from parsimon.gui.world_model.cli import (
     SEARCH_MARGIN_OPTION,
     SEARCH_MODE_OPTION,
     SEARCH_SCORER_OPTION,
+    SEARCH_STOP_OPTION,
     WORLD_MODEL_OPTION,
     ScorerName,
     SearchMode,
+    StopRule,
     WorldModelName,
     search_settings,
 )
@@ -71,6 +73,7 @@ def eval_cmd(
     search_mode: SearchMode = SEARCH_MODE_OPTION,
     search_scorer: ScorerName = SEARCH_SCORER_OPTION,
     search_margin: float = SEARCH_MARGIN_OPTION,
+    search_stop: StopRule = SEARCH_STOP_OPTION,
     out: Path = out_option("gui eval"),
     seed: int = seed_option(),
     resume: bool = resume_option(),
@@ -90,7 +93,8 @@ def eval_cmd(
              "seeds": parse_seeds(seeds) if seeds else None, "policy": policy, "roles": roles, "approve": approve,
              "max_steps": max_steps, "transitions": transitions,
              "policy_kwargs": json.dumps(kwargs) if kwargs else None,
-             "search": search_settings(world_model, search_k, search_mode, search_scorer, search_margin) or None}
+             "search": search_settings(world_model, search_k, search_mode, search_scorer, search_margin,
+                                               search_stop) or None}
     cfg = resolve_config(EvalConfig(), config, given)
     res = evaluate(cfg, out_dir=out, resume=resume, ray=ray, seed=seed)
     lo, hi = res.success_ci

@@ -35,7 +35,8 @@ def test_search_settings_and_their_checks():
     assert search_settings(None, 5, "text") == ""
     s = search_settings("learned", 3, "text+render", "judge", 0.2)
     assert json.loads(s) == {"world_model": "learned", "k": 3, "mode": "text+render", "scorer": "judge", "margin": 0.2}
-    assert search_config(s).k == 3 and search_config(s).margin == 0.2
+    assert search_config(s).k == 3 and search_config(s).margin == 0.2 and search_config(s).stop == "scored"
+    assert search_config(search_settings("learned", 5, "text", stop="done")).stop == "done"
     for bad, word in (('{"k": 0}', "`k`"), ('{"mode": "x"}', "`mode`"), ('{"world_model": "dream"}', "world_model"),
                       ('{"depth": 2}', "unknown setting"), ("[1]", "JSON object")):
         try:

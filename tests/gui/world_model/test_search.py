@@ -3,6 +3,9 @@ and the prediction-error log."""
 
 from __future__ import annotations
 
+import pytest
+
+from parsimon.errors import ConfigError
 from parsimon.gui.actions import Action, Element
 from parsimon.gui.policies.proposal import ScoredAction
 from parsimon.gui.world_model.delta import PageState
@@ -298,3 +301,75 @@ def test_the_value_function_never_prefers_a_repeat_or_a_step_back():
             off, on = base.copy(), base.copy()
             off[:, col], on[:, col] = 0.0, 1.0
             assert (np.asarray(value.score(mode, on.tolist())) <= np.asarray(value.score(mode, off.tolist())) + 1e-12).all()
+
+
+REPLY = ('<html><body><div data-pid="1"><p data-pid="2">{sent}</p>'
+         '<textarea data-pid="3">{typed}</textarea><button data-pid="4">Send</button></div></body></html>')
+
+
+def _reply_episode(obs_from_html, task, seed, solved):
+    """A reply episode: type the quoted text (or another), send, stop; solved when the quoted text was sent."""
+    from parsimon.gui.world_model.store import Transition
+
+    goal = 'Reply "Thanks!" to the message.'
+    text = "Thanks!" if solved else "Maybe"
+    pages = [REPLY.format(sent="", typed=""), REPLY.format(sent="", typed=text),
+             REPLY.format(sent=f"Sent: {text}", typed=""), REPLY.format(sent=f"Sent: {text}", typed="")]
+    obs = [obs_from_html(p, goal=goal) for p in pages]
+    actions = [Action("type", target=Element(3), text=text, clear=True), Action("click", target=Element(4)),
+               Action("terminate", status="success")]
+    if seed % 2 and not solved:  # some unsolved episodes stop at once
+        obs, actions = obs[:1] * 2, actions[2:]
+    return [Transition(f"{task}#{seed}", task, seed, i + 1, obs[i], a, obs[i + 1], 0.0, a.terminal,
+                       solved and a.terminal) for i, a in enumerate(actions)]
+
+
+def test_the_done_model_scores_a_stop_by_whether_the_task_is_done_now(obs_from_html):
+    from parsimon.gui.world_model.value import Trail, ValueFunction, done_features
+
+    transitions = [t for k in range(24) for t in _reply_episode(obs_from_html, f"synth/reply-{k % 4}", k, k % 3 != 0)]
+    value = ValueFunction.fit(transitions, render=False)
+    assert value.has_done and value.state["done_positive"] == 16
+
+    def p_done(episode):  # the chance of done at the state where the episode stops
+        trail, history = Trail(), []
+        for t in episode[:-1]:
+            trail.see(t.state)
+            trail.took(t.state, t.action)
+            history.append(t.action)
+        trail.see(episode[-1].state)
+        return value.done(done_features(episode[-1].state, history, trail, 0, -5.0))
+
+    solved, wrong, early = (_reply_episode(obs_from_html, "synth/reply-9", s, ok) for s, ok in ((0, True), (2, False),
+                                                                                             (1, False)))
+    assert p_done(solved) > 0.8 and p_done(wrong) < 0.2 and p_done(early) < 0.2
+
+    # the search keeps the base's stop when done is likely and overrules it when not
+    class Done:
+        has_done = True
+
+        def __init__(self, p):
+            self.p = p
+
+        def score(self, mode, rows):
+            return [0.5] * len(rows)
+
+        def done(self, features):
+            return self.p
+
+    obs = obs_from_html(REPLY.format(sent="Sent: Thanks!", typed=""), goal='Reply "Thanks!" to the message.')
+    stop, send = Action("terminate", status="success"), Action("click", target=Element(4))
+    for p, want in ((0.9, stop), (0.1, send)):
+        policy = SearchPolicy(FixedBase([stop, send]), None, SearchConfig(k=2, mode="none", stop="done"), value=Done(p))
+        policy.reset(obs.goal, {})
+        decision = policy.act(obs, {})
+        assert decision.action == want and decision.meta["scores"][0] == p
+    # by default the stop is scored like the others
+    policy = SearchPolicy(FixedBase([stop, send]), None, SearchConfig(k=2, mode="none"), value=Done(0.9))
+    policy.reset(obs.goal, {})
+    assert policy.act(obs, {}).meta["scores"][0] == 0.5
+    # a value/3 file has no done model: stop='done' says so when the search is built
+    old = ValueFunction(state={**value.state, "format": "parsimon.gui.world_model.value/3", "done": None})
+    assert not old.has_done
+    with pytest.raises(ConfigError, match="done model"):
+        SearchPolicy(FixedBase([stop, send]), None, SearchConfig(k=2, mode="none", stop="done"), value=old)

@@ -17,8 +17,8 @@ from parsimon.gui.world_model.registry import WORLD_MODELS
 from parsimon.gui.world_model.search import SCORERS
 from parsimon.gui.world_model.value import MODES
 
-__all__ = ["SEARCH_K_OPTION", "SEARCH_MARGIN_OPTION", "SEARCH_MODE_OPTION", "SEARCH_SCORER_OPTION", "WORLD_MODEL_OPTION",
-           "ScorerName", "SearchMode", "WorldModelName", "app", "search_settings"]
+__all__ = ["SEARCH_K_OPTION", "SEARCH_MARGIN_OPTION", "SEARCH_MODE_OPTION", "SEARCH_SCORER_OPTION", "SEARCH_STOP_OPTION",
+           "WORLD_MODEL_OPTION", "ScorerName", "SearchMode", "StopRule", "WorldModelName", "app", "search_settings"]
 
 app = typer.Typer(help="Computer-Using World Model: collect transitions (the data flywheel), train the learned "
                   "world model and the value function, evaluate world models on held-out tasks.",
@@ -39,14 +39,22 @@ SEARCH_SCORER_OPTION = typer.Option("value", "--search-scorer", help="value (lea
 
 SEARCH_MARGIN_OPTION = typer.Option(0.15, "--search-margin", min=0.0, help="How much more another candidate must "
                                     "score than the policy's first choice to replace it.")
+STOPS = ("scored", "done", "policy")
+StopRule = choices(STOPS)
+SEARCH_STOP_OPTION = typer.Option("scored", "--search-stop", help="A stop the policy ranks first: scored like "
+                                  "the other candidates (scored), by the value function's done model, the chance "
+                                  "the task is done now (done), or taken as is (policy).")
 
 
-def search_settings(world_model: str | None, k: int, mode: str, scorer: str = "value", margin: float = 0.15) -> str:
+def search_settings(world_model: str | None, k: int, mode: str, scorer: str = "value", margin: float = 0.15,
+                    stop: str = "scored") -> str:
     """The ``search`` setting of ``parsimon gui eval`` ("" without a world model)."""
     if not world_model:
         return ""
-    return json.dumps({"world_model": world_model, "k": k, "mode": mode, "scorer": scorer, "margin": margin},
-                      sort_keys=True)
+    settings = {"world_model": world_model, "k": k, "mode": mode, "scorer": scorer, "margin": margin}
+    if stop != "scored":
+        settings["stop"] = stop
+    return json.dumps(settings, sort_keys=True)
 
 
 def _seeds(text: str | None) -> tuple[int, ...] | None:

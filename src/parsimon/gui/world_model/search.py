@@ -14,7 +14,8 @@ Each step:
    overrides the policy only when it is clearly surer). Stopping (``answer``/``terminate``) is the base
    policy's to offer: it is a candidate only when the base ranks it first, and is then scored like the
    others (its imagined outcome changes nothing), so the scorer can overrule a premature stop
-   (``stop="scored"``, the default; ``stop="policy"`` takes the base's stop as is);
+   (``stop="scored"``, the default; ``stop="done"`` scores it by the value function's done model, the
+   chance that the task is done now; ``stop="policy"`` takes the base's stop as is);
 4. only the best candidate is executed, in the real environment (the world model is advisory);
 5. at the next step the prediction for the executed action is compared with what really happened and
    the error is appended to the transition store (``predictions.jsonl``).
@@ -34,7 +35,7 @@ from parsimon.gui.actions import Action
 from parsimon.gui.policies.base import Decision, Policy, render_output
 from parsimon.gui.world_model.base import Context, Prediction, target_element
 from parsimon.gui.world_model.delta import Navigate, PageState, apply
-from parsimon.gui.world_model.value import MODES, Trail, goal_words, value_features
+from parsimon.gui.world_model.value import MODES, Trail, done_features, goal_words, value_features
 
 __all__ = ["SCORERS", "SearchConfig", "SearchPolicy", "build_search", "irreversible", "make_world_model", "search_config",
            "wrap_policy"]
@@ -52,7 +53,8 @@ class SearchConfig:
     scorer: str = "value"  # value (learned from outcomes) | judge (the policy as judge, an LLM)
     irreversible_penalty: float = 1.0  # subtracted from the score of an unrequested irreversible action
     margin: float = 0.15  # how much more another candidate must score to replace the first choice
-    stop: str = "scored"  # scored: the scorer may overrule the base policy's stop | policy: the base decides
+    stop: str = "scored"  # scored: the scorer may overrule the base policy's stop | done: scored by the done
+    # model, P(the task is done now) | policy: the base decides
     min_confidence: float = 0.0  # predictions below this confidence are not shown to the scorer
     log_errors: bool = True  # append prediction errors to the transition store
     world_model_path: str = ""  # the learned model's file ("": the default in $PARSIMON_HOME)
@@ -67,8 +69,8 @@ class SearchConfig:
             raise ConfigError(f"`scorer` must be one of {list(SCORERS)}, got {self.scorer!r}")
         if self.irreversible_penalty < 0:
             raise ConfigError(f"`irreversible_penalty` must be >= 0, got {self.irreversible_penalty}")
-        if self.stop not in ("scored", "policy"):
-            raise ConfigError(f"`stop` must be 'scored' or 'policy', got {self.stop!r}")
+        if self.stop not in ("scored", "done", "policy"):
+            raise ConfigError(f"`stop` must be 'scored', 'done' or 'policy', got {self.stop!r}")
         if self.margin < 0:
             raise ConfigError(f"`margin` must be >= 0, got {self.margin}")
         if not 0.0 <= self.min_confidence <= 1.0:
@@ -117,6 +119,9 @@ class SearchPolicy(Policy):
             raise ConfigError(f"search mode {cfg.mode!r} needs a world model")
         if cfg.scorer == "value" and value is None and cfg.k > 1:
             raise ConfigError("the value scorer needs a value function (train one with `parsimon gui wm train`)")
+        if cfg.stop == "done" and cfg.k > 1 and (cfg.scorer != "value" or not getattr(value, "has_done", False)):
+            raise ConfigError("`stop='done'` needs the value scorer with a done model (a value function written by "
+                              "this version: retrain it with `parsimon gui wm train`)")
         if cfg.scorer == "judge" and judge is None and cfg.k > 1:
             raise ConfigError("the judge scorer needs a Judge (a chat model)")
         self.base, self.world_model, self.value, self.judge = base, world_model, value, judge
@@ -213,6 +218,10 @@ class SearchPolicy(Policy):
             idx = [i for i, (m, _) in enumerate(rows) if m == mode]
             for i, s in zip(idx, self.value.score(mode, [rows[i][1] for i in idx]), strict=True):
                 scores[i] = s
+        if cands[0].action.terminal and cfg.stop == "done":
+            # a stop is worth the chance that the task is done now
+            best_other = max((c.score for c in cands[1:]), default=-5.0)
+            scores[0] = self.value.done(done_features(obs, self.history, self.trail, 0, best_other))
         return scores, ""
 
     def act(self, obs: Any, info: dict[str, Any]) -> Decision:  # noqa: D102

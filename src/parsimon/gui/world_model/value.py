@@ -32,6 +32,16 @@ closer to what it learned from. One gradient boosting classifier (scikit-learn) 
 to never score a candidate higher for repeating an action or for leading back to a page already seen
 (without that, solved episodes that go back to the list before stopping taught it that going back and
 opening the message again is progress, and a searched episode went round in circles).
+
+Beside them it fits a **done model** (:meth:`ValueFunction.done`): the chance that the task is done now,
+from the current page against the instruction and what the episode did so far (:func:`done_features`),
+fit on the states where a solved episode stopped against every other state. The search's
+``stop="done"`` scores a stop with it; by default a stop is scored like any other candidate and, never
+credited as progress, loses to any candidate above the margin, so a searched episode that has
+finished its task can go on (ticking the item it has just added) until the step limit. On the apps'
+development seeds the done model did not help yet: the store's solved episodes stop in states much
+like those where other episodes went on (after sending a reply, on the message or back on the list),
+and it scored a return to the list before replying as likely done.
 """
 
 from __future__ import annotations
@@ -62,12 +72,13 @@ from parsimon.gui.world_model.delta import (
 )
 from parsimon.gui.world_model.dom import Node, parse, text_content
 
-__all__ = ["LABELS", "MODES", "Trail", "ValueFunction", "action_signature", "default_value_path", "goal_words",
-           "page_signature", "step_labels", "value_features"]
+__all__ = ["LABELS", "MODES", "Trail", "ValueFunction", "action_signature", "default_value_path", "done_features",
+           "goal_words", "page_signature", "step_labels", "value_features"]
 
 MODES = ("none", "text", "render", "text+render")
 LABELS = ("episode", "progress", "progress-nostop")
-FORMAT = "parsimon.gui.world_model.value/3"  # 2: the ordinal features; 3: the trail features
+FORMAT = "parsimon.gui.world_model.value/4"  # 2: the ordinal features; 3: the trail features; 4: the done model
+_READS = ("parsimon.gui.world_model.value/3", FORMAT)  # a value/3 file has no done model
 _STOP = frozenset("a an the to of and or in on at into for with by from then this that is as be it its your you "
                   "please click select enter type press hit button field text box".split())
 _SUBMIT = frozenset({"submit", "search", "login", "log in", "ok", "save", "send", "done", "go", "next", "apply",
@@ -181,14 +192,20 @@ class Trail:
 
     pages: set[int] = field(default_factory=set)
     actions: set[tuple] = field(default_factory=set)
+    first: int | None = None  # the first page's signature
+    current: int | None = None  # the latest page's signature
+    last: tuple | None = None  # the latest action's signature
 
     def see(self, obs: Any) -> None:
         """Record the page of ``obs``."""
-        self.pages.add(page_signature(PageState.from_observation(obs)))
+        self.current = page_signature(PageState.from_observation(obs))
+        self.first = self.current if self.first is None else self.first
+        self.pages.add(self.current)
 
     def took(self, obs: Any, action: Action) -> None:
         """Record ``action``, taken on ``obs``."""
-        self.actions.add(action_signature(obs, action))
+        self.last = action_signature(obs, action)
+        self.actions.add(self.last)
 
 
 def action_features(obs: Any, action: Action, score: float, rank: int, k: int, history: list[Action],
@@ -370,6 +387,40 @@ def value_features(mode: str, obs: Any, action: Action, *, score: float, rank: i
     return f
 
 
+def _taken(sig: tuple, goal: str) -> tuple[bool, bool, bool, bool]:
+    """What an action (by :func:`action_signature`) did, read against the instruction: clicked a submit-like
+    control, clicked something the instruction names, typed one of its quoted strings, typed something else."""
+    args, target = dict(sig[0]), sig[1]
+    kind, label = args.get("kind"), (target[1] if isinstance(target, tuple) else "")
+    click = kind in ("click", "double_click", "long_press")
+    typed = kind == "type" and bool(args.get("text"))
+    quoted = typed and args["text"].lower() in [q.lower() for q in _quoted(goal)]
+    return (click and label in _SUBMIT, click and _overlap(label, goal_words(goal)) > 0, quoted, typed and not quoted)
+
+
+def progress_features(goal: str, trail: Trail | None) -> list[float]:
+    """What the episode did so far, read against the instruction: whether it clicked a submit-like control,
+    clicked something the instruction names, typed one of its quoted strings, typed other text."""
+    taken = [_taken(sig, goal) for sig in (trail.actions if trail is not None else ())]
+    return [float(any(t[i] for t in taken)) for i in range(4)]
+
+
+def done_features(obs: Any, history: list[Action], trail: Trail | None, stop_rank: int,
+                  best_other: float) -> list[float]:
+    """The features of "is the task done now" (:meth:`ValueFunction.done`): the current page against the
+    instruction (:func:`state_features`), what the episode did so far (steps, distinct actions, a
+    submit-like click, a click on something the instruction names, a quoted string typed, other text
+    typed; the same four for the latest action), whether the page is the one the episode started on, and
+    how the proposal ranks stopping (its rank, the best other candidate's score)."""
+    f = state_features(PageState.from_observation(obs), obs.goal)
+    trail = trail or Trail()
+    last = [float(x) for x in _taken(trail.last, obs.goal)] if trail.last is not None else [0.0] * 4
+    return f + [min(len(history), 10) / 10.0, min(len(trail.actions), 10) / 10.0, *progress_features(obs.goal, trail),
+                *last,
+                float(trail.first is not None and trail.current == trail.first), min(stop_rank, 5) / 5.0,
+                max(-5.0, min(10.0, best_other))]
+
+
 def _trail_columns(t: Any) -> tuple[int, int]:
     """The columns of the trail features (taken before; the imagined page visited) in a text-mode row."""
     before = PageState.from_observation(t.state)
@@ -448,7 +499,7 @@ class ValueFunction:
                 raise ConfigError(f"no value function at {path}: train one first with `parsimon gui wm train`")
             with open(path, "rb") as fh:
                 state = pickle.load(fh)  # noqa: S301 - our own file, written by save()
-            if not isinstance(state, dict) or state.get("format") != FORMAT:
+            if not isinstance(state, dict) or state.get("format") not in _READS:
                 raise ConfigError(f"{path} is not a value function written by this version ({FORMAT})")
         self.state = state
 
@@ -466,6 +517,8 @@ class ValueFunction:
 
         _check_label(label)
         rows: list[_Row] = []
+        done_x: list[list[float]] = []
+        done_y: list[int] = []
         first = None
         for ep in _episodes(transitions):
             first = first or ep[0]
@@ -475,6 +528,10 @@ class ValueFunction:
             for t, delta, ok in zip(ep, deltas, step_labels(ep, label, deltas), strict=True):
                 trail.see(t.state)
                 cands = propose(t.state, history)
+                stop_rank = next((i for i, c in enumerate(cands) if c.action.terminal), len(cands))
+                others = [c.score for c in cands if not c.action.terminal]
+                done_x.append(done_features(t.state, history, trail, stop_rank, others[0] if others else -5.0))
+                done_y.append(int(t.action.terminal and any(e.success for e in ep)))
                 rank = next((i for i, c in enumerate(cands) if c.action == t.action), len(cands))
                 score = cands[rank].score if rank < len(cands) else -1.0
                 feats = {}
@@ -504,8 +561,14 @@ class ValueFunction:
                                                  min_samples_leaf=5)  # 20 (the default) hides rare features
             clf.fit(x, y)
             models[mode] = clf
-        return cls(state={"format": FORMAT, "models": models, "rows": len(rows), "positive": int(y.sum()),
-                          "label": label})
+        state = {"format": FORMAT, "models": models, "rows": len(rows), "positive": int(y.sum()), "label": label,
+                 "done": None, "done_positive": int(sum(done_y))}
+        if 0 < sum(done_y) < len(done_y):
+            # is the task done now: the states where a solved episode stopped, against every other state
+            state["done"] = HistGradientBoostingClassifier(max_iter=150, learning_rate=0.08, max_leaf_nodes=15,
+                                                           l2_regularization=1.0, random_state=seed,
+                                                           min_samples_leaf=5).fit(np.asarray(done_x), done_y)
+        return cls(state=state)
 
     def save(self, path: str | os.PathLike | None = None) -> Path:
         """Write the model (atomically) to ``path`` (default :func:`default_value_path`)."""
@@ -521,6 +584,20 @@ class ValueFunction:
     def modes(self) -> list[str]:
         """The modes it was fit for."""
         return list(self.state["models"])
+
+    @property
+    def has_done(self) -> bool:
+        """Whether it has a done model (a file of format 3, or a store whose episodes never stopped solved,
+        has none: stopping is then scored like any other candidate)."""
+        return self.state.get("done") is not None
+
+    def done(self, features: list[float]) -> float:
+        """P(the task is done now) from :func:`done_features`."""
+        import numpy as np
+
+        if not self.has_done:
+            raise ConfigError("this value function has no done model; retrain it with `parsimon gui wm train`")
+        return float(self.state["done"].predict_proba(np.asarray([features], dtype=float))[0, 1])
 
     def score(self, mode: str, rows: list[list[float]]) -> list[float]:
         """P(solved) for each candidate's features."""
