@@ -368,6 +368,21 @@ def test_the_done_model_scores_a_stop_by_whether_the_task_is_done_now(obs_from_h
     policy = SearchPolicy(FixedBase([stop, send]), None, SearchConfig(k=2, mode="none"), value=Done(0.9))
     policy.reset(obs.goal, {})
     assert policy.act(obs, {}).meta["scores"][0] == 0.5
+    # where the environment logged whether the task stood solved after each step, that labels the done model:
+    # an episode that sent the reply and went on without stopping (two waits) teaches it too
+    import dataclasses
+
+    logged, plain = [], []
+    for k in range(24):
+        ep = _reply_episode(obs_from_html, f"synth/reply-{k % 4}", k, k % 3 != 0)
+        if k % 6 == 1:
+            wait = Action("wait", seconds=0.1)
+            ep = ep[:2] + [dataclasses.replace(ep[2], action=wait, success=False, terminated=False),
+                           dataclasses.replace(ep[2], step=4, action=wait, success=False, terminated=False)]
+        plain += ep
+        logged += [dataclasses.replace(t, meta={"solved_now": k % 3 != 0 and i >= 1}) for i, t in enumerate(ep)]
+    assert ValueFunction.fit(plain, render=False).state["done_positive"] == 12  # the solved stops only
+    assert ValueFunction.fit(logged, render=False).state["done_positive"] == 12 + 4 * 2  # every state after a sent reply
     # a value/3 file has no done model: stop='done' says so when the search is built
     old = ValueFunction(state={**value.state, "format": "parsimon.gui.world_model.value/3", "done": None})
     assert not old.has_done

@@ -158,7 +158,8 @@ class TransitionStore:
                         reward=float(rec.get("reward", 0.0)), terminated=bool(rec.get("terminated")),
                         success=bool(info.get("success")), source=str(path),
                         meta={"app_state": rec["state"].get("app_state"),
-                              "next_app_state": rec["next_state"].get("app_state")})
+                              "next_app_state": rec["next_state"].get("app_state"),
+                              "solved_now": info.get("solved_now")})
                     n += 1
                     if limit is not None and n >= limit:
                         return
