@@ -415,8 +415,7 @@ def done_features(obs: Any, history: list[Action], trail: Trail | None, stop_ran
     trail = trail or Trail()
     last = [float(x) for x in _taken(trail.last, obs.goal)] if trail.last is not None else [0.0] * 4
     return f + [min(len(history), 10) / 10.0, min(len(trail.actions), 10) / 10.0, *progress_features(obs.goal, trail),
-                *last,
-                float(trail.first is not None and trail.current == trail.first), min(stop_rank, 5) / 5.0,
+                *last, float(trail.first is not None and trail.current == trail.first), min(stop_rank, 5) / 5.0,
                 max(-5.0, min(10.0, best_other))]
 
 
