@@ -8,7 +8,8 @@ with this script:
   positive; ``progress``: only the steps of solved episodes that changed the page, see
   :func:`parsimon.gui.world_model.value.step_labels`; ``progress-nostop``: the same without credit for
   stopping);
-* ``stop``: whether the scorer may overrule the proposal policy's stop (``scored``) or not (``policy``);
+* ``stop``: whether the scorer may overrule the proposal policy's stop (``scored``), scores it by the value
+  function's done model (``done``), or not (``policy``);
 * ``margin``: how much more another candidate must score to replace the proposal's first choice.
 
 Each variant plays the MiniWoB search task list (learned and oracle world models, text mode, K=5) and the
@@ -31,7 +32,8 @@ from _outputs import add_output_options, open_run, write_results  # noqa: E402
 
 # (label, stop, margin): the settings before this comparison first, then one change at a time
 VARIANTS = (("episode", "policy", 0.15), ("progress", "policy", 0.15), ("progress", "scored", 0.15),
-            ("progress", "scored", 0.05), ("progress", "scored", 0.25), ("progress-nostop", "scored", 0.15))
+            ("progress", "scored", 0.05), ("progress", "scored", 0.25), ("progress-nostop", "scored", 0.15),
+            ("progress-nostop", "done", 0.15))
 
 
 def main() -> None:
@@ -42,6 +44,8 @@ def main() -> None:
     ap.add_argument("--seeds", default="200-201", help="development seeds, like 200-201 or 200,205 (default 200-201)")
     ap.add_argument("--suites", default="miniwob,apps", help="miniwob, apps or both (default both)")
     ap.add_argument("--apps-oracle", action="store_true", help="also the oracle on the apps (slow)")
+    ap.add_argument("--variants", default="", help="label/stop/margin, comma-separated (default: all of "
+                    + ", ".join("/".join(map(str, v)) for v in VARIANTS) + ")")
     add_output_options(ap, "wm-search-dev")
     args = ap.parse_args()
     from parsimon.errors import ConfigError
@@ -54,6 +58,13 @@ def main() -> None:
     suites = [s.strip() for s in args.suites.split(",") if s.strip()]
     if not suites or not set(suites) <= {"miniwob", "apps"}:
         ap.error(f"--suites must name miniwob, apps or both, got {args.suites!r}")
+    variants = list(VARIANTS)
+    if args.variants:
+        names = {"/".join(map(str, v)): v for v in VARIANTS}
+        unknown = [v for v in args.variants.split(",") if v.strip() not in names]
+        if unknown:
+            ap.error(f"--variants: unknown {unknown}; choose from {sorted(names)}")
+        variants = [names[v.strip()] for v in args.variants.split(",")]
     if not args.store.is_dir():
         ap.error(f"--store must be a folder, got {args.store}")
     import torch  # noqa: F401 - pins one thread for anything that uses it
@@ -74,13 +85,13 @@ def main() -> None:
         transitions = list(TransitionStore(args.store).transitions())
         learned = str(args.learned) if args.learned else str(LearnedWorldModel.fit(transitions).save(
             run.dir / "learned.pkl"))
-        values = {label: ValueFunction.fit(transitions, label=label, render=False) for label in {v[0] for v in VARIANTS}}
+        values = {label: ValueFunction.fit(transitions, label=label, render=False) for label in {v[0] for v in variants}}
         for suite in suites:
             tasks = list(MINIWOB_SEARCH_TASKS if suite == "miniwob" else APPS_SEARCH_TASKS)
             steps = 10 if suite == "miniwob" else 12
             base = search_table(suite, tasks, seeds, [SearchSpec("proposal")], value=None, max_steps=steps)
             data.setdefault("proposal", {})[suite] = base["proposal"]["success_rate"]
-            for label, stop, margin in VARIANTS:
+            for label, stop, margin in variants:
                 name = f"{label}/{stop}/{margin}"
                 specs = [SearchSpec("learned text K=5", "learned", 5, "text", margin=margin, stop=stop)]
                 if suite == "miniwob" or args.apps_oracle:

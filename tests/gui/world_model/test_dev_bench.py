@@ -18,5 +18,7 @@ def test_bad_arguments_name_the_argument(tmp_path):
     assert bad_seeds.returncode == 2 and "--seeds" in bad_seeds.stderr and "Traceback" not in bad_seeds.stderr
     bad_suite = _run("--store", str(tmp_path), "--suites", "desktop")
     assert bad_suite.returncode == 2 and "--suites" in bad_suite.stderr
+    bad_variant = _run("--store", str(tmp_path), "--variants", "progress/sometimes/0.15")
+    assert bad_variant.returncode == 2 and "--variants" in bad_variant.stderr and "progress-nostop/done/0.15" in bad_variant.stderr
     missing = _run("--store", str(tmp_path / "none"))
     assert missing.returncode == 2 and "--store must be a folder" in missing.stderr
