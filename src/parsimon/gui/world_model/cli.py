@@ -14,7 +14,7 @@ import typer
 
 from parsimon.cliutil import choices, config_option, out_option, resolve_config, seed_option
 from parsimon.gui.world_model.registry import WORLD_MODELS
-from parsimon.gui.world_model.search import SCORERS
+from parsimon.gui.world_model.search import SCORERS, STOPS
 from parsimon.gui.world_model.value import MODES
 
 __all__ = ["SEARCH_K_OPTION", "SEARCH_MARGIN_OPTION", "SEARCH_MODE_OPTION", "SEARCH_SCORER_OPTION", "SEARCH_STOP_OPTION",
@@ -39,7 +39,6 @@ SEARCH_SCORER_OPTION = typer.Option("value", "--search-scorer", help="value (lea
 
 SEARCH_MARGIN_OPTION = typer.Option(0.15, "--search-margin", min=0.0, help="How much more another candidate must "
                                     "score than the policy's first choice to replace it.")
-STOPS = ("scored", "done", "policy")
 StopRule = choices(STOPS)
 SEARCH_STOP_OPTION = typer.Option("scored", "--search-stop", help="A stop the policy ranks first: scored like "
                                   "the other candidates (scored), by the value function's done model, the chance "

@@ -37,10 +37,11 @@ from parsimon.gui.world_model.base import Context, Prediction, target_element
 from parsimon.gui.world_model.delta import Navigate, PageState, apply
 from parsimon.gui.world_model.value import MODES, Trail, done_features, goal_words, value_features
 
-__all__ = ["SCORERS", "SearchConfig", "SearchPolicy", "build_search", "irreversible", "make_world_model", "search_config",
+__all__ = ["SCORERS", "STOPS", "SearchConfig", "SearchPolicy", "build_search", "irreversible", "make_world_model", "search_config",
            "wrap_policy"]
 
 SCORERS = ("value", "judge")
+STOPS = ("scored", "done", "policy")  # what becomes of a stop the base policy ranks first (SearchConfig.stop)
 
 
 @dataclass(frozen=True)
@@ -69,8 +70,8 @@ class SearchConfig:
             raise ConfigError(f"`scorer` must be one of {list(SCORERS)}, got {self.scorer!r}")
         if self.irreversible_penalty < 0:
             raise ConfigError(f"`irreversible_penalty` must be >= 0, got {self.irreversible_penalty}")
-        if self.stop not in ("scored", "done", "policy"):
-            raise ConfigError(f"`stop` must be 'scored', 'done' or 'policy', got {self.stop!r}")
+        if self.stop not in STOPS:
+            raise ConfigError(f"`stop` must be one of {list(STOPS)}, got {self.stop!r}")
         if self.margin < 0:
             raise ConfigError(f"`margin` must be >= 0, got {self.margin}")
         if not 0.0 <= self.min_confidence <= 1.0:

@@ -557,6 +557,11 @@ class ValueFunction:
                 trail.took(t.state, t.action)
         if not rows or len({r.label for r in rows}) < 2:
             raise ConfigError("the value function needs transitions from both solved and unsolved episodes")
+        def classifier(**kw: Any) -> Any:
+            return HistGradientBoostingClassifier(max_iter=150, learning_rate=0.08, max_leaf_nodes=15,
+                                                  l2_regularization=1.0, random_state=seed,
+                                                  min_samples_leaf=5, **kw)  # 20 (the default) hides rare features
+
         models = {}
         y = np.asarray([r.label for r in rows])
         repeat, revisit = _trail_columns(first)
@@ -567,18 +572,12 @@ class ValueFunction:
             cst[repeat] = -1
             if "text" in mode:
                 cst[revisit] = -1
-            clf = HistGradientBoostingClassifier(max_iter=150, learning_rate=0.08, max_leaf_nodes=15,
-                                                 l2_regularization=1.0, random_state=seed, monotonic_cst=cst,
-                                                 min_samples_leaf=5)  # 20 (the default) hides rare features
-            clf.fit(x, y)
-            models[mode] = clf
+            models[mode] = classifier(monotonic_cst=cst).fit(x, y)
         state = {"format": FORMAT, "models": models, "rows": len(rows), "positive": int(y.sum()), "label": label,
                  "done": None, "done_positive": int(sum(done_y))}
         if 0 < sum(done_y) < len(done_y):
-            # is the task done now: the states where a solved episode stopped, against every other state
-            state["done"] = HistGradientBoostingClassifier(max_iter=150, learning_rate=0.08, max_leaf_nodes=15,
-                                                           l2_regularization=1.0, random_state=seed,
-                                                           min_samples_leaf=5).fit(np.asarray(done_x), done_y)
+            # is the task done now: the states logged as solved (else where a solved episode stopped)
+            state["done"] = classifier().fit(np.asarray(done_x), done_y)
         return cls(state=state)
 
     def save(self, path: str | os.PathLike | None = None) -> Path:
@@ -598,8 +597,8 @@ class ValueFunction:
 
     @property
     def has_done(self) -> bool:
-        """Whether it has a done model (a file of format 3, or a store whose episodes never stopped solved,
-        has none: stopping is then scored like any other candidate)."""
+        """Whether it has a done model (a file of format 3, or one fit on a store that never shows a solved
+        state, has none; the search's ``stop="done"`` then refuses it)."""
         return self.state.get("done") is not None
 
     def done(self, features: list[float]) -> float:
