@@ -10,8 +10,8 @@ Phases (each timed, all in one run folder):
    sample of replays; render fidelity (SSIM, PSNR, mismatching pixels) on a sample; the learning curve;
 3. models: the learned world model and the value function fit on the whole store;
 4. search: the proposal policy alone and searched (none / text / render / text+render, K in {3, 5},
-   learned and oracle world models) on the MiniWoB task list and the apps task list, seeds 0-2
-   (the oracle on fewer seeds where noted);
+   learned and oracle world models) on the MiniWoB task list (31 tasks, seeds 0-2) and the apps task
+   list (18 tasks, seeds 0-4: about 90 episodes per row on either suite; the oracle on seeds 0-1);
 5. CUWM's offline metric: single-step action match against logged expert (rule policy) steps on the
    evaluation seeds, and candidate coverage;
 6. speed: one search step (observe, propose 5, imagine 5, score, act) with the learned model, from the
@@ -85,10 +85,11 @@ def search(quick: bool, learned: str, value_path: str, log, n_seeds: int | None 
     from parsimon.gui.world_model.value import ValueFunction
 
     value = ValueFunction(value_path)
-    seeds = list(range(n_seeds if n_seeds is not None else 1 if quick else 3))
     out = {}
-    for suite, tasks, max_steps in (("miniwob", QUICK_MINIWOB if quick else MINIWOB_SEARCH_TASKS, 10),
-                                    ("apps", QUICK_APPS if quick else APPS_SEARCH_TASKS, 12)):
+    # seeds per suite: about 90 episodes per row on either (31 MiniWoB tasks x 3, 18 apps tasks x 5)
+    for suite, tasks, max_steps, n_default in (("miniwob", QUICK_MINIWOB if quick else MINIWOB_SEARCH_TASKS, 10, 3),
+                                               ("apps", QUICK_APPS if quick else APPS_SEARCH_TASKS, 12, 5)):
+        seeds = list(range(n_seeds if n_seeds is not None else 1 if quick else n_default))
         specs = [SearchSpec("proposal"), SearchSpec("none K=5", None, 5, "none"),
                  SearchSpec("learned text K=5", "learned", 5, "text")]
         if suite == "miniwob":
@@ -97,7 +98,7 @@ def search(quick: bool, learned: str, value_path: str, log, n_seeds: int | None 
                       SearchSpec("learned render K=5", "learned", 5, "render"),
                       SearchSpec("learned text+render K=5", "learned", 5, "text+render")]
         specs.append(SearchSpec("oracle text K=5", "oracle", 5, "text",
-                                seeds=None if suite == "miniwob" or quick else (0,)))
+                                seeds=None if suite == "miniwob" or quick else tuple(seeds[:2])))
         t0 = time.perf_counter()
         table = search_table(suite, list(tasks), seeds, specs, value=value, learned_path=learned,
                              max_steps=max_steps)
@@ -234,7 +235,8 @@ def main() -> None:
     ap.add_argument("--store", type=Path, default=None, help="an existing transition store (skips collection)")
     ap.add_argument("--quick", action="store_true", help="a small version of every phase (minutes)")
     ap.add_argument("--search-seeds", type=int, default=None, metavar="N",
-                    help="seeds per task in the search phase (default 3; 1 with --quick)")
+                    help="seeds per task in the search phase, both suites (default: MiniWoB 3, apps 5; "
+                         "1 with --quick)")
     ap.add_argument("--skip", default="", help="phases to skip, comma-separated: accuracy,search,offline,filmstrip")
     add_output_options(ap, "wm-bench")
     args = ap.parse_args()
