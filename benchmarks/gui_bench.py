@@ -10,7 +10,8 @@
    constraint (target 0%) and without it, and the success rate.
 
 Writes ``gui.json`` and ``gui.png`` into a run folder (default ``runs/gui-bench-<stamp>``; ``--out DIR``);
-``--save`` also copies them to ``benchmarks/results/``. Run: ``python benchmarks/gui_bench.py``.
+``--save`` also copies them to ``benchmarks/results/``. Run: ``python benchmarks/gui_bench.py``. ``--quick``
+checks the whole pipeline in seconds: one throughput task, three policy tasks (``gui_quick.*`` with ``--save``).
 """
 
 from __future__ import annotations
@@ -101,8 +102,8 @@ def child_browsergym(task: str, steps: int, fast: bool) -> dict:
         bg.close()
 
 
-def child_latency(policy: str) -> dict:
-    """Per-step seconds of a non-LLM policy through the governed episode loop."""
+def child_latency(policy: str, n_tasks: int) -> dict:
+    """Per-step seconds of a non-LLM policy through the governed episode loop (the first ``n_tasks`` tasks)."""
     _pin()
     from parsimon.governance import FeedbackEmitter, get_audit_log, run_scope
     from parsimon.gui.agent import run_episode
@@ -115,7 +116,7 @@ def child_latency(policy: str) -> dict:
     secs, decide, success = [], [], []
     try:
         with run_scope(run=f"gui-bench-latency-{policy}"):
-            for task in POLICY_TASKS:
+            for task in POLICY_TASKS[:n_tasks]:
                 res = run_episode(env, pol, MiniWoBTask(task), 0, feedback=FeedbackEmitter("adaptive"),
                                   audit=get_audit_log())
                 secs += [r.seconds for r in res.records if r.action]
@@ -178,6 +179,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=30, help="steps per throughput run")
     parser.add_argument("--repeats", type=int, default=3, help="throughput runs per side and task (median)")
     parser.add_argument("--llm-seeds", type=int, default=2, help="seeds per task for the SmolLM2 policy (0 = skip)")
+    parser.add_argument("--quick", action="store_true",
+                        help="one throughput task and three policy tasks: the pipeline in seconds, not a measurement")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -187,7 +190,7 @@ def main() -> None:
         elif kind in ("browsergym", "browsergym-fast"):
             res = child_browsergym(rest[0], int(rest[1]), kind == "browsergym-fast")
         elif kind == "latency":
-            res = child_latency(rest[0])
+            res = child_latency(rest[0], int(rest[1]))
         else:
             res = child_llm(rest[0] == "constrained", int(rest[1]))
         print(json.dumps(res))
@@ -196,12 +199,15 @@ def main() -> None:
     from parsimon.run import default_out, start_run
 
     out = args.out or default_out("gui bench")
-    config = {"steps": args.steps, "repeats": args.repeats, "tasks": list(TASKS), "llm_seeds": args.llm_seeds}
+    tasks = TASKS[:1] if args.quick else TASKS
+    n_policy_tasks = 3 if args.quick else len(POLICY_TASKS)
+    config = {"steps": args.steps, "repeats": args.repeats, "tasks": list(tasks), "llm_seeds": args.llm_seeds,
+              "policy_tasks": list(POLICY_TASKS[:n_policy_tasks]), "quick": args.quick}
     with start_run("gui bench", config, out_dir=out) as run:
         res: dict = {"throughput": {}, "latency": {}, "llm": {}, "machine": {"cpus": os.cpu_count(),
                                                                             "load_1min": os.getloadavg()[0]}}
-        with run.progress("throughput", total=len(TASKS) * 3 * args.repeats) as bar:
-            for task in TASKS:
+        with run.progress("throughput", total=len(tasks) * 3 * args.repeats) as bar:
+            for task in tasks:
                 row = {}
                 for side in ("ours", "browsergym", "browsergym-fast"):
                     runs = []
@@ -217,7 +223,7 @@ def main() -> None:
                 res["throughput"][task] = row
                 print(task, {k: round(v.get("steps_per_s", float("nan")), 2) for k, v in row.items()}, flush=True)
         for policy in ("rule", "proposal"):
-            res["latency"][policy] = _child(["latency", policy], timeout=1800)
+            res["latency"][policy] = _child(["latency", policy, str(n_policy_tasks)], timeout=1800)
             print(policy, res["latency"][policy], flush=True)
         if args.llm_seeds:
             for mode in ("constrained", "free"):
@@ -241,13 +247,14 @@ def main() -> None:
                 metrics[f"smollm2_{mode}_success_rate"] = llm["success_rate"]
         res["summary"] = metrics
         run.set_metrics(**{k: v for k, v in metrics.items() if v is not None})
-        path = run.write_json("gui.json", res)
-        png = run.figure("gui.png")
+        name = "gui_quick" if args.quick else "gui"
+        path = run.write_json(f"{name}.json", res)
+        png = run.figure(f"{name}.png")
         _plot(res, png)
         if args.save:
             RESULTS.mkdir(exist_ok=True)
-            shutil.copy(path, RESULTS / "gui.json")
-            shutil.copy(png, RESULTS / "gui.png")
+            shutil.copy(path, RESULTS / f"{name}.json")
+            shutil.copy(png, RESULTS / f"{name}.png")
         print(json.dumps(metrics, indent=1))
         print(f"wrote {path} and {png}")
 

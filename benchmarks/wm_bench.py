@@ -195,9 +195,9 @@ def plot(path: Path, data: dict) -> None:
     if order:
         ax.set_xticks([i + width / 2 for i in range(len(order))])
         ax.set_xticklabels(order, rotation=60, ha="right", fontsize=7)
+        ax.legend(fontsize=7)
     ax.set_ylabel("success rate (95% CI)")
     ax.set_title("proposal policy with and without search")
-    ax.legend(fontsize=7)
     acc = data.get("accuracy", {})
     ax = axes[1]
     pts = acc.get("learning_curve") or []

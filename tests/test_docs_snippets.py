@@ -12,6 +12,9 @@ steer the next block with an HTML comment on the line(s) just above it:
   file the block reads); repeatable.
 * ``<!-- snippet: background "COMMAND" "URL" -->`` — a server started before the block (once URL answers
   HTTP at all) and stopped after it, for blocks that talk to one.
+* ``<!-- snippet: covered-by docs/NAME.md -->`` — not run again: every line of the block (comments and
+  spacing aside) must be a line of a block of that document that does run (the README repeats some of the
+  docs' blocks word for word; running them twice only costs minutes).
 
 Bash blocks may also start servers themselves (``parsimon llm serve &``): each block runs in its own
 process group, killed when the block ends.
@@ -35,7 +38,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 _FENCE = re.compile(r"^```(\w+)[^\n]*\n(.*?)^```", re.S | re.M)
-_DIRECTIVE = re.compile(r"<!--\s*snippet:\s*(\w+)\s*(.*?)\s*-->")
+_DIRECTIVE = re.compile(r"<!--\s*snippet:\s*([\w-]+)\s*(.*?)\s*-->")
 
 
 @dataclass
@@ -49,6 +52,7 @@ class Snippet:
     replace: list[tuple[str, str]] = field(default_factory=list)
     setup: list[str] = field(default_factory=list)
     background: list[tuple[str, str]] = field(default_factory=list)
+    covered_by: str | None = None
 
     @property
     def id(self) -> str:
@@ -90,6 +94,10 @@ def collect() -> list[Snippet]:
                     snip.timeout = float(arg)
                 elif name == "setup":
                     snip.setup.extend(shlex.split(arg))
+                elif name == "covered-by":
+                    if not (ROOT / arg).is_file():
+                        raise ValueError(f"{snip.id}: covered-by names no document: {arg!r}")
+                    snip.covered_by = arg
                 elif name == "background":
                     cmd, url = shlex.split(arg)
                     snip.background.append((cmd, url))
@@ -127,6 +135,9 @@ def _run_in_own_group(argv: list[str], cwd: Path, env: dict, limit: float) -> su
 def test_snippet_runs(snip: Snippet, tmp_path):
     if snip.skip:
         pytest.skip(snip.skip)
+    if snip.covered_by:
+        _check_covered(snip)
+        return
     code = snip.code
     for old, new in snip.replace:
         code = code.replace(old, new)
@@ -144,6 +155,25 @@ def test_snippet_runs(snip: Snippet, tmp_path):
     finally:
         for proc in servers:
             _kill_group(proc)
+
+
+def _lines(code: str) -> list[str]:
+    """A block's lines without comments, blank lines or spacing differences."""
+    out = []
+    for line in code.splitlines():
+        line = "" if line.lstrip().startswith("#") else line.split(" #")[0]
+        line = " ".join(line.split())
+        if line:
+            out.append(line)
+    return out
+
+
+def _check_covered(snip: Snippet) -> None:
+    doc = (ROOT / snip.covered_by).resolve()
+    runs = [s for s in SNIPPETS if s.doc.resolve() == doc and not s.skip and not s.covered_by and s.lang == snip.lang]
+    theirs = {line for s in runs for line in _lines(s.code)}
+    missing = [line for line in _lines(snip.code) if line not in theirs]
+    assert not missing, f"{snip.id} is said to be covered by {snip.covered_by}, whose run blocks lack: {missing}"
 
 
 def _start_server(cmd: str, url: str, cwd: Path, env: dict) -> subprocess.Popen:
@@ -196,3 +226,14 @@ def _run_block(snip: Snippet, code: str, tmp_path: Path, env: dict) -> None:
 def test_every_skip_has_a_reason_and_the_collector_sees_blocks():
     assert len(SNIPPETS) > 10
     assert all(s.skip is None or s.skip.strip() for s in SNIPPETS)
+
+
+def test_a_covered_block_must_match_its_document(tmp_path, monkeypatch):
+    doc = tmp_path / "other.md"
+    doc.write_text("```bash\nparsimon a --x 1   # comment\nparsimon b\n```\n")
+    monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
+    monkeypatch.setattr(sys.modules[__name__], "SNIPPETS", [Snippet(doc, 1, "bash", "parsimon a --x 1\nparsimon b\n")])
+    _check_covered(Snippet(tmp_path / "README.md", 1, "bash", "parsimon  a --x 1  # other words\n",
+                           covered_by="other.md"))
+    with pytest.raises(AssertionError, match="parsimon a --x 2"):
+        _check_covered(Snippet(tmp_path / "README.md", 1, "bash", "parsimon a --x 2\n", covered_by="other.md"))
