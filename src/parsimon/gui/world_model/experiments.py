@@ -146,7 +146,7 @@ def derived(table: dict[str, dict[str, Any]], base: str = "proposal", learned: s
             lift = sr(learned, keys) - sr(base, keys)
             out["lift_learned_on_oracle_episodes"] = lift
             out["regret_vs_oracle"] = sr(oracle, keys) - sr(learned, keys)
-            out["share_of_oracle_lift"] = lift / out["lift_oracle"] if out["lift_oracle"] > 0 else float("nan")
+            out["share_of_oracle_lift"] = lift / out["lift_oracle"] if out["lift_oracle"] > 0 else None
     if none_at_k in table and learned in table:
         keys = common(none_at_k, learned)
         out["gain_at_equal_k"] = sr(learned, keys) - sr(none_at_k, keys)
