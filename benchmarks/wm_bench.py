@@ -230,6 +230,25 @@ def plot(path: Path, data: dict) -> None:
     plt.close(fig)
 
 
+def rederive(path: Path, ap: argparse.ArgumentParser) -> None:
+    """Recompute ``search.<suite>.derived`` of a saved result from its tables (no episode is played)."""
+    import json
+
+    from parsimon.gui.world_model.experiments import derived
+
+    try:
+        data = json.loads(path.read_text())
+        suites = data["search"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        ap.error(f"--rederive: {path} is not a saved wm_bench.json with a search section ({exc})")
+    for suite, res in suites.items():
+        res["derived"] = derived(res["table"])
+        print(f"{suite}: {res['derived']}", flush=True)
+    path.write_text(json.dumps(data, indent=1))
+    plot(path.with_suffix(".png"), data)
+    print(f"rewrote {path} (.png)", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--store", type=Path, default=None, help="an existing transition store (skips collection)")
@@ -238,8 +257,15 @@ def main() -> None:
                     help="seeds per task in the search phase, both suites (default: MiniWoB 3, apps 5; "
                          "1 with --quick)")
     ap.add_argument("--skip", default="", help="phases to skip, comma-separated: accuracy,search,offline,filmstrip")
+    ap.add_argument("--rederive", type=Path, default=None, metavar="JSON",
+                    help="run nothing: recompute the derived search metrics (lifts, their paired intervals, the "
+                         "gain at equal K) of a saved wm_bench.json from its episode outcomes, rewrite it in "
+                         "place and redraw the plot beside it")
     add_output_options(ap, "wm-bench")
     args = ap.parse_args()
+    if args.rederive is not None:
+        rederive(args.rederive, ap)
+        return
     skip = {s.strip() for s in args.skip.split(",") if s.strip()}
     if args.search_seeds is not None and args.search_seeds < 1:
         ap.error(f"--search-seeds must be >= 1, got {args.search_seeds}")

@@ -121,9 +121,15 @@ def search_table(suite: str, tasks: list[str], seeds: list[int], specs: list[Sea
 
 
 def derived(table: dict[str, dict[str, Any]], base: str = "proposal", learned: str = "learned text K=5",
-            oracle: str = "oracle text K=5", none_at_k: str = "none K=5") -> dict[str, float]:
+            oracle: str = "oracle text K=5", none_at_k: str = "none K=5", resamples: int = 2000) -> dict[str, Any]:
     """Lift, share of the oracle's lift, regret, success gain at equal K and steps saved (see the module
-    docstring), each on the episodes the compared rows share (the oracle may have run on fewer)."""
+    docstring), each on the episodes the compared rows share (the oracle may have run on fewer).
+
+    The lifts and the gain at equal K come with a paired 95% bootstrap interval (``..._ci95``: ``[low,
+    high]``, ``resamples`` resamples of the shared episodes' differences): both rows played the same
+    episodes, so the interval of the difference is narrower than the two rows' own intervals suggest."""
+    from parsimon.gui.evaluate import bootstrap_ci
+
     def sr(label: str, keys: set[str]) -> float:
         o = table[label]["outcomes"]
         return statistics.fmean(o[k] for k in keys) if keys else float("nan")
@@ -132,16 +138,25 @@ def derived(table: dict[str, dict[str, Any]], base: str = "proposal", learned: s
         keys = [set(table[x]["outcomes"]) for x in labels]
         return set.intersection(*keys) if keys else set()
 
-    out: dict[str, float] = {}
+    def ci(a: str, b: str, keys: set[str]) -> list[float] | None:
+        """The paired interval of sr(a) - sr(b) over ``keys``."""
+        if not keys:
+            return None
+        oa, ob = table[a]["outcomes"], table[b]["outcomes"]
+        return list(bootstrap_ci([oa[k] - ob[k] for k in sorted(keys)], resamples=resamples))
+
+    out: dict[str, Any] = {}
     if base in table and learned in table:
         keys = common(base, learned)
         out["lift_learned"] = sr(learned, keys) - sr(base, keys)
+        out["lift_learned_ci95"] = ci(learned, base, keys)
         out["steps_saved_per_episode"] = (statistics.fmean(table[base]["steps"][k] for k in keys)
                                           - statistics.fmean(table[learned]["steps"][k] for k in keys))
     if base in table and oracle in table:
         keys = common(base, oracle, *([learned] if learned in table else []))
         out["episodes_with_oracle"] = len(keys)
         out["lift_oracle"] = sr(oracle, keys) - sr(base, keys)
+        out["lift_oracle_ci95"] = ci(oracle, base, keys)
         if learned in table:
             lift = sr(learned, keys) - sr(base, keys)
             out["lift_learned_on_oracle_episodes"] = lift
@@ -150,6 +165,7 @@ def derived(table: dict[str, dict[str, Any]], base: str = "proposal", learned: s
     if none_at_k in table and learned in table:
         keys = common(none_at_k, learned)
         out["gain_at_equal_k"] = sr(learned, keys) - sr(none_at_k, keys)
+        out["gain_at_equal_k_ci95"] = ci(learned, none_at_k, keys)
     return out
 
 

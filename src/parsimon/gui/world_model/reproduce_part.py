@@ -188,7 +188,9 @@ def world_model_part(ctx: Any) -> Part:
             ["policy", "K", "mode", "success", "95% CI", "mean steps", "irreversible executed", "ms / step"],
             [[k, v["k"], v["mode"], v["success_rate"], f"{v['ci_low']:.2f}-{v['ci_high']:.2f}", v["mean_steps"],
               v["irreversible_executed"], 1000 * v["step_s_median"]] for k, v in table.items()],
-            note="; ".join(f"{k} {v:+.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in d.items())))
+            note="; ".join(f"{k} {v:+.3f}" if isinstance(v, float) else
+                           f"{k} [{v[0]:+.3f}, {v[1]:+.3f}]" if isinstance(v, list) else f"{k} {v}"
+                           for k, v in d.items())))
         part.metrics[suite] = d
     for name in ("learning_curve.png", "calibration.png"):
         p = Path(acc["run_dir"]) / "figures" / name
