@@ -12,6 +12,10 @@ Phases (each timed, all in one run folder):
 4. search: the proposal policy alone and searched (none / text / render / text+render, K in {3, 5},
    learned and oracle world models) on the MiniWoB task list (31 tasks, seeds 0-2) and the apps task
    list (18 tasks, seeds 0-4: about 90 episodes per row on either suite; the oracle on seeds 0-1);
+   first, one searched round of the flywheel: the learned text search plays both task lists on the
+   store's seeds 100-103 and logs its episodes, a second value function is fit whose done model also
+   learned from them, and the row "learned text K=5 +done" searches with it and the done check
+   (``SearchConfig.done_check`` 0.5; ``derived_done_check`` holds its lifts);
 5. CUWM's offline metric: single-step action match against logged expert (rule policy) steps on the
    evaluation seeds, and candidate coverage;
 6. speed: one search step (observe, propose 5, imagine 5, score, act) with the learned model, from the
@@ -74,7 +78,42 @@ def fit_models(store: Path, folder: Path, log) -> tuple[str, str]:
     return res["model"], res["value"]
 
 
-def search(quick: bool, learned: str, value_path: str, log, n_seeds: int | None = None) -> dict:
+ROUND_SEEDS = (100, 101, 102, 103)  # the searched round's seeds: the store's side (the evaluation's are 0-4)
+DONE_CHECK = 0.5
+CHECKED = "learned text K=5 +done"  # the row searched with the done check
+
+
+def searched_round(quick: bool, learned: str, value_path: str, store: Path, folder: Path, log) -> str:
+    """One searched round of the flywheel: the learned text search (K=5) plays both task lists on
+    ``ROUND_SEEDS`` with its steps logged into ``folder``; returns a value function fit on ``store`` whose
+    done model also learned from that round (the progress models do not: see ``ValueFunction.fit``)."""
+    from parsimon.gui.transitions import TransitionRecorder
+    from parsimon.gui.world_model.experiments import (
+        APPS_SEARCH_TASKS,
+        MINIWOB_SEARCH_TASKS,
+        SearchSpec,
+        search_table,
+    )
+    from parsimon.gui.world_model.store import TransitionStore
+    from parsimon.gui.world_model.value import ValueFunction
+
+    value = ValueFunction(value_path)
+    seeds = list(ROUND_SEEDS[:1] if quick else ROUND_SEEDS)
+    for suite, tasks, max_steps in (("miniwob", QUICK_MINIWOB if quick else MINIWOB_SEARCH_TASKS, 10),
+                                    ("apps", QUICK_APPS if quick else APPS_SEARCH_TASKS, 12)):
+        table = search_table(suite, list(tasks), seeds, [SearchSpec("learned text K=5", "learned", 5, "text")],
+                             value=value, learned_path=learned, max_steps=max_steps,
+                             recorder=TransitionRecorder(folder / suite))
+        log(f"searched round, {suite} seeds {seeds}: success {table['learned text K=5']['success_rate']:.3f}")
+    searched = list(TransitionStore(folder).transitions())
+    vf = ValueFunction.fit(TransitionStore(store).transitions(screenshots=True), done_transitions=searched)
+    log(f"value function with the round's {len(searched)} transitions in its done model "
+        f"({vf.state['done_positive']} of {vf.state['done_rows']} done)")
+    return str(vf.save(folder.parent / "models" / "value-done.pkl"))
+
+
+def search(quick: bool, learned: str, value_path: str, log, n_seeds: int | None = None,
+           done_value_path: str = "") -> dict:
     from parsimon.gui.world_model.experiments import (
         APPS_SEARCH_TASKS,
         MINIWOB_SEARCH_TASKS,
@@ -102,8 +141,15 @@ def search(quick: bool, learned: str, value_path: str, log, n_seeds: int | None 
         t0 = time.perf_counter()
         table = search_table(suite, list(tasks), seeds, specs, value=value, learned_path=learned,
                              max_steps=max_steps)
+        if done_value_path:
+            table.update(search_table(suite, list(tasks), seeds, [SearchSpec(CHECKED, "learned", 5, "text",
+                                                                             done_check=DONE_CHECK)],
+                                      value=ValueFunction(done_value_path), learned_path=learned,
+                                      max_steps=max_steps))
         out[suite] = {"tasks": list(tasks), "seeds": seeds, "max_steps": max_steps, "table": table,
                       "derived": derived(table), "seconds": time.perf_counter() - t0}
+        if CHECKED in table:
+            out[suite]["derived_done_check"] = derived(table, learned=CHECKED)
         log(f"search {suite}: " + ", ".join(f"{k} {v['success_rate']:.3f}" for k, v in table.items())
             + f"; {out[suite]['derived']}")
     return out
@@ -243,6 +289,8 @@ def rederive(path: Path, ap: argparse.ArgumentParser) -> None:
         ap.error(f"--rederive: {path} is not a saved wm_bench.json with a search section ({exc})")
     for suite, res in suites.items():
         res["derived"] = derived(res["table"])
+        if CHECKED in res["table"]:
+            res["derived_done_check"] = derived(res["table"], learned=CHECKED)
         print(f"{suite}: {res['derived']}", flush=True)
     path.write_text(json.dumps(data, indent=1))
     plot(path.with_suffix(".png"), data)
@@ -295,7 +343,10 @@ def main() -> None:
             data["accuracy"] = {k: v for k, v in acc.items() if k not in ("train_tasks",)}
         learned, value_path = phase("train", fit_models, store, run.dir / "models", log)
         if "search" not in skip:
-            data["search"] = phase("search", search, args.quick, learned, value_path, log, args.search_seeds)
+            done_value = phase("searched_round", searched_round, args.quick, learned, value_path, store,
+                               run.dir / "searched", log)
+            data["search"] = phase("search", search, args.quick, learned, value_path, log, args.search_seeds,
+                                   done_value)
             data["speed"] = speed(data["search"])
         if "offline" not in skip:
             data["offline_match"] = phase("offline", offline, store, args.quick, learned, value_path, run.dir, log)

@@ -10,7 +10,12 @@ with this script:
   stopping);
 * ``stop``: whether the scorer may overrule the proposal policy's stop (``scored``), scores it by the value
   function's done model (``done``), or not (``policy``);
-* ``margin``: how much more another candidate must score to replace the proposal's first choice.
+* ``margin``: how much more another candidate must score to replace the proposal's first choice;
+* ``check`` (in place of a stop setting): the scored stop plus the done check
+  (``SearchConfig.done_check`` 0.5: stop once the done model reads the task as done), with the done model
+  also fit on one searched round of the flywheel: the learned search (this label's value function) plays
+  both suites on ``--round-seeds`` (default 100-103, the store's side of the seeds) and logs its own
+  episodes, which then teach the done model and nothing else.
 
 Each variant plays the MiniWoB search task list (learned and oracle world models, text mode, K=5) and the
 apps task list (learned; ``--apps-oracle`` adds the oracle, which is slow there), beside the proposal
@@ -33,7 +38,8 @@ from _outputs import add_output_options, open_run, write_results  # noqa: E402
 # (label, stop, margin): the settings before this comparison first, then one change at a time
 VARIANTS = (("episode", "policy", 0.15), ("progress", "policy", 0.15), ("progress", "scored", 0.15),
             ("progress", "scored", 0.05), ("progress", "scored", 0.25), ("progress-nostop", "scored", 0.15),
-            ("progress-nostop", "done", 0.15))
+            ("progress-nostop", "done", 0.15), ("progress-nostop", "check", 0.15))
+DONE_CHECK = 0.5  # the done check's threshold in the "check" variant
 
 
 def main() -> None:
@@ -44,6 +50,8 @@ def main() -> None:
     ap.add_argument("--seeds", default="200-201", help="development seeds, like 200-201 or 200,205 (default 200-201)")
     ap.add_argument("--suites", default="miniwob,apps", help="miniwob, apps or both (default both)")
     ap.add_argument("--apps-oracle", action="store_true", help="also the oracle on the apps (slow)")
+    ap.add_argument("--round-seeds", default="100-103", help="seeds of the searched round of the 'check' variant "
+                    "(default 100-103)")
     ap.add_argument("--variants", default="", help="label/stop/margin, comma-separated (default: all of "
                     + ", ".join("/".join(map(str, v)) for v in VARIANTS) + ")")
     add_output_options(ap, "wm-search-dev")
@@ -55,6 +63,10 @@ def main() -> None:
         seeds = list(parse_seeds(args.seeds))
     except ConfigError as exc:
         ap.error(str(exc).replace("`", ""))
+    try:
+        round_seeds = list(parse_seeds(args.round_seeds))
+    except ConfigError as exc:
+        ap.error(str(exc).replace("`", "").replace("--seeds", "--round-seeds"))
     suites = [s.strip() for s in args.suites.split(",") if s.strip()]
     if not suites or not set(suites) <= {"miniwob", "apps"}:
         ap.error(f"--suites must name miniwob, apps or both, got {args.suites!r}")
@@ -86,6 +98,22 @@ def main() -> None:
         learned = str(args.learned) if args.learned else str(LearnedWorldModel.fit(transitions).save(
             run.dir / "learned.pkl"))
         values = {label: ValueFunction.fit(transitions, label=label, render=False) for label in {v[0] for v in variants}}
+        checked = {}  # label -> the value function whose done model also learned from a searched round
+        for label in sorted({v[0] for v in variants if v[1] == "check"}):
+            from parsimon.gui.transitions import TransitionRecorder
+
+            folder = run.dir / "searched" / label
+            for suite, tasks in (("miniwob", MINIWOB_SEARCH_TASKS), ("apps", APPS_SEARCH_TASKS)):
+                t0 = time.perf_counter()
+                table = search_table(suite, list(tasks), round_seeds, [SearchSpec("learned text K=5", "learned", 5,
+                                                                                  "text")],
+                                     value=values[label], learned_path=learned, max_steps=10 if suite == "miniwob"
+                                     else 12, recorder=TransitionRecorder(folder / suite))
+                print(f"searched round, {suite} seeds {args.round_seeds}: success "
+                      f"{table['learned text K=5']['success_rate']:.3f} ({time.perf_counter() - t0:.0f} s)", flush=True)
+            searched = list(TransitionStore(folder).transitions())
+            checked[label] = ValueFunction.fit(transitions, label=label, render=False, done_transitions=searched)
+            data.setdefault("searched_round", {})[label] = {"seeds": round_seeds, "transitions": len(searched)}
         for suite in suites:
             tasks = list(MINIWOB_SEARCH_TASKS if suite == "miniwob" else APPS_SEARCH_TASKS)
             steps = 10 if suite == "miniwob" else 12
@@ -93,12 +121,14 @@ def main() -> None:
             data.setdefault("proposal", {})[suite] = base["proposal"]["success_rate"]
             for label, stop, margin in variants:
                 name = f"{label}/{stop}/{margin}"
-                specs = [SearchSpec("learned text K=5", "learned", 5, "text", margin=margin, stop=stop)]
+                check = stop == "check"
+                kw = {"margin": margin, "stop": None if check else stop, "done_check": DONE_CHECK if check else None}
+                specs = [SearchSpec("learned text K=5", "learned", 5, "text", **kw)]
                 if suite == "miniwob" or args.apps_oracle:
-                    specs.append(SearchSpec("oracle text K=5", "oracle", 5, "text", margin=margin, stop=stop))
+                    specs.append(SearchSpec("oracle text K=5", "oracle", 5, "text", **kw))
                 t0 = time.perf_counter()
-                table = search_table(suite, tasks, seeds, specs, value=values[label], learned_path=learned,
-                                     max_steps=steps)
+                table = search_table(suite, tasks, seeds, specs, value=checked[label] if check else values[label],
+                                     learned_path=learned, max_steps=steps)
                 row = {k: v["success_rate"] for k, v in table.items()}
                 data["variants"].setdefault(name, {})[suite] = row
                 print(f"{suite} {name}: proposal {base['proposal']['success_rate']:.3f}, "

@@ -23,6 +23,7 @@ from parsimon.errors import ConfigError
 from parsimon.gui.agent import APPROVALS
 from parsimon.gui.registry import POLICIES, SUITES
 from parsimon.gui.world_model.cli import (
+    SEARCH_DONE_CHECK_OPTION,
     SEARCH_K_OPTION,
     SEARCH_MARGIN_OPTION,
     SEARCH_MODE_OPTION,
@@ -74,6 +75,7 @@ def eval_cmd(
     search_scorer: ScorerName = SEARCH_SCORER_OPTION,
     search_margin: float = SEARCH_MARGIN_OPTION,
     search_stop: StopRule = SEARCH_STOP_OPTION,
+    search_done_check: float = SEARCH_DONE_CHECK_OPTION,
     out: Path = out_option("gui eval"),
     seed: int = seed_option(),
     resume: bool = resume_option(),
@@ -94,7 +96,7 @@ def eval_cmd(
              "max_steps": max_steps, "transitions": transitions,
              "policy_kwargs": json.dumps(kwargs) if kwargs else None,
              "search": search_settings(world_model, search_k, search_mode, search_scorer, search_margin,
-                                               search_stop) or None}
+                                               search_stop, search_done_check) or None}
     cfg = resolve_config(EvalConfig(), config, given)
     res = evaluate(cfg, out_dir=out, resume=resume, ray=ray, seed=seed)
     lo, hi = res.success_ci

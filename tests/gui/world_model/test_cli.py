@@ -21,6 +21,9 @@ def test_wm_commands_have_help():
 def test_train_and_eval_on_an_empty_store_fail_in_one_line(tmp_path):
     r = CliRunner().invoke(app, ["gui", "wm", "train", "--store", str(tmp_path / "empty"), "--out", str(tmp_path / "t")])
     assert r.exit_code == 2 and r.output.strip().startswith("error:") and "no transitions" in r.output
+    r = CliRunner().invoke(app, ["gui", "wm", "train", "--store", str(tmp_path), "--searched", str(tmp_path / "none"),
+                                 "--out", str(tmp_path / "t2")])
+    assert r.exit_code == 2 and "--searched" in r.output and "no such folder" in r.output
     r = CliRunner().invoke(app, ["gui", "wm", "eval", "--store", str(tmp_path / "empty"), "--out", str(tmp_path / "e"),
                                  "--render-samples", "0", "--curve", ""])
     assert r.exit_code == 2 and "collect more" in r.output
@@ -37,6 +40,8 @@ def test_search_settings_and_their_checks():
     assert json.loads(s) == {"world_model": "learned", "k": 3, "mode": "text+render", "scorer": "judge", "margin": 0.2}
     assert search_config(s).k == 3 and search_config(s).margin == 0.2 and search_config(s).stop == "scored"
     assert search_config(search_settings("learned", 5, "text", stop="done")).stop == "done"
+    assert search_config(search_settings("learned", 5, "text", done_check=0.5)).done_check == 0.5
+    assert "done_check" not in search_settings("learned", 5, "text")
     for bad, word in (('{"k": 0}', "`k`"), ('{"mode": "x"}', "`mode`"), ('{"world_model": "dream"}', "world_model"),
                       ('{"depth": 2}', "unknown setting"), ("[1]", "JSON object")):
         try:

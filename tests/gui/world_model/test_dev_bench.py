@@ -16,6 +16,8 @@ def _run(*args):
 def test_bad_arguments_name_the_argument(tmp_path):
     bad_seeds = _run("--store", str(tmp_path), "--seeds", "two")
     assert bad_seeds.returncode == 2 and "--seeds" in bad_seeds.stderr and "Traceback" not in bad_seeds.stderr
+    bad_round = _run("--store", str(tmp_path), "--round-seeds", "x")
+    assert bad_round.returncode == 2 and "--round-seeds must" in bad_round.stderr
     bad_suite = _run("--store", str(tmp_path), "--suites", "desktop")
     assert bad_suite.returncode == 2 and "--suites" in bad_suite.stderr
     bad_variant = _run("--store", str(tmp_path), "--variants", "progress/sometimes/0.15")

@@ -388,3 +388,52 @@ def test_the_done_model_scores_a_stop_by_whether_the_task_is_done_now(obs_from_h
     assert not old.has_done
     with pytest.raises(ConfigError, match="done model"):
         SearchPolicy(FixedBase([stop, send]), None, SearchConfig(k=2, mode="none", stop="done"), value=old)
+
+
+def test_the_done_check_stops_once_the_done_model_reads_the_task_as_done(obs_from_html, tmp_path):
+    from parsimon.gui.world_model.value import ValueFunction
+
+    class Done:
+        has_done = True
+
+        def __init__(self, p):
+            self.p, self.seen = p, []
+
+        def score(self, mode, rows):
+            return [0.5] * len(rows)
+
+        def done(self, features):
+            self.seen.append(features)
+            return self.p
+
+    obs = obs_from_html(REPLY.format(sent="Sent: Thanks!", typed=""), goal='Reply "Thanks!" to the message.')
+    send, again = Action("click", target=Element(4)), Action("type", target=Element(3), text="Thanks!", clear=True)
+    for p, stops in ((0.9, True), (0.5, True), (0.4, False)):
+        value = Done(p)
+        policy = SearchPolicy(FixedBase([send, again]), None, SearchConfig(k=2, mode="none", done_check=0.5),
+                              value=value)
+        policy.reset(obs.goal, {})
+        assert policy.act(obs, {}).action == send and value.seen == []  # never before the first step
+        second = policy.act(obs, {})
+        assert (second.action.kind == "terminate") == stops and len(value.seen) == 1
+        if stops:
+            assert second.action.status == "success" and second.meta["done_p"] == p
+            assert policy.base.history[-1] == second.action  # the base knows the episode stopped
+    # off by default; bad settings and a value function without a done model are refused
+    policy = SearchPolicy(FixedBase([send, again]), None, SearchConfig(k=2, mode="none"), value=Done(1.0))
+    policy.reset(obs.goal, {})
+    assert [policy.act(obs, {}).action.kind for _ in range(3)] == ["click"] * 3
+    with pytest.raises(ConfigError, match="done_check"):
+        SearchConfig(done_check=1.5)
+    no_done = Done(1.0)
+    no_done.has_done = False
+    with pytest.raises(ConfigError, match="`done_check` needs the value scorer with a done model"):
+        SearchPolicy(FixedBase([send]), None, SearchConfig(k=2, mode="none", done_check=0.5), value=no_done)
+    # the search's own episodes can teach the done model and nothing else
+    store = [t for k in range(12) for t in _reply_episode(obs_from_html, f"synth/reply-{k % 4}", k, k % 3 != 0)]
+    searched = [t for k in range(12, 18) for t in _reply_episode(obs_from_html, f"synth/reply-{k % 4}", k, True)]
+    alone = ValueFunction.fit(store, render=False)
+    both = ValueFunction.fit(store, render=False, done_transitions=searched)
+    assert both.state["rows"] == alone.state["rows"] == len(store)
+    assert both.state["done_rows"] == len(store) + len(searched)
+    assert both.state["done_positive"] == alone.state["done_positive"] + 6  # each solved stop

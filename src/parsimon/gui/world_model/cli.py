@@ -17,7 +17,7 @@ from parsimon.gui.world_model.registry import WORLD_MODELS
 from parsimon.gui.world_model.search import SCORERS, STOPS
 from parsimon.gui.world_model.value import MODES
 
-__all__ = ["SEARCH_K_OPTION", "SEARCH_MARGIN_OPTION", "SEARCH_MODE_OPTION", "SEARCH_SCORER_OPTION", "SEARCH_STOP_OPTION",
+__all__ = ["SEARCH_DONE_CHECK_OPTION", "SEARCH_K_OPTION", "SEARCH_MARGIN_OPTION", "SEARCH_MODE_OPTION", "SEARCH_SCORER_OPTION", "SEARCH_STOP_OPTION",
            "WORLD_MODEL_OPTION", "ScorerName", "SearchMode", "StopRule", "WorldModelName", "app", "search_settings"]
 
 app = typer.Typer(help="Computer-Using World Model: collect transitions (the data flywheel), train the learned "
@@ -43,16 +43,22 @@ StopRule = choices(STOPS)
 SEARCH_STOP_OPTION = typer.Option("scored", "--search-stop", help="A stop the policy ranks first: scored like "
                                   "the other candidates (scored), by the value function's done model, the chance "
                                   "the task is done now (done), or taken as is (policy).")
+SEARCH_DONE_CHECK_OPTION = typer.Option(0.0, "--search-done-check", min=0.0, max=1.0, metavar="P",
+                                        help="Stop as soon as the value function's done model gives the task at "
+                                        "least this chance of being done now (0: off; 0.5 was chosen on the "
+                                        "development seeds).")
 
 
 def search_settings(world_model: str | None, k: int, mode: str, scorer: str = "value", margin: float = 0.15,
-                    stop: str = "scored") -> str:
+                    stop: str = "scored", done_check: float = 0.0) -> str:
     """The ``search`` setting of ``parsimon gui eval`` ("" without a world model)."""
     if not world_model:
         return ""
     settings = {"world_model": world_model, "k": k, "mode": mode, "scorer": scorer, "margin": margin}
     if stop != "scored":
         settings["stop"] = stop
+    if done_check:
+        settings["done_check"] = done_check
     return json.dumps(settings, sort_keys=True)
 
 
@@ -105,13 +111,20 @@ def train_cmd(
                                    "(default $PARSIMON_HOME/gui/world_model, where search looks)."),
     value: bool = typer.Option(True, "--value/--no-value", help="Also fit the value function the search scores "
                                "with."),
+    searched: list[Path] = typer.Option(None, "--searched", metavar="DIR", help="A store of the search's own "
+                                        "episodes (repeatable): its transitions teach the value function's done "
+                                        "model (whether the task is done now) and nothing else."),
     seed: int = seed_option(),
     out: Path = out_option("gui wm train"),
 ) -> None:
     """Retrain the learned world model (and the value function) on every transition in the store."""
     from parsimon.gui.world_model.train import train
 
-    res = train([str(s) for s in store or []], model_dir=model_dir, value=value, out_dir=out, seed=seed)
+    for d in searched or []:
+        if not d.is_dir():
+            raise typer.BadParameter(f"no such folder: {d}", param_hint="--searched")
+    res = train([str(s) for s in store or []], model_dir=model_dir, value=value, out_dir=out, seed=seed,
+                searched=[str(d) for d in searched or []])
     typer.echo(f"learned world model: {res['transitions']} transitions, {res['effects']} effects -> {res['model']}")
     if res.get("value"):
         typer.echo(f"value function: {res['value_rows']} rows -> {res['value']}")

@@ -53,6 +53,7 @@ class SearchSpec:
     seeds: tuple[int, ...] | None = None  # a subset of the table's seeds (the oracle is slow); None: all
     margin: float | None = None  # SearchConfig.margin (None: its default)
     stop: str | None = None  # SearchConfig.stop (None: its default)
+    done_check: float | None = None  # SearchConfig.done_check (None: its default)
 
 
 def _policy(spec: SearchSpec, value: Any, learned_path: str, env: Any, store: Any) -> Any:
@@ -65,15 +66,18 @@ def _policy(spec: SearchSpec, value: Any, learned_path: str, env: Any, store: An
     if spec.mode != "none":
         wm = make_world_model(spec.world_model, learned_path) if spec.world_model != "oracle" else \
             make_world_model("oracle", screenshots="render" in spec.mode)
-    scorer = {k: v for k, v in (("margin", spec.margin), ("stop", spec.stop)) if v is not None}
+    scorer = {k: v for k, v in (("margin", spec.margin), ("stop", spec.stop), ("done_check", spec.done_check))
+              if v is not None}
     cfg = SearchConfig(world_model=spec.world_model or "learned", k=spec.k, mode=spec.mode, **scorer)
     return SearchPolicy(ProposalPolicy(), wm, cfg, value=value, session=lambda: env.session, store=store)
 
 
 def search_table(suite: str, tasks: list[str], seeds: list[int], specs: list[SearchSpec], *, value: Any,
                  learned_path: str = "", store: Any = None, max_steps: int | None = None, progress: Any = None,
-                 ci_resamples: int = 1000) -> dict[str, dict[str, Any]]:
-    """Play each spec on every (task, seed) of ``suite`` (see the module docstring)."""
+                 ci_resamples: int = 1000, recorder: Any = None) -> dict[str, dict[str, Any]]:
+    """Play each spec on every (task, seed) of ``suite`` (see the module docstring); ``recorder``: a
+    :class:`~parsimon.gui.transitions.TransitionRecorder` that logs every step (a searched round of the
+    flywheel), None for none."""
     from parsimon.gui.evaluate import bootstrap_ci
     from parsimon.gui.registry import SUITES
     from parsimon.gui.world_model.collect import run_episodes
@@ -89,7 +93,7 @@ def search_table(suite: str, tasks: list[str], seeds: list[int], specs: list[Sea
                         progress.advance(1)
 
                 res = run_episodes(suite, [(t, s, policy) for t in tasks for s in (spec.seeds or seeds)], env=env,
-                                   max_steps=max_steps, approve="auto", on_episode=tick)
+                                   max_steps=max_steps, approve="auto", on_episode=tick, recorder=recorder)
             finally:
                 log = list(getattr(policy, "log", []))
                 policy.close()

@@ -22,6 +22,14 @@ Each step:
 
 Predictions less confident than ``min_confidence`` are withheld from the scorer (it then sees the
 candidate as in mode ``none``).
+
+With ``done_check`` above 0 (the value scorer, a value function with a done model), each step after the
+first begins with the done model's reading of the current page: when the chance that the task is done
+now reaches ``done_check``, the search stops there, whatever the proposal ranks first. Without it a
+searched episode goes on after its task is done whenever some candidate promises progress (14 of the 44
+failed episodes of the committed benchmark's apps rows had solved their task and never stopped); the
+done model reads that from the page, best when it was also fit on the search's own episodes
+(``parsimon gui wm train --searched DIR``).
 """
 
 from __future__ import annotations
@@ -57,6 +65,7 @@ class SearchConfig:
     stop: str = "scored"  # scored: the scorer may overrule the base policy's stop | done: scored by the done
     # model, P(the task is done now) | policy: the base decides
     min_confidence: float = 0.0  # predictions below this confidence are not shown to the scorer
+    done_check: float = 0.0  # stop when the done model's P(the task is done now) reaches this (0: off)
     log_errors: bool = True  # append prediction errors to the transition store
     world_model_path: str = ""  # the learned model's file ("": the default in $PARSIMON_HOME)
     value_path: str = ""  # the value function's file ("": the default in $PARSIMON_HOME)
@@ -76,6 +85,8 @@ class SearchConfig:
             raise ConfigError(f"`margin` must be >= 0, got {self.margin}")
         if not 0.0 <= self.min_confidence <= 1.0:
             raise ConfigError(f"`min_confidence` must lie in [0, 1], got {self.min_confidence}")
+        if not 0.0 <= self.done_check <= 1.0:
+            raise ConfigError(f"`done_check` must lie in [0, 1] (0: off), got {self.done_check}")
 
 
 def irreversible(obs: Any, action: Action, prediction: Prediction | None) -> bool:
@@ -120,9 +131,10 @@ class SearchPolicy(Policy):
             raise ConfigError(f"search mode {cfg.mode!r} needs a world model")
         if cfg.scorer == "value" and value is None and cfg.k > 1:
             raise ConfigError("the value scorer needs a value function (train one with `parsimon gui wm train`)")
-        if cfg.stop == "done" and cfg.k > 1 and (cfg.scorer != "value" or not getattr(value, "has_done", False)):
-            raise ConfigError("`stop='done'` needs the value scorer with a done model (a value function written by "
-                              "this version: retrain it with `parsimon gui wm train`)")
+        for what, on in (("`stop='done'`", cfg.stop == "done"), ("`done_check`", cfg.done_check > 0)):
+            if on and cfg.k > 1 and (cfg.scorer != "value" or not getattr(value, "has_done", False)):
+                raise ConfigError(f"{what} needs the value scorer with a done model (a value function written by "
+                                  "this version: retrain it with `parsimon gui wm train`)")
         if cfg.scorer == "judge" and judge is None and cfg.k > 1:
             raise ConfigError("the judge scorer needs a Judge (a chat model)")
         self.base, self.world_model, self.value, self.judge = base, world_model, value, judge
@@ -231,7 +243,21 @@ class SearchPolicy(Policy):
             self._log_error(obs)
         t0 = time.perf_counter()
         self.trail.see(obs)
-        cands = self.base.candidates(obs, cfg.k + 1)
+        # at least six, as the done model's features were computed on the whole ranking (its stop rank caps at 5)
+        cands = self.base.candidates(obs, max(cfg.k + 1, 6))
+        if cfg.done_check > 0 and cfg.k > 1 and self.history:
+            stop_rank = next((i for i, c in enumerate(cands) if c.action.terminal), len(cands))
+            others = [c.score for c in cands if not c.action.terminal]
+            p_done = self.value.done(done_features(obs, self.history, self.trail, stop_rank,
+                                                   others[0] if others else -5.0))
+            if p_done >= cfg.done_check:
+                a = Action("terminate", status="success")
+                self.history.append(a)
+                if hasattr(self.base, "history"):
+                    self.base.history.append(a)
+                return Decision(a, render_output(a, f"search: the done model reads the task as done (p={p_done:.2f})"),
+                                confidence=p_done, meta={"done_p": round(p_done, 4), "search_s": time.perf_counter() - t0})
+        cands = cands[: cfg.k + 1]
         # stopping is the base policy's to offer: a terminal candidate stays only when the base ranks it first
         if cands and not cands[0].action.terminal:
             cands = [c for c in cands if not c.action.terminal]
