@@ -243,9 +243,10 @@ class SearchPolicy(Policy):
             self._log_error(obs)
         t0 = time.perf_counter()
         self.trail.see(obs)
-        # at least six, as the done model's features were computed on the whole ranking (its stop rank caps at 5)
-        cands = self.base.candidates(obs, max(cfg.k + 1, 6))
-        if cfg.done_check > 0 and cfg.k > 1 and self.history:
+        check = cfg.done_check > 0 and cfg.k > 1 and bool(self.history)
+        # the done model's stop rank was computed on the whole ranking and caps at 5: six candidates see it
+        cands = self.base.candidates(obs, max(cfg.k + 1, 6) if check else cfg.k + 1)
+        if check:
             stop_rank = next((i for i, c in enumerate(cands) if c.action.terminal), len(cands))
             others = [c.score for c in cands if not c.action.terminal]
             p_done = self.value.done(done_features(obs, self.history, self.trail, stop_rank,
