@@ -15,7 +15,8 @@ Phases (each timed, all in one run folder):
    first, one searched round of the flywheel: the learned text search plays both task lists on the
    store's seeds 100-103 and logs its episodes, a second value function is fit whose done model also
    learned from them, and the row "learned text K=5 +done" searches with it and the done check
-   (``SearchConfig.done_check`` 0.5; ``derived_done_check`` holds its lifts);
+   (``SearchConfig.done_check`` 0.5; ``derived_done_check`` holds its lifts, against "oracle text K=5
+   +done" on the apps, seeds 0-1; on MiniWoB, where an episode ends when solved, against the oracle);
 5. CUWM's offline metric: single-step action match against logged expert (rule policy) steps on the
    evaluation seeds, and candidate coverage;
 6. speed: one search step (observe, propose 5, imagine 5, score, act) with the learned model, from the
@@ -81,6 +82,7 @@ def fit_models(store: Path, folder: Path, log) -> tuple[str, str]:
 ROUND_SEEDS = (100, 101, 102, 103)  # the searched round's seeds: the store's side (the evaluation's are 0-4)
 DONE_CHECK = 0.5
 CHECKED = "learned text K=5 +done"  # the row searched with the done check
+CHECKED_ORACLE = "oracle text K=5 +done"  # the oracle with the same scorer (apps only)
 
 
 def searched_round(quick: bool, learned: str, value_path: str, store: Path, folder: Path, log) -> str:
@@ -142,14 +144,17 @@ def search(quick: bool, learned: str, value_path: str, log, n_seeds: int | None 
         table = search_table(suite, list(tasks), seeds, specs, value=value, learned_path=learned,
                              max_steps=max_steps)
         if done_value_path:
-            table.update(search_table(suite, list(tasks), seeds, [SearchSpec(CHECKED, "learned", 5, "text",
-                                                                             done_check=DONE_CHECK)],
-                                      value=ValueFunction(done_value_path), learned_path=learned,
-                                      max_steps=max_steps))
+            checked = [SearchSpec(CHECKED, "learned", 5, "text", done_check=DONE_CHECK)]
+            if suite == "apps":  # on MiniWoB an episode ends when solved: the done check never fired there
+                checked.append(SearchSpec(CHECKED_ORACLE, "oracle", 5, "text", done_check=DONE_CHECK,
+                                          seeds=None if quick else tuple(seeds[:2])))
+            table.update(search_table(suite, list(tasks), seeds, checked, value=ValueFunction(done_value_path),
+                                      learned_path=learned, max_steps=max_steps))
         out[suite] = {"tasks": list(tasks), "seeds": seeds, "max_steps": max_steps, "table": table,
                       "derived": derived(table), "seconds": time.perf_counter() - t0}
         if CHECKED in table:
-            out[suite]["derived_done_check"] = derived(table, learned=CHECKED)
+            out[suite]["derived_done_check"] = derived(table, learned=CHECKED, oracle=CHECKED_ORACLE
+                                                       if CHECKED_ORACLE in table else "oracle text K=5")
         log(f"search {suite}: " + ", ".join(f"{k} {v['success_rate']:.3f}" for k, v in table.items())
             + f"; {out[suite]['derived']}")
     return out
@@ -290,7 +295,8 @@ def rederive(path: Path, ap: argparse.ArgumentParser) -> None:
     for suite, res in suites.items():
         res["derived"] = derived(res["table"])
         if CHECKED in res["table"]:
-            res["derived_done_check"] = derived(res["table"], learned=CHECKED)
+            res["derived_done_check"] = derived(res["table"], learned=CHECKED, oracle=CHECKED_ORACLE
+                                                if CHECKED_ORACLE in res["table"] else "oracle text K=5")
         print(f"{suite}: {res['derived']}", flush=True)
     path.write_text(json.dumps(data, indent=1))
     plot(path.with_suffix(".png"), data)
