@@ -86,28 +86,16 @@ CHECKED_ORACLE = "oracle text K=5 +done"  # the oracle with the same scorer (app
 
 
 def searched_round(quick: bool, learned: str, value_path: str, store: Path, folder: Path, log) -> str:
-    """One searched round of the flywheel: the learned text search (K=5) plays both task lists on
-    ``ROUND_SEEDS`` with its steps logged into ``folder``; returns a value function fit on ``store`` whose
-    done model also learned from that round (the progress models do not: see ``ValueFunction.fit``)."""
-    from parsimon.gui.transitions import TransitionRecorder
-    from parsimon.gui.world_model.experiments import (
-        APPS_SEARCH_TASKS,
-        MINIWOB_SEARCH_TASKS,
-        SearchSpec,
-        search_table,
-    )
+    """One searched round of the flywheel on ``ROUND_SEEDS`` (see ``experiments.searched_round``); returns a
+    value function fit on ``store`` whose done model also learned from it (the progress models do not:
+    see ``ValueFunction.fit``)."""
+    from parsimon.gui.world_model.experiments import searched_round as play_round
     from parsimon.gui.world_model.store import TransitionStore
     from parsimon.gui.world_model.value import ValueFunction
 
-    value = ValueFunction(value_path)
-    seeds = list(ROUND_SEEDS[:1] if quick else ROUND_SEEDS)
-    for suite, tasks, max_steps in (("miniwob", QUICK_MINIWOB if quick else MINIWOB_SEARCH_TASKS, 10),
-                                    ("apps", QUICK_APPS if quick else APPS_SEARCH_TASKS, 12)):
-        table = search_table(suite, list(tasks), seeds, [SearchSpec("learned text K=5", "learned", 5, "text")],
-                             value=value, learned_path=learned, max_steps=max_steps,
-                             recorder=TransitionRecorder(folder / suite))
-        log(f"searched round, {suite} seeds {seeds}: success {table['learned text K=5']['success_rate']:.3f}")
-    searched = list(TransitionStore(folder).transitions())
+    searched = play_round(folder, list(ROUND_SEEDS[:1] if quick else ROUND_SEEDS), value=ValueFunction(value_path),
+                          learned_path=learned, log=log,
+                          tasks={"miniwob": QUICK_MINIWOB, "apps": QUICK_APPS} if quick else None)
     vf = ValueFunction.fit(TransitionStore(store).transitions(screenshots=True), done_transitions=searched)
     log(f"value function with the round's {len(searched)} transitions in its done model "
         f"({vf.state['done_positive']} of {vf.state['done_rows']} done)")

@@ -87,6 +87,7 @@ def main() -> None:
         MINIWOB_SEARCH_TASKS,
         SearchSpec,
         search_table,
+        searched_round,
     )
     from parsimon.gui.world_model.learned import LearnedWorldModel
     from parsimon.gui.world_model.store import TransitionStore
@@ -100,18 +101,8 @@ def main() -> None:
         values = {label: ValueFunction.fit(transitions, label=label, render=False) for label in {v[0] for v in variants}}
         checked = {}  # label -> the value function whose done model also learned from a searched round
         for label in sorted({v[0] for v in variants if v[1] == "check"}):
-            from parsimon.gui.transitions import TransitionRecorder
-
-            folder = run.dir / "searched" / label
-            for suite, tasks in (("miniwob", MINIWOB_SEARCH_TASKS), ("apps", APPS_SEARCH_TASKS)):
-                t0 = time.perf_counter()
-                table = search_table(suite, list(tasks), round_seeds, [SearchSpec("learned text K=5", "learned", 5,
-                                                                                  "text")],
-                                     value=values[label], learned_path=learned, max_steps=10 if suite == "miniwob"
-                                     else 12, recorder=TransitionRecorder(folder / suite))
-                print(f"searched round, {suite} seeds {args.round_seeds}: success "
-                      f"{table['learned text K=5']['success_rate']:.3f} ({time.perf_counter() - t0:.0f} s)", flush=True)
-            searched = list(TransitionStore(folder).transitions())
+            searched = searched_round(run.dir / "searched" / label, round_seeds, value=values[label],
+                                      learned_path=learned)
             checked[label] = ValueFunction.fit(transitions, label=label, render=False, done_transitions=searched)
             data.setdefault("searched_round", {})[label] = {"seeds": round_seeds, "transitions": len(searched)}
         for suite in suites:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 __all__ = ["APPS_SEARCH_TASKS", "MINIWOB_SEARCH_TASKS", "SearchSpec", "derived", "filmstrip", "offline_match",
-           "search_table"]
+           "search_table", "searched_round"]
 
 # The MiniWoB task list of the search experiments: the DOM tasks whose expert (rule-policy) actions were
 # all among the proposal policy's top-5 candidates on the collection seeds 100-101 (candidate coverage 1
@@ -122,6 +122,25 @@ def search_table(suite: str, tasks: list[str], seeds: list[int], specs: list[Sea
     finally:
         env.close()
     return out
+
+
+def searched_round(folder: Any, seeds: list[int], *, value: Any, learned_path: str,
+                   tasks: dict[str, tuple[str, ...]] | None = None, log: Any = print) -> list[Any]:
+    """One searched round of the flywheel: the learned text search (K=5) plays each suite's task list
+    (``tasks``: suite -> tasks; default the two search lists) on ``seeds`` with every step logged into
+    ``folder/<suite>``; returns the round's transitions (for ``ValueFunction.fit(done_transitions=...)``)."""
+    from pathlib import Path
+
+    from parsimon.gui.transitions import TransitionRecorder
+    from parsimon.gui.world_model.store import TransitionStore
+
+    folder = Path(folder)
+    for suite, names in (tasks or {"miniwob": MINIWOB_SEARCH_TASKS, "apps": APPS_SEARCH_TASKS}).items():
+        table = search_table(suite, list(names), list(seeds), [SearchSpec("learned text K=5", "learned", 5, "text")],
+                             value=value, learned_path=learned_path, max_steps=10 if suite == "miniwob" else 12,
+                             recorder=TransitionRecorder(folder / suite))
+        log(f"searched round, {suite} seeds {list(seeds)}: success {table['learned text K=5']['success_rate']:.3f}")
+    return list(TransitionStore(folder).transitions())
 
 
 def derived(table: dict[str, dict[str, Any]], base: str = "proposal", learned: str = "learned text K=5",
