@@ -15,8 +15,9 @@ Phases (each timed, all in one run folder):
    first, one searched round of the flywheel: the learned text search plays both task lists on the
    store's seeds 100-103 and logs its episodes, a second value function is fit whose done model also
    learned from them, and the row "learned text K=5 +done" searches with it and the done check
-   (``SearchConfig.done_check`` 0.5; ``derived_done_check`` holds its lifts, against "oracle text K=5
-   +done" on the apps, seeds 0-1; on MiniWoB, where an episode ends when solved, against the oracle);
+   (``SearchConfig.done_check`` 0.5, the search's default; ``derived_done_check`` holds its lifts,
+   against "oracle text K=5 +done" on the apps, seeds 0-1; on MiniWoB, where an episode ends when
+   solved, against the oracle); every other searched row runs with the done check off;
 5. CUWM's offline metric: single-step action match against logged expert (rule policy) steps on the
    evaluation seeds, and candidate coverage;
 6. speed: one search step (observe, propose 5, imagine 5, score, act) with the learned model, from the

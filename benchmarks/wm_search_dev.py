@@ -113,7 +113,7 @@ def main() -> None:
             for label, stop, margin in variants:
                 name = f"{label}/{stop}/{margin}"
                 check = stop == "check"
-                kw = {"margin": margin, "stop": None if check else stop, "done_check": DONE_CHECK if check else None}
+                kw = {"margin": margin, "stop": None if check else stop, "done_check": DONE_CHECK if check else 0.0}
                 specs = [SearchSpec("learned text K=5", "learned", 5, "text", **kw)]
                 if suite == "miniwob" or args.apps_oracle:
                     specs.append(SearchSpec("oracle text K=5", "oracle", 5, "text", **kw))

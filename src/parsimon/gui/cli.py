@@ -75,7 +75,7 @@ def eval_cmd(
     search_scorer: ScorerName = SEARCH_SCORER_OPTION,
     search_margin: float = SEARCH_MARGIN_OPTION,
     search_stop: StopRule = SEARCH_STOP_OPTION,
-    search_done_check: float = SEARCH_DONE_CHECK_OPTION,
+    search_done_check: float | None = SEARCH_DONE_CHECK_OPTION,
     out: Path = out_option("gui eval"),
     seed: int = seed_option(),
     resume: bool = resume_option(),

@@ -41,7 +41,9 @@ def test_search_settings_and_their_checks():
     assert search_config(s).k == 3 and search_config(s).margin == 0.2 and search_config(s).stop == "scored"
     assert search_config(search_settings("learned", 5, "text", stop="done")).stop == "done"
     assert search_config(search_settings("learned", 5, "text", done_check=0.5)).done_check == 0.5
-    assert "done_check" not in search_settings("learned", 5, "text")
+    assert search_config(search_settings("learned", 5, "text", done_check=0.0)).done_check == 0.0  # off
+    assert "done_check" not in search_settings("learned", 5, "text")  # unset: the search's default
+    assert search_config(search_settings("learned", 5, "text")).done_check is None
     for bad, word in (('{"k": 0}', "`k`"), ('{"mode": "x"}', "`mode`"), ('{"world_model": "dream"}', "world_model"),
                       ('{"depth": 2}', "unknown setting"), ("[1]", "JSON object")):
         try:

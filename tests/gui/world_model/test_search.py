@@ -10,7 +10,7 @@ from parsimon.gui.actions import Action, Element
 from parsimon.gui.policies.proposal import ScoredAction
 from parsimon.gui.world_model.delta import PageState
 from parsimon.gui.world_model.rules import RuleWorldModel
-from parsimon.gui.world_model.search import SearchConfig, SearchPolicy, irreversible
+from parsimon.gui.world_model.search import DEFAULT_DONE_CHECK, SearchConfig, SearchPolicy, irreversible
 from parsimon.gui.world_model.store import TransitionStore
 from parsimon.gui.world_model.value import state_features
 
@@ -419,16 +419,26 @@ def test_the_done_check_stops_once_the_done_model_reads_the_task_as_done(obs_fro
         if stops:
             assert second.action.status == "success" and second.meta["done_p"] == p
             assert policy.base.history[-1] == second.action  # the base knows the episode stopped
-    # off by default; bad settings and a value function without a done model are refused
-    policy = SearchPolicy(FixedBase([send, again]), None, SearchConfig(k=2, mode="none"), value=Done(1.0))
-    policy.reset(obs.goal, {})
-    assert [policy.act(obs, {}).action.kind for _ in range(3)] == ["click"] * 3
+    # on by default (DEFAULT_DONE_CHECK) wherever the value function has a done model; 0 turns it off
+    for setting, p, kinds in ((None, 0.5, ["click", "terminate"]), (None, 0.4, ["click"] * 3),
+                              (0.0, 1.0, ["click"] * 3)):
+        policy = SearchPolicy(FixedBase([send, again]), None, SearchConfig(k=2, mode="none", done_check=setting),
+                              value=Done(p))
+        policy.reset(obs.goal, {})
+        assert [policy.act(obs, {}).action.kind for _ in range(len(kinds))] == kinds
+        assert policy.done_check == (DEFAULT_DONE_CHECK if setting is None else setting)
+    assert DEFAULT_DONE_CHECK == 0.5
+    # bad settings are refused, and so is a check asked of a value function without a done model; left unset,
+    # the check is simply off there
     with pytest.raises(ConfigError, match="done_check"):
         SearchConfig(done_check=1.5)
     no_done = Done(1.0)
     no_done.has_done = False
     with pytest.raises(ConfigError, match="`done_check` needs the value scorer with a done model"):
         SearchPolicy(FixedBase([send]), None, SearchConfig(k=2, mode="none", done_check=0.5), value=no_done)
+    policy = SearchPolicy(FixedBase([send, again]), None, SearchConfig(k=2, mode="none"), value=no_done)
+    policy.reset(obs.goal, {})
+    assert policy.done_check == 0.0 and [policy.act(obs, {}).action.kind for _ in range(3)] == ["click"] * 3
     # the search's own episodes can teach the done model and nothing else
     store = [t for k in range(12) for t in _reply_episode(obs_from_html, f"synth/reply-{k % 4}", k, k % 3 != 0)]
     searched = [t for k in range(12, 18) for t in _reply_episode(obs_from_html, f"synth/reply-{k % 4}", k, True)]

@@ -43,21 +43,22 @@ StopRule = choices(STOPS)
 SEARCH_STOP_OPTION = typer.Option("scored", "--search-stop", help="A stop the policy ranks first: scored like "
                                   "the other candidates (scored), by the value function's done model, the chance "
                                   "the task is done now (done), or taken as is (policy).")
-SEARCH_DONE_CHECK_OPTION = typer.Option(0.0, "--search-done-check", min=0.0, max=1.0, metavar="P",
+SEARCH_DONE_CHECK_OPTION = typer.Option(None, "--search-done-check", min=0.0, max=1.0, metavar="P",
                                         help="Stop as soon as the value function's done model gives the task at "
-                                        "least this chance of being done now (0: off; 0.5 was chosen on the "
-                                        "development seeds).")
+                                        "least this chance of being done now (0: off; default: 0.5, chosen on "
+                                        "the development seeds, whenever the value function has a done model).",
+                                        show_default=False)
 
 
 def search_settings(world_model: str | None, k: int, mode: str, scorer: str = "value", margin: float = 0.15,
-                    stop: str = "scored", done_check: float = 0.0) -> str:
+                    stop: str = "scored", done_check: float | None = None) -> str:
     """The ``search`` setting of ``parsimon gui eval`` ("" without a world model)."""
     if not world_model:
         return ""
     settings = {"world_model": world_model, "k": k, "mode": mode, "scorer": scorer, "margin": margin}
     if stop != "scored":
         settings["stop"] = stop
-    if done_check:
+    if done_check is not None:
         settings["done_check"] = done_check
     return json.dumps(settings, sort_keys=True)
 

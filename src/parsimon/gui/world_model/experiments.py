@@ -53,7 +53,8 @@ class SearchSpec:
     seeds: tuple[int, ...] | None = None  # a subset of the table's seeds (the oracle is slow); None: all
     margin: float | None = None  # SearchConfig.margin (None: its default)
     stop: str | None = None  # SearchConfig.stop (None: its default)
-    done_check: float | None = None  # SearchConfig.done_check (None: its default)
+    done_check: float | None = 0.0  # SearchConfig.done_check (0: off, as in the rows that name no check; None:
+    # its default, on whenever the value function has a done model)
 
 
 def _policy(spec: SearchSpec, value: Any, learned_path: str, env: Any, store: Any) -> Any:
@@ -294,7 +295,8 @@ def filmstrip(suite: str, task: str, seed: int, *, value: Any, learned_path: str
     env = SUITES.get(suite)().make_env()
     frames: list[dict[str, Any]] = []
     policy = SearchPolicy(ProposalPolicy(), make_world_model("learned", learned_path),
-                          SearchConfig(k=5, mode="text+render"), value=value, session=lambda: env.session)
+                          SearchConfig(k=5, mode="text+render", done_check=0.0), value=value,
+                          session=lambda: env.session)
     imagined: dict[str, Any] = {}
     original = policy._imagine
 

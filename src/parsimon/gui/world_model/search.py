@@ -23,13 +23,14 @@ Each step:
 Predictions less confident than ``min_confidence`` are withheld from the scorer (it then sees the
 candidate as in mode ``none``).
 
-With ``done_check`` above 0 (the value scorer, a value function with a done model), each step after the
-first begins with the done model's reading of the current page: when the chance that the task is done
-now reaches ``done_check``, the search stops there, whatever the proposal ranks first. Without it a
-searched episode goes on after its task is done whenever some candidate promises progress (14 of the 44
-failed episodes of the committed benchmark's apps rows had solved their task and never stopped); the
-done model reads that from the page, best when it was also fit on the search's own episodes
-(``parsimon gui wm train --searched DIR``).
+The done check (the value scorer with a done model; ``done_check``, by default
+:data:`DEFAULT_DONE_CHECK` whenever the value function has a done model, 0 to turn it off): each step
+after the first begins with the done model's reading of the current page, and when the chance that the
+task is done now reaches the threshold the search stops there, whatever the proposal ranks first.
+Without it a searched episode goes on after its task is done whenever some candidate promises progress
+(14 of the 44 failed episodes of an earlier benchmark's apps rows had solved their task and never
+stopped); the done model reads that from the page, best when it was also fit on the search's own
+episodes (``parsimon gui wm train --searched DIR``).
 """
 
 from __future__ import annotations
@@ -45,11 +46,14 @@ from parsimon.gui.world_model.base import Context, Prediction, target_element
 from parsimon.gui.world_model.delta import Navigate, PageState, apply
 from parsimon.gui.world_model.value import MODES, Trail, done_features, goal_words, value_features
 
-__all__ = ["SCORERS", "STOPS", "SearchConfig", "SearchPolicy", "build_search", "irreversible", "make_world_model", "search_config",
+__all__ = ["DEFAULT_DONE_CHECK", "SCORERS", "STOPS", "SearchConfig", "SearchPolicy", "build_search", "irreversible", "make_world_model", "search_config",
            "wrap_policy"]
 
 SCORERS = ("value", "judge")
 STOPS = ("scored", "done", "policy")  # what becomes of a stop the base policy ranks first (SearchConfig.stop)
+# The done check's threshold when SearchConfig.done_check is left unset and the value function has a done
+# model (chosen on the development seeds 200-205; every threshold from 0.5 to 0.95 replayed the same there).
+DEFAULT_DONE_CHECK = 0.5
 
 
 @dataclass(frozen=True)
@@ -65,7 +69,8 @@ class SearchConfig:
     stop: str = "scored"  # scored: the scorer may overrule the base policy's stop | done: scored by the done
     # model, P(the task is done now) | policy: the base decides
     min_confidence: float = 0.0  # predictions below this confidence are not shown to the scorer
-    done_check: float = 0.0  # stop when the done model's P(the task is done now) reaches this (0: off)
+    done_check: float | None = None  # stop when the done model's P(the task is done now) reaches this (0: off;
+    # None: DEFAULT_DONE_CHECK when the value scorer's value function has a done model, else off)
     log_errors: bool = True  # append prediction errors to the transition store
     world_model_path: str = ""  # the learned model's file ("": the default in $PARSIMON_HOME)
     value_path: str = ""  # the value function's file ("": the default in $PARSIMON_HOME)
@@ -85,7 +90,7 @@ class SearchConfig:
             raise ConfigError(f"`margin` must be >= 0, got {self.margin}")
         if not 0.0 <= self.min_confidence <= 1.0:
             raise ConfigError(f"`min_confidence` must lie in [0, 1], got {self.min_confidence}")
-        if not 0.0 <= self.done_check <= 1.0:
+        if self.done_check is not None and not 0.0 <= self.done_check <= 1.0:
             raise ConfigError(f"`done_check` must lie in [0, 1] (0: off), got {self.done_check}")
 
 
@@ -131,13 +136,16 @@ class SearchPolicy(Policy):
             raise ConfigError(f"search mode {cfg.mode!r} needs a world model")
         if cfg.scorer == "value" and value is None and cfg.k > 1:
             raise ConfigError("the value scorer needs a value function (train one with `parsimon gui wm train`)")
-        for what, on in (("`stop='done'`", cfg.stop == "done"), ("`done_check`", cfg.done_check > 0)):
+        for what, on in (("`stop='done'`", cfg.stop == "done"), ("`done_check`", bool(cfg.done_check))):
             if on and cfg.k > 1 and (cfg.scorer != "value" or not getattr(value, "has_done", False)):
                 raise ConfigError(f"{what} needs the value scorer with a done model (a value function written by "
                                   "this version: retrain it with `parsimon gui wm train`)")
         if cfg.scorer == "judge" and judge is None and cfg.k > 1:
             raise ConfigError("the judge scorer needs a Judge (a chat model)")
         self.base, self.world_model, self.value, self.judge = base, world_model, value, judge
+        # the done check's threshold in force (0: off)
+        self.done_check = cfg.done_check if cfg.done_check is not None else (
+            DEFAULT_DONE_CHECK if cfg.scorer == "value" and getattr(value, "has_done", False) else 0.0)
         self._renderer, self._session, self._own_session = renderer, session, False
         self.store = store
         self.name = f"search-{cfg.world_model if cfg.mode != 'none' else 'none'}-{cfg.mode}-k{cfg.k}"
@@ -243,7 +251,7 @@ class SearchPolicy(Policy):
             self._log_error(obs)
         t0 = time.perf_counter()
         self.trail.see(obs)
-        check = cfg.done_check > 0 and cfg.k > 1 and bool(self.history)
+        check = self.done_check > 0 and cfg.k > 1 and bool(self.history)
         # the done model's stop rank was computed on the whole ranking and caps at 5: six candidates see it
         cands = self.base.candidates(obs, max(cfg.k + 1, 6) if check else cfg.k + 1)
         if check:
@@ -251,7 +259,7 @@ class SearchPolicy(Policy):
             others = [c.score for c in cands if not c.action.terminal]
             p_done = self.value.done(done_features(obs, self.history, self.trail, stop_rank,
                                                    others[0] if others else -5.0))
-            if p_done >= cfg.done_check:
+            if p_done >= self.done_check:
                 a = Action("terminate", status="success")
                 self.history.append(a)
                 if hasattr(self.base, "history"):
