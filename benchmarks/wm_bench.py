@@ -17,7 +17,8 @@ Phases (each timed, all in one run folder):
    learned from them, and the row "learned text K=5 +done" searches with it and the done check
    (``SearchConfig.done_check`` 0.5, the search's default; ``derived_done_check`` holds its lifts,
    against "oracle text K=5 +done" on the apps, seeds 0-1; on MiniWoB, where an episode ends when
-   solved, against the oracle); every other searched row runs with the done check off;
+   solved, against the oracle), and "learned text+render K=5 +done" the same with rendered predictions
+   (``derived_done_check_render``); every other searched row runs with the done check off;
 5. CUWM's offline metric: single-step action match against logged expert (rule policy) steps on the
    evaluation seeds, and candidate coverage;
 6. speed: one search step (observe, propose 5, imagine 5, score, act) with the learned model, from the
@@ -84,6 +85,18 @@ ROUND_SEEDS = (100, 101, 102, 103)  # the searched round's seeds: the store's si
 DONE_CHECK = 0.5
 CHECKED = "learned text K=5 +done"  # the row searched with the done check
 CHECKED_ORACLE = "oracle text K=5 +done"  # the oracle with the same scorer (apps only)
+CHECKED_RENDER = "learned text+render K=5 +done"  # the checked row with rendered predictions too
+
+
+def derived_checked(table: dict) -> dict:
+    """``derived_done_check`` (and ``derived_done_check_render``) of a search table: the rows with the done
+    check against the oracle with the same check where it ran, else against the oracle without it."""
+    from parsimon.gui.world_model.experiments import derived
+
+    oracle = CHECKED_ORACLE if CHECKED_ORACLE in table else "oracle text K=5"
+    return {key: derived(table, learned=row, oracle=oracle)
+            for key, row in (("derived_done_check", CHECKED), ("derived_done_check_render", CHECKED_RENDER))
+            if row in table}
 
 
 def searched_round(quick: bool, learned: str, value_path: str, store: Path, folder: Path, log) -> str:
@@ -133,7 +146,8 @@ def search(quick: bool, learned: str, value_path: str, log, n_seeds: int | None 
         table = search_table(suite, list(tasks), seeds, specs, value=value, learned_path=learned,
                              max_steps=max_steps)
         if done_value_path:
-            checked = [SearchSpec(CHECKED, "learned", 5, "text", done_check=DONE_CHECK)]
+            checked = [SearchSpec(CHECKED, "learned", 5, "text", done_check=DONE_CHECK),
+                       SearchSpec(CHECKED_RENDER, "learned", 5, "text+render", done_check=DONE_CHECK)]
             if suite == "apps":  # on MiniWoB an episode ends when solved: the done check never fired there
                 checked.append(SearchSpec(CHECKED_ORACLE, "oracle", 5, "text", done_check=DONE_CHECK,
                                           seeds=None if quick else tuple(seeds[:2])))
@@ -141,9 +155,7 @@ def search(quick: bool, learned: str, value_path: str, log, n_seeds: int | None 
                                       learned_path=learned, max_steps=max_steps))
         out[suite] = {"tasks": list(tasks), "seeds": seeds, "max_steps": max_steps, "table": table,
                       "derived": derived(table), "seconds": time.perf_counter() - t0}
-        if CHECKED in table:
-            out[suite]["derived_done_check"] = derived(table, learned=CHECKED, oracle=CHECKED_ORACLE
-                                                       if CHECKED_ORACLE in table else "oracle text K=5")
+        out[suite].update(derived_checked(table))
         log(f"search {suite}: " + ", ".join(f"{k} {v['success_rate']:.3f}" for k, v in table.items())
             + f"; {out[suite]['derived']}")
     return out
@@ -283,9 +295,7 @@ def rederive(path: Path, ap: argparse.ArgumentParser) -> None:
         ap.error(f"--rederive: {path} is not a saved wm_bench.json with a search section ({exc})")
     for suite, res in suites.items():
         res["derived"] = derived(res["table"])
-        if CHECKED in res["table"]:
-            res["derived_done_check"] = derived(res["table"], learned=CHECKED, oracle=CHECKED_ORACLE
-                                                if CHECKED_ORACLE in res["table"] else "oracle text K=5")
+        res.update(derived_checked(res["table"]))
         print(f"{suite}: {res['derived']}", flush=True)
     path.write_text(json.dumps(data, indent=1))
     plot(path.with_suffix(".png"), data)

@@ -48,7 +48,8 @@ def test_wm_bench_rederive_rewrites_the_derived_metrics_in_place(tmp_path):
 
     keys = [f"t{i}#0" for i in range(6)]
     table = {name: {**_row({k: int(i < n) for i, k in enumerate(keys)}), "success_rate": n / 6, "ci_low": 0.0,
-                    "ci_high": 1.0} for name, n in (("proposal", 2), ("learned text K=5", 4))}
+                    "ci_high": 1.0} for name, n in (("proposal", 2), ("learned text K=5", 4), ("learned text K=5 +done", 5),
+                                                    ("learned text+render K=5 +done", 3), ("oracle text K=5 +done", 6))}
     path = tmp_path / "wm_bench.json"
     path.write_text(json.dumps({"search": {"apps": {"table": table, "derived": {}}}}))
     bench = Path(__file__).resolve().parents[3] / "benchmarks" / "wm_bench.py"
@@ -57,6 +58,10 @@ def test_wm_bench_rederive_rewrites_the_derived_metrics_in_place(tmp_path):
     assert out.returncode == 0, out.stderr
     d = json.loads(path.read_text())["search"]["apps"]["derived"]
     assert d["lift_learned"] == pytest.approx(2 / 6) and len(d["lift_learned_ci95"]) == 2
+    # the rows with the done check, against the oracle with the same check
+    apps = json.loads(path.read_text())["search"]["apps"]
+    for key, lift in (("derived_done_check", 3 / 6), ("derived_done_check_render", 1 / 6)):
+        assert apps[key]["lift_learned"] == pytest.approx(lift) and apps[key]["lift_oracle"] == pytest.approx(4 / 6)
     assert (tmp_path / "wm_bench.png").stat().st_size > 0
     bad = subprocess.run([sys.executable, str(bench), "--rederive", str(tmp_path / "none.json")], capture_output=True,
                          text=True, timeout=120)
