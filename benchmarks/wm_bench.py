@@ -43,6 +43,8 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _outputs import add_output_options, open_run, write_results  # noqa: E402
 
+from parsimon.gui.world_model.search import DEFAULT_DONE_CHECK as DONE_CHECK  # noqa: E402
+
 QUICK_MINIWOB = ("click-checkboxes", "click-collapsible", "click-tab-2", "enter-text", "login-user", "click-option")
 QUICK_APPS = ("todo-L1-0", "inbox-L1-0", "settings-L2-0", "checkout-L1-0")
 
@@ -82,7 +84,6 @@ def fit_models(store: Path, folder: Path, log) -> tuple[str, str]:
 
 
 ROUND_SEEDS = (100, 101, 102, 103)  # the searched round's seeds: the store's side (the evaluation's are 0-4)
-DONE_CHECK = 0.5
 CHECKED = "learned text K=5 +done"  # the row searched with the done check
 CHECKED_ORACLE = "oracle text K=5 +done"  # the oracle with the same scorer (apps only)
 CHECKED_RENDER = "learned text+render K=5 +done"  # the checked row with rendered predictions too
@@ -133,6 +134,7 @@ def search(quick: bool, learned: str, value_path: str, log, n_seeds: int | None 
     for suite, tasks, max_steps, n_default in (("miniwob", QUICK_MINIWOB if quick else MINIWOB_SEARCH_TASKS, 10, 3),
                                                ("apps", QUICK_APPS if quick else APPS_SEARCH_TASKS, 12, 5)):
         seeds = list(range(n_seeds if n_seeds is not None else 1 if quick else n_default))
+        oracle_seeds = None if suite == "miniwob" or quick else tuple(seeds[:2])  # the oracle is slow
         specs = [SearchSpec("proposal"), SearchSpec("none K=5", None, 5, "none"),
                  SearchSpec("learned text K=5", "learned", 5, "text")]
         if suite == "miniwob":
@@ -140,8 +142,7 @@ def search(quick: bool, learned: str, value_path: str, log, n_seeds: int | None 
             specs += [SearchSpec("learned text K=3", "learned", 3, "text"),
                       SearchSpec("learned render K=5", "learned", 5, "render"),
                       SearchSpec("learned text+render K=5", "learned", 5, "text+render")]
-        specs.append(SearchSpec("oracle text K=5", "oracle", 5, "text",
-                                seeds=None if suite == "miniwob" or quick else tuple(seeds[:2])))
+        specs.append(SearchSpec("oracle text K=5", "oracle", 5, "text", seeds=oracle_seeds))
         t0 = time.perf_counter()
         table = search_table(suite, list(tasks), seeds, specs, value=value, learned_path=learned,
                              max_steps=max_steps)
@@ -150,7 +151,7 @@ def search(quick: bool, learned: str, value_path: str, log, n_seeds: int | None 
                        SearchSpec(CHECKED_RENDER, "learned", 5, "text+render", done_check=DONE_CHECK)]
             if suite == "apps":  # on MiniWoB an episode ends when solved: the done check never fired there
                 checked.append(SearchSpec(CHECKED_ORACLE, "oracle", 5, "text", done_check=DONE_CHECK,
-                                          seeds=None if quick else tuple(seeds[:2])))
+                                          seeds=oracle_seeds))
             table.update(search_table(suite, list(tasks), seeds, checked, value=ValueFunction(done_value_path),
                                       learned_path=learned, max_steps=max_steps))
         out[suite] = {"tasks": list(tasks), "seeds": seeds, "max_steps": max_steps, "table": table,

@@ -35,11 +35,12 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _outputs import add_output_options, open_run, write_results  # noqa: E402
 
+from parsimon.gui.world_model.search import DEFAULT_DONE_CHECK as DONE_CHECK  # noqa: E402  (the "check" variant's)
+
 # (label, stop, margin): the settings before this comparison first, then one change at a time
 VARIANTS = (("episode", "policy", 0.15), ("progress", "policy", 0.15), ("progress", "scored", 0.15),
             ("progress", "scored", 0.05), ("progress", "scored", 0.25), ("progress-nostop", "scored", 0.15),
             ("progress-nostop", "done", 0.15), ("progress-nostop", "check", 0.15))
-DONE_CHECK = 0.5  # the done check's threshold in the "check" variant
 
 
 def main() -> None:
