@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -103,10 +104,44 @@ def test_escalate_pauses_until_a_person_decides_in_another_thread():
     assert decision.verdict == "auto" and decision.asked and decision.args == {"to": "ops@example.org"}
     assert decision.approval_id == seen[0][0]
     log = get_audit_log().records()
-    # the person's edit and the escalation's decision are written by two threads: either may come first
-    assert log[0].action == "approval.request" and sorted(r.action for r in log[1:]) == ["approval.edit", "decide"]
+    # each record commits with the change it records, so no reader sees a change before its record:
+    # the person sees the request only with its record, the escalation sees the decision only with the edit's
+    assert [r.action for r in log] == ["approval.request", "approval.edit", "decide"]
     (dec,) = [r for r in log if r.action == "decide"]
     assert dec.after["edited_args"] == {"to": "ops@example.org"} and dec.outcome == "auto"
+
+
+@pytest.mark.parametrize("separate", ["sqlite", "jsonl"])
+def test_no_reader_sees_a_request_or_decision_before_its_record(tmp_path, separate):
+    """A log record is written before its change is visible: a second store on the same file, asked at the
+    moment each record is written, does not see the change yet (the log in another SQLite file or JSONL)."""
+    log = get_audit_log(tmp_path / ("log.sqlite" if separate == "sqlite" else "log.jsonl"))
+    clock = Clock()
+    seen = []
+
+    class Watching:
+        path = log.path
+
+        def append(self, **record):
+            other = sqlite3.connect(tmp_path / "g.sqlite")  # another reader: what it may see now
+            try:
+                seen.append((record["action"], other.execute("SELECT id, state FROM approvals ORDER BY created")
+                             .fetchall()))
+            finally:
+                other.close()
+            return log.append(**record)
+
+    store = ApprovalStore(tmp_path / "g.sqlite", audit=Watching(), clock=clock)
+    a, _ = store.request(kind="action", action="pay", args={"amount": 5}, expires_s=30)
+    clock.t += 1
+    b, _ = store.request(kind="action", action="pay", args={"amount": 6}, expires_s=30)
+    store.decide(a.id, approve=False, by="alice")
+    clock.t += 45
+    assert store.get(b.id).state == "expired"
+    assert seen == [("approval.request", []), ("approval.request", [(a.id, "pending")]),
+                    ("approval.reject", [(a.id, "pending"), (b.id, "pending")]),
+                    ("approval.expire", [(a.id, "rejected"), (b.id, "pending")])]
+    assert [r.action for r in log.records()] == [s[0] for s in seen] and log.verify().ok
 
 
 def test_escalate_rejected_and_still_pending():

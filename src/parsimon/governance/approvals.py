@@ -9,7 +9,9 @@ arguments) or rejects it from ``parsimon approvals``, the gateway's dashboard, o
 States: ``pending`` → ``approved`` | ``rejected`` | ``expired``; ``approved`` → ``executed`` once the
 action ran (:meth:`ApprovalStore.consume`, so a token runs its action at most once). A request that is
 still pending at its expiry is ``expired`` and counts as a rejection (fail closed). Every request and
-every decision, with who made it, is appended to the proof-of-action log.
+every decision, with who made it, is appended to the proof-of-action log, before any other reader can
+see the change it records (in the same commit when the log shares the store's SQLite file, the default;
+otherwise written while the change is still uncommitted), so the log's order is the order of events.
 
 The requester may die while it waits: it keeps the resume token (for example in its run checkpoint)
 and, once restarted, calls :meth:`ApprovalStore.resume` with it.
@@ -143,6 +145,31 @@ class ApprovalStore:
 
             audit = get_audit_log(self.path)
         self.audit, self._clock = audit, clock
+        self._same_file: bool | None = None
+
+    def _log_in(self, conn, **record) -> None:
+        """Write one log record inside the caller's write transaction on ``conn``, so that no other
+        reader sees a request or a decision before its record: in the same commit when the log shares
+        this store's SQLite file, otherwise appended to the log before this transaction commits."""
+        if self._same_file:
+            self.audit.append_in(conn, **record)
+        else:
+            self.audit.append(**record)
+
+    def _begin_logged(self):
+        """:meth:`Handle.transaction`, with the log's tables created first when it shares the file (not
+        from inside the write transaction)."""
+        if self._same_file is None:
+            from parsimon.governance.audit import AuditLog
+
+            self._same_file = isinstance(self.audit, AuditLog) and Path(self.audit.path) == self.path
+            if self._same_file:
+                _ = self.audit._db.conn
+        return self._db.transaction()
+
+    def _row(self, conn, approval_id: str) -> Approval:
+        row = conn.execute(f"SELECT {', '.join(_COLUMNS)} FROM approvals WHERE id=?", (approval_id,)).fetchone()
+        return _row_to_approval(row)
 
     def __repr__(self) -> str:
         return f"ApprovalStore({str(self.path)!r})"
@@ -200,7 +227,7 @@ class ApprovalStore:
         values = (aid, now, now + float(expires_s), run, workflow, key, kind, action, target, args_text,
                   digest(args), risk, rule, reason, "pending", None, None, None, None, request_id,
                   _token_hash(token))
-        with self._db.transaction() as conn:
+        with self._begin_logged() as conn:
             if request_id is not None:
                 row = conn.execute("SELECT id FROM approvals WHERE key IS ? AND request_id=?",
                                    (key, request_id)).fetchone()
@@ -210,14 +237,13 @@ class ApprovalStore:
             if token is not None:
                 conn.execute(f"INSERT INTO approvals ({', '.join(_COLUMNS)}) VALUES "
                              f"({', '.join('?' * len(_COLUMNS))})", values)
-        approval = self.get(aid, expire=False)
-        if token is not None:
-            self.audit.append(actor=requester if key is None else f"key:{key}", action="approval.request",
-                              target=action, run=run,
-                              args={"approval": aid, "kind": kind, "args_digest": approval.args_digest,
-                                    "risk": risk, "rule": rule, "expires_utc": _iso(approval.expires)},
-                              outcome="pending")
-        return approval, token
+                approval = self._row(conn, aid)
+                self._log_in(conn, actor=requester if key is None else f"key:{key}", action="approval.request",
+                             target=action, run=run,
+                             args={"approval": aid, "kind": kind, "args_digest": approval.args_digest,
+                                   "risk": risk, "rule": rule, "expires_utc": _iso(approval.expires)},
+                             outcome="pending")
+        return self.get(aid, expire=False), token
 
     def get(self, approval_id: str, *, expire: bool = True) -> Approval:
         """The record ``approval_id`` (a pending one past its expiry is marked expired first)."""
@@ -263,19 +289,17 @@ class ApprovalStore:
             due = conn.execute("SELECT id FROM approvals WHERE state='pending' AND expires<=?", (now,)).fetchall()
         if not due:
             return []
-        expired = []
-        with self._db.transaction() as conn:
+        out = []
+        with self._begin_logged() as conn:
             for (aid,) in due:
                 n = conn.execute("UPDATE approvals SET state='expired', decided_by='system:expiry', decided_at=? "
                                  "WHERE id=? AND state='pending'", (now, aid)).rowcount
                 if n:
-                    expired.append(aid)
-        out = []
-        for aid in expired:
-            a = self._select("WHERE id=?", (aid,))[0]
-            self.audit.append(actor="system:expiry", action="approval.expire", target=a.action, run=a.run,
-                              args={"approval": aid, "args_digest": a.args_digest}, outcome="rejected (expired)")
-            out.append(a)
+                    a = self._row(conn, aid)
+                    self._log_in(conn, actor="system:expiry", action="approval.expire", target=a.action, run=a.run,
+                                 args={"approval": aid, "args_digest": a.args_digest},
+                                 outcome="rejected (expired)")
+                    out.append(a)
         return out
 
     def decide(self, approval_id: str, *, approve: bool, by: str, args: dict | None = None,
@@ -299,20 +323,21 @@ class ApprovalStore:
         state = "approved" if approve else "rejected"
         edited = None if args is None or args == current.args else canonical_json(args, "args")
         now = self._clock()
-        with self._db.transaction() as conn:
+        verb = "edit" if edited is not None else ("approve" if approve else "reject")
+        with self._begin_logged() as conn:
             n = conn.execute("UPDATE approvals SET state=?, decided_by=?, decided_at=?, note=?, edited_args_json=? "
                              "WHERE id=? AND state='pending' AND expires>?",
                              (state, by, now, note, edited, approval_id, now)).rowcount
+            if n:
+                a = self._row(conn, approval_id)
+                self._log_in(conn, actor=by, action=f"approval.{verb}", target=a.action, run=a.run,
+                             args={"approval": approval_id, "args_digest": a.args_digest,
+                                   **({"edited_args_digest": digest(a.edited_args)} if edited is not None else {}),
+                                   **({"note": note} if note else {})},
+                             outcome=state)
         if n == 0:
             again = self.get(approval_id)
             raise ApprovalError(f"approval {approval_id} is already {again.state}")
-        a = self.get(approval_id, expire=False)
-        verb = "edit" if edited is not None else ("approve" if approve else "reject")
-        self.audit.append(actor=by, action=f"approval.{verb}", target=a.action, run=a.run,
-                          args={"approval": approval_id, "args_digest": a.args_digest,
-                                **({"edited_args_digest": digest(a.edited_args)} if edited is not None else {}),
-                                **({"note": note} if note else {})},
-                          outcome=state)
         return a
 
     def consume(self, approval_id: str) -> Approval:
