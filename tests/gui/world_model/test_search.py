@@ -416,8 +416,10 @@ def test_the_done_check_stops_once_the_done_model_reads_the_task_as_done(obs_fro
         assert policy.act(obs, {}).action == send and value.seen == []  # never before the first step
         second = policy.act(obs, {})
         assert (second.action.kind == "terminate") == stops and len(value.seen) == 1
+        # every checked step records the threshold in force and the reading, whether it stops or not
+        assert second.meta["done_p"] == p and second.meta["done_check"] == 0.5
         if stops:
-            assert second.action.status == "success" and second.meta["done_p"] == p
+            assert second.action.status == "success"
             assert policy.base.history[-1] == second.action  # the base knows the episode stopped
     # on by default (DEFAULT_DONE_CHECK) wherever the value function has a done model; 0 turns it off
     for setting, p, kinds in ((None, 0.5, ["click", "terminate"]), (None, 0.4, ["click"] * 3),
@@ -425,8 +427,12 @@ def test_the_done_check_stops_once_the_done_model_reads_the_task_as_done(obs_fro
         policy = SearchPolicy(FixedBase([send, again]), None, SearchConfig(k=2, mode="none", done_check=setting),
                               value=Done(p))
         policy.reset(obs.goal, {})
-        assert [policy.act(obs, {}).action.kind for _ in range(len(kinds))] == kinds
+        decisions = [policy.act(obs, {}) for _ in range(len(kinds))]
+        assert [d.action.kind for d in decisions] == kinds
         assert policy.done_check == (DEFAULT_DONE_CHECK if setting is None else setting)
+        # the default's threshold is in the step records (a run's config holds the settings as given)
+        in_force = DEFAULT_DONE_CHECK if setting is None else None  # 0: no check, nothing recorded
+        assert [d.meta.get("done_check") for d in decisions] == [None] + [in_force] * (len(kinds) - 1)
     assert DEFAULT_DONE_CHECK == 0.5
     # bad settings are refused, and so is a check asked of a value function without a done model; left unset,
     # the check is simply off there

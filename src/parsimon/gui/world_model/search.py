@@ -254,18 +254,21 @@ class SearchPolicy(Policy):
         check = self.done_check > 0 and cfg.k > 1 and bool(self.history)
         # the done model's stop rank was computed on the whole ranking and caps at 5: six candidates see it
         cands = self.base.candidates(obs, max(cfg.k + 1, 6) if check else cfg.k + 1)
+        # a checked step's record says the threshold in force and the done model's reading
+        checked: dict[str, float] = {}
         if check:
             stop_rank = next((i for i, c in enumerate(cands) if c.action.terminal), len(cands))
             others = [c.score for c in cands if not c.action.terminal]
             p_done = self.value.done(done_features(obs, self.history, self.trail, stop_rank,
                                                    others[0] if others else -5.0))
+            checked = {"done_p": round(p_done, 4), "done_check": self.done_check}
             if p_done >= self.done_check:
                 a = Action("terminate", status="success")
                 self.history.append(a)
                 if hasattr(self.base, "history"):
                     self.base.history.append(a)
                 return Decision(a, render_output(a, f"search: the done model reads the task as done (p={p_done:.2f})"),
-                                confidence=p_done, meta={"done_p": round(p_done, 4), "search_s": time.perf_counter() - t0})
+                                confidence=p_done, meta={**checked, "search_s": time.perf_counter() - t0})
         cands = cands[: cfg.k + 1]
         # stopping is the base policy's to offer: a terminal candidate stays only when the base ranks it first
         if cands and not cands[0].action.terminal:
@@ -274,7 +277,7 @@ class SearchPolicy(Policy):
         if not cands:
             a = Action("terminate", status="failure")
             self.history.append(a)
-            return Decision(a, render_output(a, "no candidates"), meta={"candidates": 0})
+            return Decision(a, render_output(a, "no candidates"), meta={"candidates": 0, **checked})
         if len(cands) == 1 or cfg.k == 1 or (cands[0].action.terminal and cfg.stop == "policy"):
             best, preds, scores, thought = 0, [None] * len(cands), [c.score for c in cands], ""
         else:
@@ -304,7 +307,7 @@ class SearchPolicy(Policy):
         if len(cands) > 1:
             note += " [" + "; ".join(f"{c.action.describe()}={s:.2f}" for c, s in zip(cands, scores, strict=True)) + "]"
         meta = {"candidates": [c.action.to_dict() for c in cands], "scores": [round(s, 4) for s in scores],
-                "chosen": best, "search_s": time.perf_counter() - t0}
+                "chosen": best, **checked, "search_s": time.perf_counter() - t0}
         if pred is not None:
             meta["predicted"] = pred.delta.summary
         return Decision(chosen.action, render_output(chosen.action, note), thought=thought or None,
