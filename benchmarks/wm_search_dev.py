@@ -7,7 +7,8 @@ with this script:
 * ``label``: the value function's training labels (``episode``: every step of a solved episode is
   positive; ``progress``: only the steps of solved episodes that changed the page, see
   :func:`parsimon.gui.world_model.value.step_labels`; ``progress-nostop``: the same without credit for
-  stopping);
+  stopping; ``progress-named``: ``progress-nostop`` plus credit for a click on an element the instruction
+  names that changed nothing visible);
 * ``stop``: whether the scorer may overrule the proposal policy's stop (``scored``), scores it by the value
   function's done model (``done``), or not (``policy``);
 * ``margin``: how much more another candidate must score to replace the proposal's first choice;
@@ -40,7 +41,7 @@ from parsimon.gui.world_model.search import DEFAULT_DONE_CHECK as DONE_CHECK  # 
 # (label, stop, margin): the settings before this comparison first, then one change at a time
 VARIANTS = (("episode", "policy", 0.15), ("progress", "policy", 0.15), ("progress", "scored", 0.15),
             ("progress", "scored", 0.05), ("progress", "scored", 0.25), ("progress-nostop", "scored", 0.15),
-            ("progress-nostop", "done", 0.15), ("progress-nostop", "check", 0.15))
+            ("progress-nostop", "done", 0.15), ("progress-nostop", "check", 0.15), ("progress-named", "check", 0.15))
 
 
 def main() -> None:

@@ -24,9 +24,11 @@ come in three groups, one per search mode (CUWM's none / text / image, and both)
 
 It is fit on the transition store, each step labelled by its episode's outcome: a step is positive when
 its episode ended solved and the step really changed the page or itself solved the task
-(``progress-nostop``, the default; a click that changed nothing or only moved the focus is not credited
-even in a solved episode, nor is stopping; ``progress`` credits a stop that ended the episode solved), or
-every step of a solved episode (``episode``), see :func:`step_labels`. Training uses the *true* next states (and real
+(``progress-nostop``: a click that changed nothing or only moved the focus is not credited even in a
+solved episode, nor is stopping; ``progress`` credits a stop that ended the episode solved;
+``progress-named``, the default: ``progress-nostop``, but a click that changed nothing visible is credited
+when the instruction names its target, as in "click button ONE, then button TWO"), or every step of a
+solved episode (``episode``), see :func:`step_labels`. Training uses the *true* next states (and real
 screenshots), prediction the imagined ones, so a better world model gives the value function inputs
 closer to what it learned from. One gradient boosting classifier (scikit-learn) per mode, constrained
 to never score a candidate higher for repeating an action or for leading back to a page already seen
@@ -77,7 +79,7 @@ __all__ = ["LABELS", "MODES", "Trail", "ValueFunction", "action_signature", "def
            "goal_words", "page_signature", "step_labels", "value_features"]
 
 MODES = ("none", "text", "render", "text+render")
-LABELS = ("episode", "progress", "progress-nostop")
+LABELS = ("episode", "progress", "progress-nostop", "progress-named")
 FORMAT = "parsimon.gui.world_model.value/4"  # 2: the ordinal features; 3: the trail features; 4: the done model
 _READS = ("parsimon.gui.world_model.value/3", FORMAT)  # a value/3 file has no done model
 _STOP = frozenset("a an the to of and or in on at into for with by from then this that is as be it its your you "
@@ -449,7 +451,7 @@ def _episodes(transitions: Iterable[Any]) -> list[list[Any]]:
     return out
 
 
-def step_labels(episode: list[Any], label: str = "progress-nostop", deltas: list[Delta] | None = None) -> list[int]:
+def step_labels(episode: list[Any], label: str = "progress-named", deltas: list[Delta] | None = None) -> list[int]:
     """The training label of each step of one episode (its transitions in order; ``deltas``: their true
     deltas where the caller has them already).
 
@@ -461,6 +463,11 @@ def step_labels(episode: list[Any], label: str = "progress-nostop", deltas: list
     ended the episode.
     ``progress-nostop``: the same, but stopping is never credited (labelled 0): the scorer then keeps a
     stop only when the proposal policy ranks it first and no other candidate promises progress.
+    ``progress-named``: ``progress-nostop``, and a click in a solved episode that changed nothing on the
+    page is credited too when the instruction names its target (every content word of the element's name
+    and text is in the instruction) and the episode did not repeat it: the step changed state the page does
+    not show ("Click button ONE, then click button TWO": ONE changes nothing visible, yet without it TWO
+    fails), which ``progress-nostop`` labels 0 and so teaches the scorer to click TWO first.
     """
     _check_label(label)
     solved = int(any(t.success for t in episode))
@@ -468,9 +475,23 @@ def step_labels(episode: list[Any], label: str = "progress-nostop", deltas: list
         return [solved] * len(episode)
     deltas = deltas if deltas is not None else [_true_delta(t) for t in episode]
     stop = solved if label == "progress" else 0
-    return [stop if t.action.terminal else
-            int(solved and (bool(t.success) or any(not isinstance(op, SetFocus) for op in d.ops)))
-            for t, d in zip(episode, deltas, strict=True)]
+    labels = [stop if t.action.terminal else
+              int(solved and (bool(t.success) or any(not isinstance(op, SetFocus) for op in d.ops)))
+              for t, d in zip(episode, deltas, strict=True)]
+    if label == "progress-named" and solved:
+        actions = [t.action for t in episode]
+        for i, t in enumerate(episode):
+            if not labels[i] and t.action.kind == "click" and actions.count(t.action) == 1 and \
+                    _names_target(t.state, t.action):
+                labels[i] = 1
+    return labels
+
+
+def _names_target(obs: Any, action: Action) -> bool:
+    """Whether the instruction names the action's target: every content word of its name and text."""
+    el = target_element(obs, action)
+    words = goal_words(" ".join(x for x in (el.name, el.text) if x)) if el is not None else set()
+    return bool(words) and words <= goal_words(obs.goal)
 
 
 def solved_now(episode: list[Any]) -> list[bool] | None:
@@ -516,7 +537,7 @@ class ValueFunction:
 
     @classmethod
     def fit(cls, transitions: Iterable[Any], *, seed: int = 0, render: bool = True,
-            label: str = "progress-nostop", done_transitions: Iterable[Any] = ()) -> ValueFunction:
+            label: str = "progress-named", done_transitions: Iterable[Any] = ()) -> ValueFunction:
         """Fit on logged transitions (``render``: the render group too, from the logged screenshots; the
         transitions must then carry them).
 
