@@ -208,6 +208,28 @@ def test_progress_labels_credit_only_the_steps_that_changed_the_page(obs_from_ht
         step_labels(solved, "outcome")
 
 
+def test_progress_named_credits_a_click_the_instruction_names_that_shows_no_change(obs_from_html):
+    from types import SimpleNamespace
+
+    from parsimon.gui.world_model.value import step_labels
+
+    page = ('<html><body><div id="area" data-pid="0"><button data-pid="1">ONE</button>'
+            '<button data-pid="2">TWO</button><button data-pid="3">THREE</button></div></body></html>')
+    goal = "Click button ONE, then click button TWO."
+    obs = obs_from_html(page, goal=goal)
+    one, two, three = (SimpleNamespace(state=obs, action=Action("click", target=Element(i)), next_state=obs,
+                                       success=False) for i in (1, 2, 3))
+    solving = SimpleNamespace(state=obs, action=two.action, next_state=obs, success=True)
+    # ONE changes nothing on the page; TWO then solves the task
+    assert step_labels([one, solving], "progress-nostop") == [0, 1]
+    assert step_labels([one, solving], "progress-named") == [1, 1]
+    assert step_labels([one, solving]) == [1, 1]  # the default
+    # not when the episode failed, nor for a click the instruction does not name, nor for a repeated click
+    assert step_labels([one, two], "progress-named") == [0, 0]
+    assert step_labels([three, one, solving], "progress-named") == [0, 1, 1]
+    assert step_labels([one, one, solving], "progress-named") == [0, 0, 1]
+
+
 def test_ordinal_features_find_the_element_the_instruction_counts_to(obs_from_html):
     from parsimon.gui.world_model.base import target_element
     from parsimon.gui.world_model.value import ordinal_features, ordinals
