@@ -112,3 +112,28 @@ def test_the_confidence_map_is_fit_on_held_out_tasks_and_calibrates(data):
     assert LearnedWorldModel.fit(train[:20], LearnedConfig(n_estimators=10)).state["calibration"] is None
     with pytest.raises(ConfigError, match="calibration_share"):
         LearnedConfig(calibration_share=1.0)
+
+
+def test_an_aria_controls_effect_goes_to_the_controlled_element_not_its_look_alikes():
+    import numpy as np
+
+    from parsimon.gui.world_model.dom import parse
+    from parsimon.gui.world_model.learned import _keep_to_controlled
+
+    html = ('<html><body><div data-pid="0">'
+            + "".join(f'<h3 role="tab" id="h{i}" aria-controls="p{i}" data-pid="{2 * i + 1}">Section {i}</h3>'
+                      f'<div role="tabpanel" id="p{i}" data-pid="{2 * i + 2}" style="display: none">text {i}</div>'
+                      for i in range(3))
+            + "</div></body></html>")
+    index = parse(html).index()
+    nodes = [index[p] for p in (1, 2, 3, 4, 5, 6)]  # h0 p0 h1 p1 h2 p2
+    # columns: open (panel), expanded (header), close (the other open panel)
+    decided = np.array([[0, 1, 0], [1, 0, 0], [0, 1, 0], [1, 0, 1], [0, 1, 0], [1, 0, 0]], dtype=bool)
+    _keep_to_controlled(nodes, decided, index[1], index)  # clicking the first header
+    assert decided.tolist() == [[False, True, False], [True, False, False], [False, False, False],
+                                [False, False, True], [False, False, False], [False, False, False]]
+    # a target that names nothing it controls leaves the forest's decisions as they were
+    plain = parse(html.replace(' aria-controls="p0"', "")).index()
+    again = np.ones((6, 3), dtype=bool)
+    _keep_to_controlled([plain[p] for p in (1, 2, 3, 4, 5, 6)], again, plain[1], plain)
+    assert again.all()

@@ -16,7 +16,9 @@ Training (:meth:`LearnedWorldModel.fit`), for every logged transition:
    (``text=n0-1``, ``value=n0+1``, ``attr:aria-valuenow=n0+1``).
 
 Prediction runs the forest on the page's candidate elements, keeps the effects whose probability passes
-``threshold`` and writes them back as ops (:func:`~parsimon.gui.world_model.features.instantiate`). The
+``threshold`` (an effect the target's ``aria-controls`` element, or the target itself, shares with
+look-alikes of the same ARIA role is kept for the controlled element only: one accordion header opens its
+own panel, :func:`_keep_to_controlled`) and writes them back as ops (:func:`~parsimon.gui.world_model.features.instantiate`). The
 raw confidence is the forest's probability that every decision is right (the product over elements and
 effects; effects whose value cannot be written count as wrong when predicted); the confidence reported
 maps it onto the chance the prediction is exactly right, with a map fit on training tasks held out of a
@@ -166,6 +168,31 @@ def _rows(obs: Any, action: Action, rule: RuleWorldModel, max_candidates: int) -
                           context_features(n, target, focused, shared, listed[i], i == nearest, item(n)))
             for i, n in enumerate(nodes)]
     return nodes, rows, {"index": index, "target": target, "state": state, "draft": draft}
+
+
+def _keep_to_controlled(nodes: list[Any], decided: Any, target: Any, index: dict[int, Any]) -> None:
+    """Take from ``decided`` (elements x effects) what the forest gives to look-alikes of an ARIA control.
+
+    When the target names the elements it controls (``aria-controls``), an effect predicted both for the
+    target (or an element it controls) and for another element of the same ARIA role that it does not
+    control is kept for the target (the controlled element) only: clicking one accordion header opens its
+    own panel and marks itself expanded, not every panel and header of the accordion (a forest that learned
+    from one-section accordions cannot tell the panels apart). Effects the look-alike alone gets, such as
+    the other panel closing, stay."""
+    if target is None or not target.get("aria-controls"):
+        return
+    ids = set((target.get("aria-controls") or "").split())
+    controlled = [n for n in index.values() if n.get("id") and n.get("id") in ids]
+    row = {id(n): i for i, n in enumerate(nodes)}
+    mine = {id(n) for n in controlled} | {id(target)}
+    for anchor in [target, *controlled]:
+        role = anchor.get("role")
+        if not role or id(anchor) not in row:
+            continue
+        shared = decided[row[id(anchor)]]
+        for i, n in enumerate(nodes):
+            if id(n) not in mine and n.get("role") == role:
+                decided[i] &= ~shared
 
 
 def _relative(effect: str) -> bool:
@@ -525,6 +552,7 @@ class LearnedWorldModel(WorldModel):
         # probability that each decision is right; an unknowable effect is wrong whenever it happens
         right = np.where(decided & ~unknowable, p, 1.0 - p)
         conf = float(np.exp(np.log(np.clip(right, 1e-6, 1.0)).sum()))
+        _keep_to_controlled(nodes, decided, extra["target"], extra["index"])
         ops: list[Op] = []
         classes: dict[int, dict[str, Any]] = {}
         focus_col = eff.index("focus") if "focus" in eff else None
