@@ -167,17 +167,21 @@ class ApprovalStore:
                 _ = self.audit._db.conn
         return self._db.transaction()
 
-    def _row(self, conn, approval_id: str) -> Approval:
-        row = conn.execute(f"SELECT {', '.join(_COLUMNS)} FROM approvals WHERE id=?", (approval_id,)).fetchone()
-        return _row_to_approval(row)
-
     def __repr__(self) -> str:
         return f"ApprovalStore({str(self.path)!r})"
 
-    def _select(self, where: str, params: tuple) -> list[Approval]:
-        with self._db.read() as conn:
-            rows = conn.execute(f"SELECT {', '.join(_COLUMNS)} FROM approvals {where}", params).fetchall()
+    def _select(self, where: str, params: tuple, conn=None) -> list[Approval]:
+        """The records matching ``where``, read through ``conn`` (an open transaction) or a fresh read."""
+        sql = f"SELECT {', '.join(_COLUMNS)} FROM approvals {where}"
+        if conn is not None:
+            return [_row_to_approval(r) for r in conn.execute(sql, params).fetchall()]
+        with self._db.read() as fresh:
+            rows = fresh.execute(sql, params).fetchall()
         return [_row_to_approval(r) for r in rows]
+
+    def _row(self, conn, approval_id: str) -> Approval:
+        """The record ``approval_id`` as the open transaction ``conn`` sees it."""
+        return self._select("WHERE id=?", (approval_id,), conn)[0]
 
     def request(self, *, kind: str, action: str, args: dict | None = None, target: str | None = None,
                 run: str | None = None, workflow: str | None = None, key: str | None = None,
