@@ -176,6 +176,30 @@ def test_a_sort_control_draws_its_list_again(obs_from_html):
                                                                       option="Price")).delta.keys()
 
 
+DIALOG = ('<html><body><div id="area" data-pid="0"><button data-pid="9">Open</button></div>'
+          '<div role="dialog" data-pid="1" style="position: absolute; display: block; top: 5px;">'
+          '<div data-pid="2"><span data-pid="3">Note</span><button class="ui-dialog-titlebar-close" title="Close" '
+          'data-pid="4"><span class="ui-icon" data-pid="5"></span></button></div>'
+          '<p data-pid="6">Hello</p><button data-pid="7">OK</button></div></body></html>')
+
+
+def test_a_dialogs_close_control_hides_the_dialog(obs_from_html):
+    obs = obs_from_html(DIALOG, focused=4)
+    keys = RuleWorldModel().predict(obs, Action("click", target=Element(5))).delta.keys()  # the icon in the button
+    assert ("attr", 1, "style", "display: none; position: absolute; top: 5px;") in keys and ("focus", None) in keys
+    after = apply(PageState.from_observation(obs), RuleWorldModel().predict(obs, Action("click", target=Element(4))).delta)
+    assert "display: none" in after.doc().index()[1].get("style")
+    # another button of the dialog, or a close button outside any dialog, is not a close control of one
+    for html, pid in ((DIALOG, 7), (DIALOG.replace('role="dialog" ', ""), 4)):
+        keys = RuleWorldModel().predict(obs_from_html(html), Action("click", target=Element(pid))).delta.keys()
+        assert not any(k[0] == "attr" and k[1] == 1 for k in keys)
+    # a <dialog> closes by losing `open`
+    native = DIALOG.replace('<div role="dialog" data-pid="1" style="position: absolute; display: block; top: 5px;">',
+                            '<dialog open data-pid="1">').replace("</button></div></body>", "</button></dialog></body>")
+    assert ("attr", 1, "open", None) in RuleWorldModel().predict(obs_from_html(native),
+                                                                 Action("click", target=Element(4))).delta.keys()
+
+
 def test_the_learned_model_takes_the_conventions_it_never_saw(obs_from_html):
     from parsimon.gui.world_model.learned import LearnedConfig, LearnedWorldModel
 

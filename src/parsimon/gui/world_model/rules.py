@@ -12,7 +12,7 @@ Rules follow HTML's built-in behaviour:
 * scrolling, hovering, waiting, answering and stopping change nothing in the DOM.
 
 What a page's own scripts do on top (a submit handler, a tab panel that opens, a counter) is not
-known, so the confidence is lower wherever scripts could act: buttons, links, Enter. Two script
+known, so the confidence is lower wherever scripts could act: buttons, links, Enter. Three script
 conventions shared across widget libraries are known (:func:`convention_ops`; the learned model takes
 them as well, since a store may hold no example of them):
 
@@ -20,6 +20,10 @@ them as well, since a store may hold no example of them):
   ``spinbutton``, its class, label or title saying up / down, increase / decrease, increment /
   decrement, plus / minus) counts the field's value and its ``aria-valuenow`` up / down by its ``step``
   (within ``aria-valuemin`` / ``aria-valuemax``) and focuses the field;
+* a click on a dialog's close control (a button, or inside one, whose class, ARIA label, title or text
+  says *close* or *dismiss*, or whose text is ×) hides the dialog around it (the nearest ancestor with
+  ARIA role ``dialog`` / ``alertdialog``: ``display: none``; a ``<dialog>`` loses ``open``) and the
+  focus leaves;
 * choosing an option of a sort control (a ``<select>`` whose id, name, ARIA label, title or
   ``<label>`` says *sort* or *order*) draws the page's list again (its largest ``ul`` / ``ol`` /
   ``tbody`` / list whose items carry ``data-*`` keys): the same items, in a new order.
@@ -45,6 +49,8 @@ from parsimon.gui.world_model.delta import (
     SetChecked,
     SetFocus,
     SetValue,
+    canonical_style,
+    css_declarations,
 )
 from parsimon.gui.world_model.dom import Node, element_children, text_content
 from parsimon.gui.world_model.summary import summarize
@@ -122,6 +128,7 @@ def _click_ops(node: Node, index: dict[int, Node]) -> tuple[list[Op], float]:
 
 _UP = {"up", "increase", "increment", "inc", "plus", "more", "next"}
 _DOWN = {"down", "decrease", "decrement", "dec", "minus", "less", "prev", "previous"}
+_CLOSE = {"close", "dismiss"}
 _SORT = {"sort", "order", "sortby", "orderby"}
 
 
@@ -160,6 +167,27 @@ def _spin_ops(node: Node) -> list[Op]:
     return [SetValue(field.pid, text), SetAttr(field.pid, "aria-valuenow", text), SetFocus(field.pid)]
 
 
+def _dialog_close_ops(node: Node) -> list[Op]:
+    """A click on a dialog's close control (see the module docstring); [] when ``node`` is not one."""
+    button = next((a for a in (node, *node.ancestors()) if a.tag in ("a", "button") or a.get("role") == "button"),
+                  None)
+    if button is None:
+        return []
+    words = _words_of(button, "class", "aria-label", "title") | set(re.split(r"[^a-z]+", text_content(button).lower()))
+    if not words & _CLOSE and text_content(button).strip() not in ("×", "✕"):
+        return []
+    dialog = next((a for a in button.ancestors() if a.get("role") in ("dialog", "alertdialog") or a.tag == "dialog"),
+                  None)
+    if dialog is None or dialog.pid is None:
+        return []
+    if dialog.tag == "dialog":
+        hide = SetAttr(dialog.pid, "open", None)
+    else:
+        kept = [d for d in css_declarations(dialog.get("style")) if d.split(":", 1)[0].strip() != "display"]
+        hide = SetAttr(dialog.pid, "style", canonical_style("; ".join([*kept, "display: none"])))
+    return [hide, SetFocus(None)]
+
+
 def _sort_ops(node: Node, action: Action, index: dict[int, Node]) -> list[Op]:
     """An option chosen in a sort control (see the module docstring); [] when ``node`` is not one."""
     from parsimon.gui.world_model.features import is_list, keyed_items, rerender_ops
@@ -193,8 +221,9 @@ def convention_ops(action: Action, node: Node | None, index: dict[int, Node], sk
     conventions not to apply (``"spin"``, ``"sort"``)."""
     if node is None:
         return []
-    if action.kind == "click" and "spin" not in skip:
-        return _spin_ops(node)
+    if action.kind == "click":
+        ops = _spin_ops(node) if "spin" not in skip else []
+        return ops or (_dialog_close_ops(node) if "dialog" not in skip else [])
     if action.kind == "select" and "sort" not in skip:
         return _sort_ops(node, action, index)
     return []
