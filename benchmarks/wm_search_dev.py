@@ -41,7 +41,8 @@ from parsimon.gui.world_model.search import DEFAULT_DONE_CHECK as DONE_CHECK  # 
 # (label, stop, margin): the settings before this comparison first, then one change at a time
 VARIANTS = (("episode", "policy", 0.15), ("progress", "policy", 0.15), ("progress", "scored", 0.15),
             ("progress", "scored", 0.05), ("progress", "scored", 0.25), ("progress-nostop", "scored", 0.15),
-            ("progress-nostop", "done", 0.15), ("progress-nostop", "check", 0.15), ("progress-named", "check", 0.15))
+            ("progress-nostop", "done", 0.15), ("progress-nostop", "check", 0.15), ("progress-named", "scored", 0.15),
+            ("progress-named", "check", 0.15))
 
 
 def main() -> None:
