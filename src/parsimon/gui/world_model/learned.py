@@ -181,7 +181,7 @@ def _keep_to_controlled(nodes: list[Any], decided: Any, target: Any, index: dict
     the other panel closing, stay."""
     if target is None or not target.get("aria-controls"):
         return
-    ids = set((target.get("aria-controls") or "").split())
+    ids = set(target.get("aria-controls").split())
     controlled = [n for n in index.values() if n.get("id") and n.get("id") in ids]
     row = {id(n): i for i, n in enumerate(nodes)}
     mine = {id(n) for n in controlled} | {id(target)}

@@ -143,13 +143,22 @@ def _number(text: str | None) -> float | None:
         return None
 
 
+def _button_of(node: Node) -> Node | None:
+    """The link or button ``node`` is, or lies inside (a click on an icon in a button is the button's)."""
+    return next((a for a in (node, *node.ancestors()) if a.tag in ("a", "button") or a.get("role") == "button"), None)
+
+
+def _button_words(button: Node) -> set[str]:
+    """The words of a button's class, ARIA label, title and text (lower case)."""
+    return _words_of(button, "class", "aria-label", "title") | set(re.split(r"[^a-z]+", text_content(button).lower()))
+
+
 def _spin_ops(node: Node) -> list[Op]:
     """A click on a spin button's arrow (see the module docstring); [] when ``node`` is not one."""
-    button = next((a for a in (node, *node.ancestors()) if a.tag in ("a", "button") or a.get("role") == "button"),
-                  None)
+    button = _button_of(node)
     if button is None or button.parent is None:
         return []
-    words = _words_of(button, "class", "aria-label", "title") | set(re.split(r"[^a-z]+", text_content(button).lower()))
+    words = _button_words(button)
     up, down = bool(words & _UP), bool(words & _DOWN)
     if up == down:
         return []
@@ -169,11 +178,10 @@ def _spin_ops(node: Node) -> list[Op]:
 
 def _dialog_close_ops(node: Node) -> list[Op]:
     """A click on a dialog's close control (see the module docstring); [] when ``node`` is not one."""
-    button = next((a for a in (node, *node.ancestors()) if a.tag in ("a", "button") or a.get("role") == "button"),
-                  None)
+    button = _button_of(node)
     if button is None:
         return []
-    words = _words_of(button, "class", "aria-label", "title") | set(re.split(r"[^a-z]+", text_content(button).lower()))
+    words = _button_words(button)
     if not words & _CLOSE and text_content(button).strip() not in ("×", "✕"):
         return []
     dialog = next((a for a in button.ancestors() if a.get("role") in ("dialog", "alertdialog") or a.tag == "dialog"),

@@ -52,6 +52,7 @@ from __future__ import annotations
 import os
 import pickle
 import re
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -479,10 +480,9 @@ def step_labels(episode: list[Any], label: str = "progress-named", deltas: list[
               int(solved and (bool(t.success) or any(not isinstance(op, SetFocus) for op in d.ops)))
               for t, d in zip(episode, deltas, strict=True)]
     if label == "progress-named" and solved:
-        actions = [t.action for t in episode]
+        taken = Counter(t.action for t in episode)
         for i, t in enumerate(episode):
-            if not labels[i] and t.action.kind == "click" and actions.count(t.action) == 1 and \
-                    _names_target(t.state, t.action):
+            if not labels[i] and t.action.kind == "click" and taken[t.action] == 1 and _names_target(t.state, t.action):
                 labels[i] = 1
     return labels
 
