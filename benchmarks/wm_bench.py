@@ -28,6 +28,9 @@ Phases (each timed, all in one run folder):
 Writes ``wm_bench.json``, ``wm_bench.png`` and ``wm_filmstrip.png`` to the run folder (``--out``, default
 ``runs/wm-bench-<UTC stamp>``); ``--save`` also writes them to ``benchmarks/results/``. ``--quick`` runs
 a small version of everything (minutes). Machines here are shared 2-core boxes: timings are noisy.
+``--store-seeds-from S`` and ``--eval-seeds-from E`` move the two seed ranges (defaults 100 and 0): a
+run on fresh seeds of both checks that a change written from one run's misses holds on episodes it
+has not seen.
 """
 
 from __future__ import annotations
@@ -49,7 +52,7 @@ QUICK_MINIWOB = ("click-checkboxes", "click-collapsible", "click-tab-2", "enter-
 QUICK_APPS = ("todo-L1-0", "inbox-L1-0", "settings-L2-0", "checkout-L1-0")
 
 
-def collect_store(root: Path, quick: bool, log) -> None:
+def collect_store(root: Path, quick: bool, log, first: int = 100) -> None:
     from parsimon.gui.policies.miniwob_rules import RULES
     from parsimon.gui.world_model.collect import CollectConfig, collect
 
@@ -58,7 +61,7 @@ def collect_store(root: Path, quick: bool, log) -> None:
                                           for n in (1, 2, 3) for k in (0, 1) if not (a == "settings" and n == 1))
     for suite, tasks in (("miniwob", mw), ("apps", apps)):
         t0 = time.perf_counter()
-        res = collect(CollectConfig(suite=suite, tasks=tasks, seeds=(100,) if quick else (100, 101), max_steps=8),
+        res = collect(CollectConfig(suite=suite, tasks=tasks, seeds=(first,) if quick else (first, first + 1), max_steps=8),
                       root, out_dir=root.parent / f"collect-{suite}", progress=False)
         log(f"collected {res['transitions']} {suite} transitions in {time.perf_counter() - t0:.0f} s "
             f"(success {res['success_rate']})")
@@ -83,7 +86,7 @@ def fit_models(store: Path, folder: Path, log) -> tuple[str, str]:
     return res["model"], res["value"]
 
 
-ROUND_SEEDS = (100, 101, 102, 103)  # the searched round's seeds: the store's side (the evaluation's are 0-4)
+ROUND_SEEDS = 4  # the searched round plays the store's first seed and the three after it (100-103 by default)
 CHECKED = "learned text K=5 +done"  # the row searched with the done check
 CHECKED_ORACLE = "oracle text K=5 +done"  # the oracle with the same scorer (apps only)
 CHECKED_RENDER = "learned text+render K=5 +done"  # the checked row with rendered predictions too
@@ -100,16 +103,17 @@ def derived_checked(table: dict) -> dict:
             if row in table}
 
 
-def searched_round(quick: bool, learned: str, value_path: str, store: Path, folder: Path, log) -> str:
-    """One searched round of the flywheel on ``ROUND_SEEDS`` (see ``experiments.searched_round``); returns a
-    value function fit on ``store`` whose done model also learned from it (the progress models do not:
+def searched_round(quick: bool, learned: str, value_path: str, store: Path, folder: Path, log,
+                   first: int = 100) -> str:
+    """One searched round of the flywheel on ``ROUND_SEEDS`` seeds from ``first`` (see
+    ``experiments.searched_round``); returns a value function fit on ``store`` whose done model also learned from it (the progress models do not:
     see ``ValueFunction.fit``)."""
     from parsimon.gui.world_model.experiments import searched_round as play_round
     from parsimon.gui.world_model.store import TransitionStore
     from parsimon.gui.world_model.value import ValueFunction
 
-    searched = play_round(folder, list(ROUND_SEEDS[:1] if quick else ROUND_SEEDS), value=ValueFunction(value_path),
-                          learned_path=learned, log=log,
+    seeds = [first] if quick else list(range(first, first + ROUND_SEEDS))
+    searched = play_round(folder, seeds, value=ValueFunction(value_path), learned_path=learned, log=log,
                           tasks={"miniwob": QUICK_MINIWOB, "apps": QUICK_APPS} if quick else None)
     vf = ValueFunction.fit(TransitionStore(store).transitions(screenshots=True), done_transitions=searched)
     log(f"value function with the round's {len(searched)} transitions in its done model "
@@ -118,7 +122,7 @@ def searched_round(quick: bool, learned: str, value_path: str, store: Path, fold
 
 
 def search(quick: bool, learned: str, value_path: str, log, n_seeds: int | None = None,
-           done_value_path: str = "") -> dict:
+           done_value_path: str = "", first: int = 0) -> dict:
     from parsimon.gui.world_model.experiments import (
         APPS_SEARCH_TASKS,
         MINIWOB_SEARCH_TASKS,
@@ -133,7 +137,7 @@ def search(quick: bool, learned: str, value_path: str, log, n_seeds: int | None 
     # seeds per suite: about 90 episodes per row on either (31 MiniWoB tasks x 3, 18 apps tasks x 5)
     for suite, tasks, max_steps, n_default in (("miniwob", QUICK_MINIWOB if quick else MINIWOB_SEARCH_TASKS, 10, 3),
                                                ("apps", QUICK_APPS if quick else APPS_SEARCH_TASKS, 12, 5)):
-        seeds = list(range(n_seeds if n_seeds is not None else 1 if quick else n_default))
+        seeds = list(range(first, first + (n_seeds if n_seeds is not None else 1 if quick else n_default)))
         oracle_seeds = None if suite == "miniwob" or quick else tuple(seeds[:2])  # the oracle is slow
         specs = [SearchSpec("proposal"), SearchSpec("none K=5", None, 5, "none"),
                  SearchSpec("learned text K=5", "learned", 5, "text")]
@@ -162,7 +166,8 @@ def search(quick: bool, learned: str, value_path: str, log, n_seeds: int | None 
     return out
 
 
-def offline(store_root: Path, quick: bool, learned: str, value_path: str, run_dir: Path, log) -> dict:
+def offline(store_root: Path, quick: bool, learned: str, value_path: str, run_dir: Path, log,
+            first: int = 0) -> dict:
     """Expert (rule) episodes on the evaluation seeds, then CUWM's single-step match."""
     from parsimon.gui.evaluate import make_policy
     from parsimon.gui.transitions import TransitionRecorder
@@ -175,7 +180,7 @@ def offline(store_root: Path, quick: bool, learned: str, value_path: str, run_di
     folder = run_dir / "expert"
     rec = TransitionRecorder(folder)
     tasks = QUICK_MINIWOB if quick else MINIWOB_SEARCH_TASKS
-    seeds = (0,) if quick else (0, 1, 2)
+    seeds = (first,) if quick else (first, first + 1, first + 2)
     rule = make_policy("rule")
     results = run_episodes("miniwob", [(t, s, rule) for t in tasks for s in seeds], recorder=rec, max_steps=10)
     episodes = [ep for ep in _episodes(TransitionStore(folder).transitions())
@@ -310,6 +315,11 @@ def main() -> None:
     ap.add_argument("--search-seeds", type=int, default=None, metavar="N",
                     help="seeds per task in the search phase, both suites (default: MiniWoB 3, apps 5; "
                          "1 with --quick)")
+    ap.add_argument("--store-seeds-from", type=int, default=100, metavar="S",
+                    help="first seed of the collection (S, S+1) and of the searched round (S to S+3); default 100")
+    ap.add_argument("--eval-seeds-from", type=int, default=0, metavar="E",
+                    help="first evaluation seed of the search and offline phases (E, E+1, ...); default 0. "
+                         "Keep the two ranges apart")
     ap.add_argument("--skip", default="", help="phases to skip, comma-separated: accuracy,search,offline,filmstrip")
     ap.add_argument("--rederive", type=Path, default=None, metavar="JSON",
                     help="run nothing: recompute the derived search metrics (lifts, their paired intervals, the "
@@ -323,6 +333,13 @@ def main() -> None:
     skip = {s.strip() for s in args.skip.split(",") if s.strip()}
     if args.search_seeds is not None and args.search_seeds < 1:
         ap.error(f"--search-seeds must be >= 1, got {args.search_seeds}")
+    for name in ("store_seeds_from", "eval_seeds_from"):
+        if getattr(args, name) < 0:
+            ap.error(f"--{name.replace('_', '-')} must be >= 0, got {getattr(args, name)}")
+    n_eval = max(args.search_seeds or 5, 3)
+    if args.eval_seeds_from < args.store_seeds_from + ROUND_SEEDS and args.store_seeds_from < args.eval_seeds_from + n_eval:
+        ap.error(f"--eval-seeds-from {args.eval_seeds_from}: the evaluation seeds overlap the store's "
+                 f"({args.store_seeds_from}-{args.store_seeds_from + ROUND_SEEDS - 1})")
     import torch  # noqa: F401 - pins one thread for anything that uses it
 
     torch.set_num_threads(1)
@@ -340,7 +357,7 @@ def main() -> None:
 
         store = args.store or run.dir / "store"
         if args.store is None:
-            phase("collect", collect_store, store, args.quick, log)
+            phase("collect", collect_store, store, args.quick, log, args.store_seeds_from)
         from parsimon.gui.world_model.store import TransitionStore
 
         data["store"] = {"path": str(store), "transitions": len(TransitionStore(store))}
@@ -350,12 +367,13 @@ def main() -> None:
         learned, value_path = phase("train", fit_models, store, run.dir / "models", log)
         if "search" not in skip:
             done_value = phase("searched_round", searched_round, args.quick, learned, value_path, store,
-                               run.dir / "searched", log)
+                               run.dir / "searched", log, args.store_seeds_from)
             data["search"] = phase("search", search, args.quick, learned, value_path, log, args.search_seeds,
-                                   done_value)
+                                   done_value, args.eval_seeds_from)
             data["speed"] = speed(data["search"])
         if "offline" not in skip:
-            data["offline_match"] = phase("offline", offline, store, args.quick, learned, value_path, run.dir, log)
+            data["offline_match"] = phase("offline", offline, store, args.quick, learned, value_path, run.dir, log,
+                                         args.eval_seeds_from)
         if "filmstrip" not in skip:
             from parsimon.gui.world_model.experiments import filmstrip
             from parsimon.gui.world_model.value import ValueFunction
