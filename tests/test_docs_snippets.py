@@ -181,19 +181,30 @@ def _start_server(cmd: str, url: str, cwd: Path, env: dict) -> subprocess.Popen:
     import urllib.error
     import urllib.request
 
+    def answers() -> bool:
+        try:
+            urllib.request.urlopen(url, timeout=2).close()
+            return True
+        except urllib.error.HTTPError:
+            return True
+        except OSError:
+            return False
+
+    # A server of the block before may still be going down (the child of a killed `parsimon llm serve`
+    # exits within about a second): until it has, it would answer the probe below in place of this one.
+    quiet = time.monotonic() + 30
+    while answers():
+        assert time.monotonic() < quiet, f"something else still answers at {url}: `{cmd}` cannot start there"
+        time.sleep(0.5)
     log = open(cwd / f".server-{abs(hash(cmd))}.log", "w")  # noqa: SIM115 (lives as long as the server)
     proc = subprocess.Popen(["bash", "-c", cmd], cwd=cwd, env=env, stdout=log, stderr=log, start_new_session=True)
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(url, timeout=2).close()
+        if answers():
             return proc
-        except urllib.error.HTTPError:
-            return proc  # it answers
-        except OSError:
-            if proc.poll() is not None:
-                break
-            time.sleep(0.5)
+        if proc.poll() is not None:
+            break
+        time.sleep(0.5)
     _kill_group(proc)
     raise AssertionError(f"background server `{cmd}` never answered at {url}:\n{(cwd / log.name).read_text()[-2000:]}")
 

@@ -81,3 +81,25 @@ def test_the_server_does_not_outlive_a_killed_parent():
             return
     os.kill(server, signal.SIGKILL)
     raise AssertionError("the local model server outlived its SIGKILLed parent")
+
+
+def test_a_taken_port_is_refused_before_anything_starts(monkeypatch):
+    """Something already listens on the port: start() says so in one line instead of taking the other
+    server's answer to its readiness probe for its own."""
+    import socket
+
+    from parsimon.errors import LLMError
+    from parsimon.llm import server as server_mod
+
+    pytest.importorskip("llama_cpp", reason="llama-cpp-python is part of the `llm` extra")
+    started = []
+    monkeypatch.setattr(server_mod.subprocess, "Popen", lambda *a, **k: started.append(a))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        srv = LocalServer(port=port)
+        with pytest.raises(LLMError, match=f"port {port} on 127.0.0.1 is in use"):
+            srv.start()
+    assert started == [] and srv.proc is None
+    assert not server_mod._port_in_use(port, grace=0.0)  # released: free again

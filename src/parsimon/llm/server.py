@@ -57,6 +57,22 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _port_in_use(port: int, grace: float = 3.0) -> bool:
+    """True when something still listens on 127.0.0.1:``port`` after ``grace`` seconds (a server that was
+    just stopped, e.g. the child of a killed ``parsimon llm serve``, lets go of it within about a second)."""
+    deadline = time.monotonic() + grace
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a port in TIME_WAIT is free
+            try:
+                s.bind(("127.0.0.1", port))
+                return False
+            except OSError:
+                if time.monotonic() >= deadline:
+                    return True
+        time.sleep(0.2)
+
+
 def is_serving(base_url: str, timeout: float = 1.0) -> bool:
     """True when ``base_url`` answers ``GET /models`` with HTTP 200."""
     try:
@@ -136,6 +152,11 @@ class LocalServer:
             import llama_cpp  # noqa: F401
         except ImportError as exc:
             raise DependencyNotInstalled("llama-cpp-python", "llm", "the local model server") from exc
+        # Another server on the port would answer the readiness probe below in place of ours (which cannot
+        # bind and exits), so the start would seem to succeed and every request would go to a stranger.
+        if _port_in_use(self.port):
+            raise LLMError(f"port {self.port} on 127.0.0.1 is in use (another server?): stop it or choose "
+                           "another port (`--port`, or port=0 for a free one)")
         cmd = self.command()
         out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
         env = dict(os.environ, OMP_NUM_THREADS=str(self.n_threads))
