@@ -4,7 +4,7 @@ Phases (each timed, all in one run folder):
 
 1. data: the transition store. ``--store DIR`` reuses one; otherwise the rule, proposal and random
    policies play the MiniWoB rule tasks and the apps (one- to three-operation slots 0-1) on seeds 100-101
-   into ``<run>/store`` (the flywheel's collection);
+   (``--store-seeds`` for more) into ``<run>/store`` (the flywheel's collection);
 2. accuracy (``gui wm eval``): 30% of the tasks held out; delta precision / recall / F1 / exact match on
    real changes, no-op accuracy and calibration for no-change, rule and learned; the oracle on a
    sample of replays; render fidelity (SSIM, PSNR, mismatching pixels) on a sample; the learning curve;
@@ -52,7 +52,7 @@ QUICK_MINIWOB = ("click-checkboxes", "click-collapsible", "click-tab-2", "enter-
 QUICK_APPS = ("todo-L1-0", "inbox-L1-0", "settings-L2-0", "checkout-L1-0")
 
 
-def collect_store(root: Path, quick: bool, log, first: int = 100) -> None:
+def collect_store(root: Path, quick: bool, log, first: int = 100, n_seeds: int = 2) -> None:
     from parsimon.gui.policies.miniwob_rules import RULES
     from parsimon.gui.world_model.collect import CollectConfig, collect
 
@@ -61,7 +61,8 @@ def collect_store(root: Path, quick: bool, log, first: int = 100) -> None:
                                           for n in (1, 2, 3) for k in (0, 1) if not (a == "settings" and n == 1))
     for suite, tasks in (("miniwob", mw), ("apps", apps)):
         t0 = time.perf_counter()
-        res = collect(CollectConfig(suite=suite, tasks=tasks, seeds=(first,) if quick else (first, first + 1), max_steps=8),
+        res = collect(CollectConfig(suite=suite, tasks=tasks, seeds=(first,) if quick else tuple(range(first, first + n_seeds)),
+                                    max_steps=8),
                       root, out_dir=root.parent / f"collect-{suite}", progress=False)
         log(f"collected {res['transitions']} {suite} transitions in {time.perf_counter() - t0:.0f} s "
             f"(success {res['success_rate']})")
@@ -316,7 +317,10 @@ def main() -> None:
                     help="seeds per task in the search phase, both suites (default: MiniWoB 3, apps 5; "
                          "1 with --quick)")
     ap.add_argument("--store-seeds-from", type=int, default=100, metavar="S",
-                    help="first seed of the collection (S, S+1) and of the searched round (S to S+3); default 100")
+                    help="first seed of the collection (S, S+1, ...) and of the searched round (S to S+3); "
+                         "default 100")
+    ap.add_argument("--store-seeds", type=int, default=2, metavar="N",
+                    help="seeds per task of the collection (default 2: S and S+1)")
     ap.add_argument("--eval-seeds-from", type=int, default=0, metavar="E",
                     help="first evaluation seed of the search and offline phases (E, E+1, ...); default 0. "
                          "Keep the two ranges apart")
@@ -336,10 +340,13 @@ def main() -> None:
     for name in ("store_seeds_from", "eval_seeds_from"):
         if getattr(args, name) < 0:
             ap.error(f"--{name.replace('_', '-')} must be >= 0, got {getattr(args, name)}")
+    if args.store_seeds < 1:
+        ap.error(f"--store-seeds must be >= 1, got {args.store_seeds}")
     n_eval = max(args.search_seeds or 5, 3)
-    if args.eval_seeds_from < args.store_seeds_from + ROUND_SEEDS and args.store_seeds_from < args.eval_seeds_from + n_eval:
+    n_store = max(args.store_seeds, ROUND_SEEDS)
+    if args.eval_seeds_from < args.store_seeds_from + n_store and args.store_seeds_from < args.eval_seeds_from + n_eval:
         ap.error(f"--eval-seeds-from {args.eval_seeds_from}: the evaluation seeds overlap the store's "
-                 f"({args.store_seeds_from}-{args.store_seeds_from + ROUND_SEEDS - 1})")
+                 f"({args.store_seeds_from}-{args.store_seeds_from + n_store - 1})")
     import torch  # noqa: F401 - pins one thread for anything that uses it
 
     torch.set_num_threads(1)
@@ -357,7 +364,8 @@ def main() -> None:
 
         store = args.store or run.dir / "store"
         if args.store is None:
-            phase("collect", collect_store, store, args.quick, log, args.store_seeds_from)
+            phase("collect", collect_store, store, args.quick, log, args.store_seeds_from,
+                  args.store_seeds)
         from parsimon.gui.world_model.store import TransitionStore
 
         data["store"] = {"path": str(store), "transitions": len(TransitionStore(store))}

@@ -66,3 +66,20 @@ def test_wm_bench_rederive_rewrites_the_derived_metrics_in_place(tmp_path):
     bad = subprocess.run([sys.executable, str(bench), "--rederive", str(tmp_path / "none.json")], capture_output=True,
                          text=True, timeout=120)
     assert bad.returncode == 2 and bad.stderr.strip().splitlines()[-1].startswith("wm_bench.py: error: --rederive")
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--eval-seeds-from", "99"], "--eval-seeds-from 99: the evaluation seeds overlap the store's (100-103)"),
+    (["--store-seeds", "6", "--eval-seeds-from", "104"], "overlap the store's (100-105)"),
+    (["--store-seeds-from", "-1"], "--store-seeds-from must be >= 0, got -1"),
+    (["--store-seeds", "0"], "--store-seeds must be >= 1, got 0"),
+])
+def test_wm_bench_refuses_bad_seed_ranges_in_one_line(argv, message):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    bench = Path(__file__).resolve().parents[3] / "benchmarks" / "wm_bench.py"
+    out = subprocess.run([sys.executable, str(bench), *argv], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert message in out.stderr.strip().splitlines()[-1]
