@@ -102,3 +102,23 @@ def test_transitions_and_exact_replay(env, tmp_path):
         assert a["next_state"]["dom"] == b["next_state"]["dom"]  # files named by their content's hash
         x, y = (_pixels(tmp_path / d / t["next_state"]["screenshot"]) for d, t in (("tr", a), ("re", b)))
         assert x.shape == y.shape and (abs(x - y) > 2).sum() == 0 and (x != y).any(axis=-1).sum() <= 50
+
+
+@pytest.mark.parametrize(("text", "clear"), [("nails", True), ("7", True), ("Filter papers", True), ("nails", False),
+                                             ("2", False)])
+def test_the_rule_world_model_types_into_a_number_field_as_chromium_does(env, text, clear):
+    from parsimon.gui.actions import Action, Element
+    from parsimon.gui.world_model.delta import PageState, SetValue
+    from parsimon.gui.world_model.metrics import true_delta
+    from parsimon.gui.world_model.rules import RuleWorldModel
+
+    obs, _ = env.reset(seed=0, options={"task": AppTask("table-L1-0")})
+    field = next(e for e in obs.interactive() if e.type == "number" and e.value)
+    typing = Action("type", target=Element(field.pid), text=text, clear=clear)
+    predicted = next(op.value for op in RuleWorldModel().predict(obs, typing).delta.ops if isinstance(op, SetValue))
+    after, *_ = env.step(typing)
+    shown = next(e for e in after.elements if e.pid == field.pid).value or ""
+    assert predicted == shown, (field.value, text, clear, shown)
+    truth = [op for op in true_delta(PageState.from_observation(obs), PageState.from_observation(after)).ops
+             if isinstance(op, SetValue)]
+    assert truth == ([SetValue(field.pid, shown)] if shown != field.value else [])

@@ -10,7 +10,7 @@ import pytest
 from parsimon.errors import ConfigError
 from parsimon.gui.actions import Action, Element, Point
 from parsimon.gui.policies.guiowl import GUIOwlConfig, GUIOwlPolicy
-from parsimon.gui.policies.proposal import ProposalPolicy, propose
+from parsimon.gui.policies.proposal import ExplorePolicy, ProposalPolicy, propose, values
 from parsimon.gui.policies.replay import ReplayPolicy
 from parsimon.gui.policies.roles import RolesPolicy, reflect, split_plan
 from parsimon.gui.policies.textpolicy import AXTreePolicy, action_schema, candidate_strings
@@ -39,6 +39,46 @@ def test_proposal_ranks_goal_matches_first_and_does_not_repeat():
     chosen += [pol.act(observation(obs.goal, form() if i == 0 else done), {}).action for i in range(2)]
     assert set(chosen[:2]) == {typing, tick} and chosen[2] == submit  # done steps are not repeated
     assert any(c.action.kind == "terminate" for c in propose(obs, chosen))
+
+
+def test_values_and_number_fields():
+    assert values('Set the price of "bolts" to 9, then apply the coupon SAVE10.') == ["bolts", "9", "SAVE10"]
+    assert values('Type "x 2" and 2.5, not v2 or 3rd.') == ["x 2", "2.5"]  # numbers outside the quotes, whole
+    from parsimon.gui.web.observe import ElementInfo
+
+    price = ElementInfo(5, "input", "spinbutton", name="Price of bolts", type="number", value="4", interactive=True,
+                        bbox=(2, 46, 20, 10))
+    obs = observation('Set the price of "bolts" to 9.', [*form(), price])
+    typed = [c.action for c in propose(obs) if c.action.kind == "type"]
+    on_price = [a for a in typed if a.target.id == 5]
+    assert {(a.text, a.enter) for a in on_price} == {("9", True), ("9", False)}  # no word goes into a number
+    assert {a.text for a in typed if a.target.id == 1} == {"bolts", "9"}
+    assert propose(obs)[0].action == Action("type", target=Element(5), text="9", clear=True, enter=True)
+
+
+def test_explore_types_values_of_its_own_and_otherwise_draws_a_candidate():
+    from parsimon.gui.web.observe import ElementInfo
+
+    qty = ElementInfo(5, "input", "spinbutton", name="Quantity", type="number", value="3", interactive=True,
+                      bbox=(2, 46, 20, 10))
+    off = ElementInfo(6, "input", "textbox", name="Locked", type="text", value="", interactive=True, disabled=True,
+                      bbox=(2, 58, 20, 10))
+    obs = observation("Press Submit.", [*form(), qty, off])  # nothing quoted: `random` never types here
+    assert not any(c.action.kind == "type" for c in propose(obs))
+    pol = ExplorePolicy(seed=3)
+    acts = [pol.act(obs, {}).action for _ in range(300)]
+    typed = [a for a in acts if a.kind == "type"]
+    assert 0.25 < len(typed) / len(acts) < 0.45 and {a.target.id for a in typed} == {1, 5}  # never the disabled one
+    assert {a.text for a in typed if a.target.id == 5} <= {"1", "2", "4", "5", "6"}  # near the field's 3, never 3
+    assert all(a.text in {"submit", "cancel"} for a in typed if a.target.id == 1)
+    assert 0.3 < sum(a.enter for a in typed) / len(typed) < 0.7 and all(a.clear for a in typed)
+    clicks = {a.target.id for a in acts if a.kind == "click"}
+    assert clicks == {2, 3, 4} and not any(a.kind == "terminate" for a in acts)
+    again = ExplorePolicy(seed=3)
+    assert [again.act(obs, {}).action for _ in range(300)] == acts  # seeded
+    assert all(ExplorePolicy(seed=1, type_share=1.0).act(obs, {}).action.kind == "type" for _ in range(20))
+    with pytest.raises(ConfigError, match="type_share"):
+        ExplorePolicy(type_share=1.5)
 
 
 def test_action_schema_is_an_enum_of_the_candidates():

@@ -52,6 +52,31 @@ def test_rule_model_follows_html_behaviour(obs_from_html):
     assert _keys(obs, Action("click", target=Point(50, 41, "px"))) == _keys(obs, Action("click", target=Element(2)))
 
 
+def test_a_number_field_keeps_only_a_number(obs_from_html):
+    from parsimon.gui.world_model.features import effect_labels, instantiate
+    from parsimon.gui.world_model.rules import typed_value
+
+    obs = obs_from_html('<!DOCTYPE html><html><body><input type="number" data-pid="1" value="3">'
+                        '<input type="text" data-pid="2" value="3"></body></html>')
+
+    def value(pid, text, clear=True):
+        ops = RuleWorldModel().predict(obs, Action("type", target=Element(pid), text=text, clear=clear)).delta.ops
+        return next(op.value for op in ops if isinstance(op, SetValue))
+
+    assert value(1, "nails") == "" and value(2, "nails") == "nails"  # a word leaves a number field empty
+    assert value(1, "12") == "12" and value(1, "-1.5e3") == "-1.5e3" and value(1, "4 pcs") == "4"
+    assert value(1, "nails", clear=False) == "3" and value(1, "5", clear=False) == "35"
+    assert value(1, "Filter papers") == ""  # its e's go in, but "eee" is not a number
+    assert value(2, "x", clear=False) == "3x"
+    index = PageState.from_observation(obs).doc().index()
+    node = index[1]
+    assert typed_value(node, "3", "", True) == ""
+    # the learned model's label for that outcome is "value=typed", and writing it back gives the empty value
+    typing = Action("type", target=Element(1), text="nails", clear=True)
+    assert effect_labels(SetValue(1, ""), index, typing, 1) == [(1, "value=typed")]
+    assert instantiate("value=typed", node, typing, {}, {}) == SetValue(1, "")
+
+
 def test_tab_moves_focus_in_document_order(obs_from_html):
     obs = obs_from_html(PAGE, focused=2)
     assert RuleWorldModel().predict(obs, Action("key", keys=("tab",))).delta.keys() == [("focus", 3)]

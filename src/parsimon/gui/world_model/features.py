@@ -10,7 +10,7 @@ effect                 op it stands for
 ===================== =====================================================================
 ``checked=1`` / ``=0`` :class:`SetChecked` to true / false
 ``focus``              :class:`SetFocus` to this element; ``blur`` (on the target): focus leaves
-``value=typed``        :class:`SetValue` to the typed text (``value=append``: appended,
+``value=typed``        :class:`SetValue` to the typed text, as the field takes it (``value=append``: appended,
                        ``value=empty``: cleared, ``value=?``: something else)
 ``class+T`` / ``class-T`` the class token ``T`` added / removed
 ``style+D`` / ``style-D`` the inline style declaration ``D`` (``display: none``) added / removed
@@ -70,6 +70,7 @@ from parsimon.gui.world_model.delta import (
 )
 from parsimon.gui.world_model.dom import Node, element_children, set_text_runs, text_content, text_runs
 from parsimon.gui.world_model.metrics import text_of
+from parsimon.gui.world_model.rules import typed_value
 
 __all__ = ["FEATURE_NAMES", "MAX_DISTANCE", "COUNT_EFFECT", "COUNTED_ATTRS", "candidates", "class_op", "delta_effects", "draft_child", "draft_text",
            "action_context", "context_features", "effect_labels", "instantiate", "is_list", "keyed_items", "LIST_FEATURES",
@@ -377,9 +378,9 @@ def effect_labels(op: Op, index: dict[int, Node], action: Action, target_pid: in
         node = index.get(op.pid)
         old = (text_content(node) if node is not None and node.tag == "textarea" else
                (node.get("value") if node is not None else "")) or ""
-        if typed and op.value == typed:
+        if typed and node is not None and op.value == typed_value(node, old, typed, True):
             return [(op.pid, "value=typed")]
-        if typed and op.value == old + typed:
+        if typed and node is not None and op.value == typed_value(node, old, typed, False):
             return [(op.pid, "value=append")]
         if op.value == "":
             return [(op.pid, "value=empty")]
@@ -591,7 +592,9 @@ def instantiate(effect: str, node: Node, action: Action, ops_so_far: dict[int, d
         if COUNT_EFFECT.fullmatch(effect):
             new = _counted(old, effect)
             return SetValue(pid, new) if new is not None else None
-        return SetValue(pid, {"value=typed": typed, "value=append": old + typed, "value=empty": ""}[effect])
+        if effect == "value=empty":
+            return SetValue(pid, "")
+        return SetValue(pid, typed_value(node, old, typed, effect == "value=typed"))
     if effect.startswith(("class+", "class-", "style+", "style-")):
         name = effect[:5]
         slot = ops_so_far.setdefault(pid, {})

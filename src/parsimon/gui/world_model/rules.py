@@ -5,7 +5,9 @@ Rules follow HTML's built-in behaviour:
 * a click on a checkbox toggles it, on a radio checks it and unchecks the others of its group, on a
   ``<label>`` does the same for the field it labels; the clicked element (or the labelled field) takes
   the focus if it can, otherwise the focus leaves;
-* typing sets the field's value (appends unless ``clear``) and focuses it;
+* typing sets the field's value (appends unless ``clear``) and focuses it; a number field
+  (``<input type=number>``) keeps only the characters a number can hold, and its value is empty unless
+  they make one (:func:`typed_value`);
 * ``select`` picks the option;
 * a link with a real ``href`` navigates (to a page the model cannot see, so the confidence is low);
 * ``Tab`` moves the focus to the next focusable element;
@@ -55,9 +57,22 @@ from parsimon.gui.world_model.delta import (
 from parsimon.gui.world_model.dom import Node, element_children, text_content
 from parsimon.gui.world_model.summary import summarize
 
-__all__ = ["RuleWorldModel", "convention_ops", "focusable", "merge_ops"]
+__all__ = ["RuleWorldModel", "convention_ops", "focusable", "merge_ops", "typed_value"]
 
 _POINTER = ("click", "double_click", "triple_click", "long_press")
+_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+
+
+def typed_value(field: Node, old: str, text: str, clear: bool) -> str:
+    """The value ``field`` holds after ``text`` is typed into it (after ``old``, unless ``clear``).
+
+    A number field takes only the keys a number is written with (digits, sign, point, exponent) and
+    reports an empty value while what it holds is not a number: typing a word into one leaves it empty
+    (when cleared) or as it was."""
+    if field.tag != "input" or (field.get("type") or "").lower() != "number":
+        return text if clear else old + text
+    raw = ("" if clear else old) + "".join(ch for ch in text if ch in "0123456789+-.eE")
+    return raw if _NUMBER.fullmatch(raw) else ""
 _TEXT_TYPES = ("text", "password", "search", "email", "number", "tel", "url", "")
 
 
@@ -286,7 +301,7 @@ class RuleWorldModel(WorldModel):
             if field is None or field.tag not in ("input", "textarea"):
                 return [], 0.2
             old = (text_content(field) if field.tag == "textarea" else field.get("value")) or ""
-            new = (action.text or "") if action.clear else old + (action.text or "")
+            new = typed_value(field, old, action.text or "", action.clear)
             ops: list[Op] = [SetValue(field.pid, new), SetFocus(field.pid)]
             return ops, 0.4 if action.enter else 0.8
         if k == "select":
