@@ -61,8 +61,8 @@ def collect_store(root: Path, quick: bool, log, first: int = 100, n_seeds: int =
                                           for n in (1, 2, 3) for k in (0, 1) if not (a == "settings" and n == 1))
     for suite, tasks in (("miniwob", mw), ("apps", apps)):
         t0 = time.perf_counter()
-        res = collect(CollectConfig(suite=suite, tasks=tasks, seeds=(first,) if quick else tuple(range(first, first + n_seeds)),
-                                    max_steps=8),
+        seeds = tuple(range(first, first + (1 if quick else n_seeds)))
+        res = collect(CollectConfig(suite=suite, tasks=tasks, seeds=seeds, max_steps=8),
                       root, out_dir=root.parent / f"collect-{suite}", progress=False)
         log(f"collected {res['transitions']} {suite} transitions in {time.perf_counter() - t0:.0f} s "
             f"(success {res['success_rate']})")
@@ -107,13 +107,13 @@ def derived_checked(table: dict) -> dict:
 def searched_round(quick: bool, learned: str, value_path: str, store: Path, folder: Path, log,
                    first: int = 100) -> str:
     """One searched round of the flywheel on ``ROUND_SEEDS`` seeds from ``first`` (see
-    ``experiments.searched_round``); returns a value function fit on ``store`` whose done model also learned from it (the progress models do not:
-    see ``ValueFunction.fit``)."""
+    ``experiments.searched_round``); returns a value function fit on ``store`` whose done model also
+    learned from it (the progress models do not: see ``ValueFunction.fit``)."""
     from parsimon.gui.world_model.experiments import searched_round as play_round
     from parsimon.gui.world_model.store import TransitionStore
     from parsimon.gui.world_model.value import ValueFunction
 
-    seeds = [first] if quick else list(range(first, first + ROUND_SEEDS))
+    seeds = list(range(first, first + (1 if quick else ROUND_SEEDS)))
     searched = play_round(folder, seeds, value=ValueFunction(value_path), learned_path=learned, log=log,
                           tasks={"miniwob": QUICK_MINIWOB, "apps": QUICK_APPS} if quick else None)
     vf = ValueFunction.fit(TransitionStore(store).transitions(screenshots=True), done_transitions=searched)
@@ -181,7 +181,7 @@ def offline(store_root: Path, quick: bool, learned: str, value_path: str, run_di
     folder = run_dir / "expert"
     rec = TransitionRecorder(folder)
     tasks = QUICK_MINIWOB if quick else MINIWOB_SEARCH_TASKS
-    seeds = (first,) if quick else (first, first + 1, first + 2)
+    seeds = tuple(range(first, first + (1 if quick else 3)))
     rule = make_policy("rule")
     results = run_episodes("miniwob", [(t, s, rule) for t in tasks for s in seeds], recorder=rec, max_steps=10)
     episodes = [ep for ep in _episodes(TransitionStore(folder).transitions())
