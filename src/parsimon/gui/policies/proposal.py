@@ -53,6 +53,7 @@ def _label(e: Any) -> str:
     return " ".join(x for x in (e.name, e.text, e.value if e.tag != "input" else "") if x)
 
 
+_TEXT_FIELDS = ("text", "password", "search", "email", "number", "tel", None)  # input types one types into
 _NUMBER = re.compile(r"[-+]?\d+(\.\d+)?")
 _CODE = re.compile(r"\b[A-Z][A-Z0-9]{2,}\b")
 
@@ -78,8 +79,7 @@ def propose(obs: Any, history: list[Action] | tuple = (), k: int | None = None) 
         label = _label(e)
         overlap = len(_words(label) & goal_words)
         exact = any(q.strip().lower() == label.strip().lower() for q in quoted if label)
-        if e.tag in ("textarea",) or (e.tag == "input" and e.type in ("text", "password", "search", "email",
-                                                                        "number", "tel", None)):
+        if e.tag == "textarea" or (e.tag == "input" and e.type in _TEXT_FIELDS):
             number = e.type == "number"
             for q in quoted:
                 if (e.value or "") == q or (number and not _NUMBER.fullmatch(q)):
@@ -159,15 +159,12 @@ class RandomPolicy(Policy):
         return Decision(pick.action, render_output(pick.action, pick.why))
 
 
-_TEXT_FIELDS = ("text", "password", "search", "email", "number", "tel", None)
-
-
 def _fields(obs: Any) -> list[Any]:
     return [e for e in obs.interactive() if not e.disabled
             and (e.tag == "textarea" or (e.tag == "input" and e.type in _TEXT_FIELDS))]
 
 
-class ExplorePolicy(Policy):
+class ExplorePolicy(RandomPolicy):
     """Random actions for the world model's transition data: with probability ``type_share`` it types a
     value of its own into a random field (pressing Enter after it with probability ``enter_share``),
     otherwise it takes a uniformly random candidate of :func:`propose`, like ``random``.
@@ -186,7 +183,7 @@ class ExplorePolicy(Policy):
             raise ConfigError(f"`type_share` must lie in [0, 1], got {type_share}")
         if not 0.0 <= enter_share <= 1.0:
             raise ConfigError(f"`enter_share` must lie in [0, 1], got {enter_share}")
-        self.rng = _random.Random(seed)
+        super().__init__(seed)
         self.type_share = type_share
         self.enter_share = enter_share
 
@@ -208,12 +205,7 @@ class ExplorePolicy(Policy):
             a = Action("type", target=Element(field.pid), text=self._value(field, obs), clear=True,
                        enter=self.rng.random() < self.enter_share)
             return Decision(a, render_output(a, "explore: type a value of its own"))
-        cands = [c for c in propose(obs) if c.action.kind != "terminate"]
-        if not cands:
-            a = Action("wait", seconds=1)
-            return Decision(a, render_output(a))
-        pick = self.rng.choice(cands)
-        return Decision(pick.action, render_output(pick.action, pick.why))
+        return super().act(obs, info)
 
 
 POLICIES.register("proposal", ProposalPolicy, describe="best of the candidate actions enumerated from the page")
