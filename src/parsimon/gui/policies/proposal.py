@@ -58,6 +58,10 @@ _NUMBER = re.compile(r"[-+]?\d+(\.\d+)?")
 _CODE = re.compile(r"\b[A-Z][A-Z0-9]{2,}\b")
 
 
+def _typable(e: Any) -> bool:
+    return e.tag == "textarea" or (e.tag == "input" and e.type in _TEXT_FIELDS)
+
+
 def values(goal: str) -> list[str]:
     """The values an instruction asks to type: its quoted strings, then the numbers and the codes written
     in capitals (``SAVE10``) outside the quotes, each once."""
@@ -79,7 +83,7 @@ def propose(obs: Any, history: list[Action] | tuple = (), k: int | None = None) 
         label = _label(e)
         overlap = len(_words(label) & goal_words)
         exact = any(q.strip().lower() == label.strip().lower() for q in quoted if label)
-        if e.tag == "textarea" or (e.tag == "input" and e.type in _TEXT_FIELDS):
+        if _typable(e):
             number = e.type == "number"
             for q in quoted:
                 if (e.value or "") == q or (number and not _NUMBER.fullmatch(q)):
@@ -146,6 +150,7 @@ class RandomPolicy(Policy):
     """A uniformly random candidate of :func:`propose` (seeded), to collect varied transitions."""
 
     name = "random"
+    seeded = True  # takes a ``seed`` (the collection passes its own)
 
     def __init__(self, seed: int = 0) -> None:
         self.rng = _random.Random(seed)
@@ -157,11 +162,6 @@ class RandomPolicy(Policy):
             return Decision(a, render_output(a))
         pick = self.rng.choice(cands)
         return Decision(pick.action, render_output(pick.action, pick.why))
-
-
-def _fields(obs: Any) -> list[Any]:
-    return [e for e in obs.interactive() if not e.disabled
-            and (e.tag == "textarea" or (e.tag == "input" and e.type in _TEXT_FIELDS))]
 
 
 class ExplorePolicy(RandomPolicy):
@@ -199,7 +199,7 @@ class ExplorePolicy(RandomPolicy):
         return self.rng.choice(words) if words else "test"
 
     def act(self, obs: Any, info: dict[str, Any]) -> Decision:  # noqa: D102
-        fields = _fields(obs)
+        fields = [e for e in obs.interactive() if _typable(e) and not e.disabled]
         if fields and self.rng.random() < self.type_share:
             field = self.rng.choice(fields)
             a = Action("type", target=Element(field.pid), text=self._value(field, obs), clear=True,

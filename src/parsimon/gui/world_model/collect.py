@@ -88,6 +88,7 @@ def collect(cfg: CollectConfig, store: str | os.PathLike | None = None, *, out_d
         ``{"transitions": n, "episodes": n, "success_rate": {policy: rate}, "store": path, "run_dir": path}``.
     """
     from parsimon.gui.evaluate import make_policy, resolve_tasks
+    from parsimon.gui.registry import POLICIES
     from parsimon.gui.transitions import TransitionRecorder
     from parsimon.gui.world_model.store import TransitionStore, default_store
     from parsimon.run import default_out, start_run
@@ -98,7 +99,8 @@ def collect(cfg: CollectConfig, store: str | os.PathLike | None = None, *, out_d
     with start_run("gui wm collect", cfg, out_dir=out, seed=seed, progress=progress) as run:
         folder = TransitionStore(store_root).run_dir(f"{cfg.suite}-{run.id}")
         recorder = TransitionRecorder(folder)
-        policies = {name: make_policy(name, {"seed": seed} if name in ("random", "explore") else {}) for name in cfg.policies}
+        policies = {name: make_policy(name, {"seed": seed} if getattr(POLICIES.get(name), "seeded", False) else {})
+                    for name in cfg.policies}
         wins: dict[str, list[float]] = {name: [] for name in cfg.policies}
         plan = [(t, s, p) for t in tasks for s in cfg.seeds for p in cfg.policies]
         with run.progress(f"collect {cfg.suite}", total=len(plan)) as bar:

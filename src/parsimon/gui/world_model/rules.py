@@ -73,6 +73,8 @@ def typed_value(field: Node, old: str, text: str, clear: bool) -> str:
         return text if clear else old + text
     raw = ("" if clear else old) + "".join(ch for ch in text if ch in "0123456789+-.eE")
     return raw if _NUMBER.fullmatch(raw) else ""
+
+
 _TEXT_TYPES = ("text", "password", "search", "email", "number", "tel", "url", "")
 
 
