@@ -123,7 +123,7 @@ def searched_round(quick: bool, learned: str, value_path: str, store: Path, fold
 
 
 def search(quick: bool, learned: str, value_path: str, log, n_seeds: int | None = None,
-           done_value_path: str = "", first: int = 0) -> dict:
+           done_value_path: str = "", first: int = 0, render: bool = True) -> dict:
     from parsimon.gui.world_model.experiments import (
         APPS_SEARCH_TASKS,
         MINIWOB_SEARCH_TASKS,
@@ -144,16 +144,18 @@ def search(quick: bool, learned: str, value_path: str, log, n_seeds: int | None 
                  SearchSpec("learned text K=5", "learned", 5, "text")]
         if suite == "miniwob":
             specs[1:1] = [SearchSpec("none K=3", None, 3, "none")]
-            specs += [SearchSpec("learned text K=3", "learned", 3, "text"),
-                      SearchSpec("learned render K=5", "learned", 5, "render"),
-                      SearchSpec("learned text+render K=5", "learned", 5, "text+render")]
+            specs += [SearchSpec("learned text K=3", "learned", 3, "text")]
+            if render:
+                specs += [SearchSpec("learned render K=5", "learned", 5, "render"),
+                          SearchSpec("learned text+render K=5", "learned", 5, "text+render")]
         specs.append(SearchSpec("oracle text K=5", "oracle", 5, "text", seeds=oracle_seeds))
         t0 = time.perf_counter()
         table = search_table(suite, list(tasks), seeds, specs, value=value, learned_path=learned,
                              max_steps=max_steps)
         if done_value_path:
-            checked = [SearchSpec(CHECKED, "learned", 5, "text", done_check=DONE_CHECK),
-                       SearchSpec(CHECKED_RENDER, "learned", 5, "text+render", done_check=DONE_CHECK)]
+            checked = [SearchSpec(CHECKED, "learned", 5, "text", done_check=DONE_CHECK)]
+            if render:
+                checked.append(SearchSpec(CHECKED_RENDER, "learned", 5, "text+render", done_check=DONE_CHECK))
             if suite == "apps":  # on MiniWoB an episode ends when solved: the done check never fired there
                 checked.append(SearchSpec(CHECKED_ORACLE, "oracle", 5, "text", done_check=DONE_CHECK,
                                           seeds=oracle_seeds))
@@ -324,6 +326,8 @@ def main() -> None:
     ap.add_argument("--eval-seeds-from", type=int, default=0, metavar="E",
                     help="first evaluation seed of the search and offline phases (E, E+1, ...); default 0. "
                          "Keep the two ranges apart")
+    ap.add_argument("--no-render", action="store_true",
+                    help="leave out the search rows that render their predictions (render, text+render), the slowest")
     ap.add_argument("--skip", default="", help="phases to skip, comma-separated: accuracy,search,offline,filmstrip")
     ap.add_argument("--rederive", type=Path, default=None, metavar="JSON",
                     help="run nothing: recompute the derived search metrics (lifts, their paired intervals, the "
@@ -377,7 +381,7 @@ def main() -> None:
             done_value = phase("searched_round", searched_round, args.quick, learned, value_path, store,
                                run.dir / "searched", log, args.store_seeds_from)
             data["search"] = phase("search", search, args.quick, learned, value_path, log, args.search_seeds,
-                                   done_value, args.eval_seeds_from)
+                                   done_value, args.eval_seeds_from, not args.no_render)
             data["speed"] = speed(data["search"])
         if "offline" not in skip:
             data["offline_match"] = phase("offline", offline, store, args.quick, learned, value_path, run.dir, log,

@@ -250,6 +250,52 @@ def test_ordinal_features_find_the_element_the_instruction_counts_to(obs_from_ht
     assert feats(6) == [0.0, 0.0]  # the instruction counts no buttons
 
 
+def test_order_features_point_at_the_earliest_mention_not_acted_on_yet(obs_from_html):
+    import dataclasses
+
+    from parsimon.gui.world_model.value import Trail, mention_at, mentions, order_features
+
+    assert mention_at("Click button ONE, then click button TWO.", "one") == 13
+    assert mention_at("Click button ONE, then click button TWO.", "on") == -1  # whole words only
+    assert mention_at("Click the button labeled No.", "a") == -1  # too short to place
+    page = ('<html><body><button data-pid="1">ONE</button><button data-pid="2">TWO</button>'
+            '<button data-pid="3">Cancel</button></body></html>')
+    obs = obs_from_html(page, goal="Click button ONE, then click button TWO.")
+    one, two, cancel = (Action("click", target=Element(p)) for p in (1, 2, 3))
+    assert mentions(obs) == {13, 36}
+    trail = Trail()
+    assert order_features(obs, one, trail) == [1.0, 0.0]
+    assert order_features(obs, two, trail) == [0.0, 1.0]  # ONE comes first
+    assert order_features(obs, cancel, trail) == [0.0, 0.0]  # not mentioned
+    trail.took(obs, one)
+    assert trail.mentions == {13}
+    assert order_features(obs, two, trail) == [1.0, 0.0]  # ONE is done: TWO is next
+    assert order_features(obs, one, trail) == [0.0, 0.0]
+    # a list's option and a quoted string count as things to act on; select and type name their value
+    form = ('<html><body><select data-pid="1"><option>5ft 8in</option><option>5ft 9in</option></select>'
+            '<input type="text" data-pid="2"><button data-pid="3">No</button></body></html>')
+    obs = obs_from_html(form, goal='Choose 5ft 9in from the dropdown, then click the button labeled "No".')
+    # the page's snapshot lists a select's options (this fixture does not)
+    obs = dataclasses.replace(obs, elements=type(obs.elements)(
+        dataclasses.replace(e, options=("5ft 8in", "5ft 9in")) if e.pid == 1 else e for e in obs.elements))
+    assert mentions(obs) == {7, 65}
+    pick, no = Action("select", target=Element(1), option="5ft 9in"), Action("click", target=Element(3))
+    assert order_features(obs, pick, Trail()) == [1.0, 0.0]
+    assert order_features(obs, no, Trail()) == [0.0, 1.0]
+    assert order_features(obs, Action("type", target=Element(2), text="No"), Trail()) == [0.0, 1.0]
+    # the instruction's own text is no control; typed text stays to do ("into both fields")
+    page = ('<html><body><div data-pid="1">Enter "lX" into both fields and press submit.</div>'
+            '<input type="text" data-pid="2"><input type="text" data-pid="3"><button data-pid="4">submit</button>'
+            '</body></html>')
+    obs = obs_from_html(page, goal='Enter "lX" into both fields and press submit.')
+    first, second, submit = (Action("type", target=Element(2), text="lX"), Action("type", target=Element(3), text="lX"),
+                             Action("click", target=Element(4)))
+    trail = Trail()
+    trail.took(obs, first)
+    assert trail.mentions == set()
+    assert order_features(obs, second, trail) == [1.0, 0.0] and order_features(obs, submit, trail) == [0.0, 1.0]
+
+
 def test_the_trail_knows_a_page_and_an_action_again_after_the_list_is_drawn_again(obs_from_html):
     from parsimon.gui.world_model.delta import Delta, SetChecked
     from parsimon.gui.world_model.value import Trail, action_signature, page_signature, value_features

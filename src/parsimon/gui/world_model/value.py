@@ -7,9 +7,10 @@ come in three groups, one per search mode (CUWM's none / text / image, and both)
   button, link; checked; irreversible), how the target's text overlaps the instruction and where the
   instruction first mentions it, whether typed text goes into the field the instruction names before
   it, whether the target is (or is not) the element the instruction counts to ("the 2nd radio
-  button": :func:`ordinals`), whether the action was already taken (the very action, and the same verb
-  on an element of the same tag and label, which finds it again on a page drawn anew: :class:`Trail`),
-  how many steps have passed;
+  button": :func:`ordinals`), whether it acts on the earliest thing the instruction mentions that the
+  episode has not acted on yet, or on a later one (:func:`order_features`: "click ONE, then TWO"),
+  whether the action was already taken (the very action, and the same verb on an element of the same
+  tag and label, which finds it again on a page drawn anew: :class:`Trail`), how many steps have passed;
 * **state** (every mode): how far the page is from the instruction (:func:`state_features`): the
   current page in modes ``none`` and ``render``, the imagined page after the candidate in the ``text``
   modes;
@@ -81,8 +82,8 @@ __all__ = ["LABELS", "MODES", "Trail", "ValueFunction", "action_signature", "def
 
 MODES = ("none", "text", "render", "text+render")
 LABELS = ("episode", "progress", "progress-nostop", "progress-named")
-FORMAT = "parsimon.gui.world_model.value/4"  # 2: the ordinal features; 3: the trail features; 4: the done model
-_READS = ("parsimon.gui.world_model.value/3", FORMAT)  # a value/3 file has no done model
+FORMAT = "parsimon.gui.world_model.value/5"  # 2: the ordinal features; 3: the trail features; 4: the done model;
+# 5: the order features (the action group is two wider, so earlier files cannot score its rows)
 _STOP = frozenset("a an the to of and or in on at into for with by from then this that is as be it its your you "
                   "please click select enter type press hit button field text box".split())
 _SUBMIT = frozenset({"submit", "search", "login", "log in", "ok", "save", "send", "done", "go", "next", "apply",
@@ -164,6 +165,49 @@ def ordinal_features(obs: Any, el: Any) -> list[float]:
     return [float(pos in want), float(pos not in want)]
 
 
+def mention_at(goal: str, text: str | None) -> int:
+    """Where ``goal`` first mentions ``text`` as whole words (case aside), -1 where it does not (or
+    ``text`` is empty, a single character or a stop word)."""
+    t = " ".join((text or "").lower().split())
+    if len(t) < 2 or t in _STOP:
+        return -1
+    m = re.search(r"(?<![a-z0-9])" + re.escape(t) + r"(?![a-z0-9])", " ".join(goal.lower().split()))
+    return m.start() if m else -1
+
+
+def acted_on(obs: Any, action: Action) -> str:
+    """What an action names: the text it types, the option it selects, else its target's label."""
+    if action.kind == "type":
+        return action.text or ""
+    if action.kind == "select":
+        return action.option or ""
+    el = target_element(obs, action)
+    return (el.label if el is not None else "") or ""
+
+
+def mentions(obs: Any) -> set[int]:
+    """Where the instruction mentions something the page offers to act on: a visible control's label, a
+    list's option, a quoted string (something to type)."""
+    goal = obs.goal
+    texts = re.findall(r'"([^"]+)"', goal)
+    for e in obs.elements:
+        if e.visible and e.interactive:
+            texts.append(e.label)
+            texts += list(e.options or ())
+    return {at for at in (mention_at(goal, t) for t in dict.fromkeys(texts)) if at >= 0}
+
+
+def order_features(obs: Any, action: Action, trail: Trail | None) -> list[float]:
+    """Whether the action acts on the earliest thing the instruction mentions that the episode has not
+    acted on yet ("click ONE, then TWO"; "choose 5ft 9in, then click No"), or on a later one."""
+    at = mention_at(obs.goal, acted_on(obs, action))
+    if at < 0:
+        return [0.0, 0.0]
+    todo = mentions(obs) - (trail.mentions if trail is not None else set())
+    first = min(todo, default=-1)
+    return [float(at == first), float(first >= 0 and at > first)]
+
+
 def page_signature(state: PageState) -> int:
     """A hash of what the page shows, equal for the same page drawn again: the URL and the body's tags,
     attributes and text, without ``data-*`` attributes (element ids change when a script draws a list
@@ -196,6 +240,7 @@ class Trail:
 
     pages: set[int] = field(default_factory=set)
     actions: set[tuple] = field(default_factory=set)
+    mentions: set[int] = field(default_factory=set)  # where the instruction mentions what the actions acted on
     first: int | None = None  # the first page's signature
     current: int | None = None  # the latest page's signature
     last: tuple | None = None  # the latest action's signature
@@ -210,6 +255,9 @@ class Trail:
         """Record ``action``, taken on ``obs``."""
         self.last = action_signature(obs, action)
         self.actions.add(self.last)
+        at = mention_at(obs.goal, acted_on(obs, action)) if action.kind != "type" else -1
+        if at >= 0:  # text to type stays to do: an instruction may want it in more than one field
+            self.mentions.add(at)
 
 
 def action_features(obs: Any, action: Action, score: float, rank: int, k: int, history: list[Action],
@@ -244,7 +292,7 @@ def action_features(obs: Any, action: Action, score: float, rank: int, k: int, h
             float(_overlap(label, words)), float(bool(label) and label.strip().lower() in quoted),
             float(bool(action.text) and action.text.lower() in [q.lower() for q in quoted]),
             float(action in history), min(len(history), 10) / 10.0, *ordinal_features(obs, el),
-            float(trail is not None and action_signature(obs, action) in trail.actions)]
+            *order_features(obs, action, trail), float(trail is not None and action_signature(obs, action) in trail.actions)]
 
 
 def _mentioned(node: Node | None, goal: str, words: set[str]) -> bool:
@@ -531,7 +579,7 @@ class ValueFunction:
                 raise ConfigError(f"no value function at {path}: train one first with `parsimon gui wm train`")
             with open(path, "rb") as fh:
                 state = pickle.load(fh)  # noqa: S301 - our own file, written by save()
-            if not isinstance(state, dict) or state.get("format") not in _READS:
+            if not isinstance(state, dict) or state.get("format") != FORMAT:
                 raise ConfigError(f"{path} is not a value function written by this version ({FORMAT})")
         self.state = state
 
@@ -629,8 +677,8 @@ class ValueFunction:
 
     @property
     def has_done(self) -> bool:
-        """Whether it has a done model (a file of format 3, or one fit on a store that never shows a solved
-        state, has none; the search's ``stop="done"`` then refuses it)."""
+        """Whether it has a done model (one fit on a store that never shows a solved state has none; the
+        search's ``stop="done"`` then refuses it)."""
         return self.state.get("done") is not None
 
     def done(self, features: list[float]) -> float:
