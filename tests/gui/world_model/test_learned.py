@@ -89,6 +89,29 @@ def test_errors_name_the_problem(tmp_path):
         LearnedWorldModel.fit([])
     with pytest.raises(ConfigError, match="threshold"):
         LearnedConfig(threshold=1.5)
+    with pytest.raises(ConfigError, match="max_distance"):
+        LearnedConfig(max_distance=-1)
+
+
+def test_candidates_reach_max_distance_steps_and_older_files_keep_six(data):
+    from parsimon.gui.world_model.dom import parse
+    from parsimon.gui.world_model.features import candidates
+
+    # a button, and spans 1 to 10 steps away from it in the tree (up one div, down k-1 more)
+    deep = "".join(f"<div data-pid='{100 + k}'>" for k in range(9)) + "<span data-pid='9'>far</span>" + "</div>" * 9
+    html = (f"<html><body><div data-pid='1'><button data-pid='2'>go</button>"
+            f"<span data-pid='3'>near</span>{deep}</div></body></html>")
+    index = parse(html).index()
+    target = index[2]
+    assert {n.pid for n in candidates(index, target, max_distance=2)} == {1, 2, 3, 100}
+    assert 9 not in {n.pid for n in candidates(index, target, max_distance=10)}  # 11 steps
+    assert 9 in {n.pid for n in candidates(index, target, max_distance=11)}
+    # the model keeps its setting in the file; a file written before the setting existed was fit with 6
+    train, _ = data
+    model = LearnedWorldModel.fit(train[:40], LearnedConfig(n_estimators=5, calibrate=False))
+    assert model.config.max_distance == 8
+    old = {**model.state, "config": {k: v for k, v in model.state["config"].items() if k != "max_distance"}}
+    assert LearnedWorldModel(state=old).config.max_distance == 6
 
 
 def test_the_confidence_map_is_fit_on_held_out_tasks_and_calibrates(data):

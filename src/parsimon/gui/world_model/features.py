@@ -88,7 +88,7 @@ ARIA = ("aria-expanded", "aria-selected", "aria-hidden", "aria-checked", "aria-p
 CLASS_HINTS = ("active", "selected", "open", "hidden", "disabled", "collapsed", "expanded", "checked", "current",
                "done", "header", "content", "tab", "panel", "menu", "item", "btn", "button", "icon", "state",
                "hover", "focus", "accordion", "ui")
-MAX_DISTANCE = 6  # elements farther than this from the target in the tree are not considered
+MAX_DISTANCE = 8  # elements farther than this from the target in the tree are not considered (by default)
 
 
 def _onehot(value: Any, vocab: tuple) -> list[float]:
@@ -329,9 +329,10 @@ LIST_FEATURES = tuple(
 FEATURE_NAMES = _names()
 
 
-def candidates(index: dict[int, Node], target: Node | None, limit: int = 120) -> list[Node]:
-    """The labelled elements an action on ``target`` is likely to touch: those within
-    :data:`MAX_DISTANCE` steps of it in the tree, plus every form field, nearest first."""
+def candidates(index: dict[int, Node], target: Node | None, limit: int = 120,
+               max_distance: int = MAX_DISTANCE) -> list[Node]:
+    """The labelled elements an action on ``target`` is likely to touch: those within ``max_distance``
+    steps of it in the tree, plus every form field, nearest first (at most ``limit``)."""
     nodes = [n for p, n in index.items() if p is not None and p >= 0 and n.tag not in ("script", "style", "br")]
     if target is None:
         return nodes[:limit]
@@ -344,7 +345,7 @@ def candidates(index: dict[int, Node], target: Node | None, limit: int = 120) ->
         return 99
 
     scored = [(dist(n), i, n) for i, n in enumerate(nodes)]
-    keep = [(d, i, n) for d, i, n in scored if d <= MAX_DISTANCE or n.tag in ("input", "select", "textarea")]
+    keep = [(d, i, n) for d, i, n in scored if d <= max_distance or n.tag in ("input", "select", "textarea")]
     keep.sort(key=lambda x: (x[0], x[1]))
     return [n for _, _, n in keep[:limit]]
 

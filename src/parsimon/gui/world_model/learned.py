@@ -56,6 +56,7 @@ from parsimon.gui.world_model.features import (
     COUNTED_ATTRS,
     FEATURE_NAMES,
     LIST_FEATURES,
+    MAX_DISTANCE,
     action_context,
     candidates,
     class_op,
@@ -101,6 +102,8 @@ class LearnedConfig:
     literal_min: int = 3  # an attribute or text value must recur this often to be predicted verbatim
     threshold: float = 0.5  # an effect is predicted when its probability passes this
     max_candidates: int = 80  # elements scored per prediction (nearest to the target first)
+    max_distance: int = MAX_DISTANCE  # how far from the target, in steps of the tree, an element may be (a
+    # file written before this setting was fit with 6; 8 reached an inbox's reading pane from its list)
     seed: int = 0
     calibrate: bool = True  # map the confidence onto held-out exactness (see :func:`fit_calibration`)
     calibration_share: float = 0.3  # share of the training tasks held out to fit that map
@@ -116,6 +119,8 @@ class LearnedConfig:
             raise ConfigError(f"`max_samples` must lie in (0, 1], got {self.max_samples}")
         if self.min_effect_count < 1 or self.literal_min < 1:
             raise ConfigError("`min_effect_count` and `literal_min` must be >= 1")
+        if self.max_distance < 0:
+            raise ConfigError(f"`max_distance` must be >= 0, got {self.max_distance}")
 
 
 @dataclass
@@ -140,14 +145,15 @@ def _examples(transitions: Iterable[Any]) -> list[_Example]:
     return out
 
 
-def _rows(obs: Any, action: Action, rule: RuleWorldModel, max_candidates: int) -> tuple[list[Any], list[list[float]], dict]:
+def _rows(obs: Any, action: Action, rule: RuleWorldModel, max_candidates: int,
+          max_distance: int = MAX_DISTANCE) -> tuple[list[Any], list[list[float]], dict]:
     state = PageState.from_observation(obs)
     index = state.doc().index()
     el = target_element(obs, action)
     target = index.get(el.pid) if el is not None else None
     rule_ops, _ = rule.ops(obs, action, index)
     info = {e.pid: e for e in obs.elements}
-    nodes = candidates(index, target, max_candidates)
+    nodes = candidates(index, target, max_candidates, max_distance)
     info_t = info.get(target.pid) if target is not None else None
     focused = index.get(obs.focused) if obs.focused is not None else None
     draft = draft_text(index, target, action)
@@ -231,7 +237,7 @@ def training_rows(examples: list[_Example], cfg: LearnedConfig) -> tuple[Any, An
     rule = RuleWorldModel()
     xs, ys, numeric = [], [], []
     for ex in examples:
-        nodes, rows, _ = _rows(ex.obs, ex.action, rule, cfg.max_candidates)
+        nodes, rows, _ = _rows(ex.obs, ex.action, rule, cfg.max_candidates, cfg.max_distance)
         numeric.extend(_numeric(n) for n in nodes)
         want: dict[int, set[str]] = {}
         for p, e in ex.labels:
@@ -380,7 +386,7 @@ class LearnedWorldModel(WorldModel):
             if not isinstance(state, dict) or state.get("format") != FORMAT:
                 raise ConfigError(f"{path} is not a learned world model written by this version ({FORMAT})")
         self.state = state
-        self.config = LearnedConfig(**state["config"])
+        self.config = LearnedConfig(**{"max_distance": 6, **state["config"]})  # 6: before the setting
         self.effects: list[str] = state["effects"]
         self.forest = state["forest"]
         self._rule = RuleWorldModel()
@@ -498,7 +504,7 @@ class LearnedWorldModel(WorldModel):
             if a.kind in ("terminate", "answer", "interact"):
                 parts.append((a, [], None, 0))
                 continue
-            nodes, rows, extra = _rows(obs, a, self._rule, self.config.max_candidates)
+            nodes, rows, extra = _rows(obs, a, self._rule, self.config.max_candidates, self.config.max_distance)
             parts.append((a, nodes, extra, len(rows)))
             all_rows.extend(rows)
             numeric.extend(_numeric(n) for n in nodes)
