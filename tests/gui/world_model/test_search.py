@@ -340,7 +340,7 @@ def test_the_value_function_never_prefers_a_repeat_or_a_step_back():
 
     import numpy as np
 
-    from parsimon.gui.world_model.value import ValueFunction, _trail_columns
+    from parsimon.gui.world_model.value import _EMPTY, ValueFunction, _trail_columns
 
     from .conftest import synthetic_transitions
 
@@ -361,13 +361,15 @@ def test_the_value_function_never_prefers_a_repeat_or_a_step_back():
     repeat, revisit = _trail_columns(transitions[0])
     x = np.asarray([[rng.random() < 0.5 for _ in range(value.state["models"]["text"].n_features_in_)]
                     for _ in range(200)], dtype=float)
-    for mode, cols in (("none", [repeat]), ("text", [repeat, revisit])):
+    empty = repeat + 1 + _EMPTY  # the imagined page's empty text fields (text modes)
+    for mode, cols in (("none", [repeat]), ("text", [repeat, revisit, empty])):
         model = value.state["models"][mode]
         assert [model.monotonic_cst[c] for c in cols] == [-1] * len(cols)
+        assert model.monotonic_cst[repeat + 1 + _EMPTY] == (-1 if mode == "text" else 0)
         base = x[:, : model.n_features_in_].copy()
         for col in cols:
             off, on = base.copy(), base.copy()
-            off[:, col], on[:, col] = 0.0, 1.0
+            off[:, col], on[:, col] = 0.0, 1.0 + 2.0 * (col == empty)
             assert (np.asarray(value.score(mode, on.tolist())) <= np.asarray(value.score(mode, off.tolist())) + 1e-12).all()
 
 

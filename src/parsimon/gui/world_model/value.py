@@ -34,7 +34,9 @@ screenshots), prediction the imagined ones, so a better world model gives the va
 closer to what it learned from. One gradient boosting classifier (scikit-learn) per mode, constrained
 to never score a candidate higher for repeating an action or for leading back to a page already seen
 (without that, solved episodes that go back to the list before stopping taught it that going back and
-opening the message again is progress, and a searched episode went round in circles).
+opening the message again is progress, and a searched episode went round in circles), and, in the text
+modes, for an imagined page that leaves more text fields empty (it clicked Submit with one of two
+password fields filled: the store has few episodes that submit a form half filled).
 
 Beside them it fits a **done model** (:meth:`ValueFunction.done`): the chance that the task is done now,
 from the current page against the instruction and what the episode did so far (:func:`done_features`).
@@ -417,6 +419,9 @@ def state_features(state: PageState, goal: str) -> list[float]:
             min(other_on, 5), min(empty, 5), min(len(fields), 5), *verbs]
 
 
+_EMPTY = 6  # the column of the empty text fields in :func:`state_features`
+
+
 def value_features(mode: str, obs: Any, action: Action, *, score: float, rank: int, k: int, history: list[Action],
                    delta: Delta | None = None, confidence: float = 1.0, image: bytes | None = None,
                    flags: tuple[str, ...] = (), trail: Trail | None = None) -> list[float]:
@@ -652,6 +657,8 @@ class ValueFunction:
             cst[repeat] = -1
             if "text" in mode:
                 cst[revisit] = -1
+                # nor does one whose imagined page leaves more text fields empty (Submit with a field to fill)
+                cst[repeat + 1 + _EMPTY] = -1
             models[mode] = classifier(monotonic_cst=cst).fit(x, y)
         state = {"format": FORMAT, "models": models, "rows": len(rows), "positive": int(y.sum()), "label": label,
                  "done": None, "done_rows": len(done_y), "done_positive": int(sum(done_y))}
