@@ -272,9 +272,41 @@ class Executor:
             self.drag((sx, sy), (ex, ey))
         else:
             self.page.mouse.move(x, y)
+            before = self._scroll_state(x, y)
             self.page.mouse.wheel(dx, dy)
             self.pointer = (x, y)
+            self._scroll_settled(x, y, before)
         return {"at": [x, y], "delta": [dx, dy]}
+
+    _SCROLLS = ("([x, y]) => { const out = [window.scrollX, window.scrollY]; "
+                "for (let e = document.elementFromPoint(x, y); e; e = e.parentElement) "
+                "out.push(e.scrollLeft, e.scrollTop); return out; }")
+
+    def _scroll_state(self, x: float, y: float) -> Any:
+        """The window's scroll offsets and those of every element under (x, y)."""
+        try:
+            return self.page.evaluate(self._SCROLLS, [x, y])
+        except Exception:  # noqa: BLE001 - the page navigated; nothing to wait for
+            return None
+
+    def _scroll_settled(self, x: float, y: float, before: Any, first: float = 0.25, most: float = 1.0) -> None:
+        """Wait (real time) until a wheel's scrolling has stopped: the browser scrolls after ``mouse.wheel``
+        returns, so an observation taken at once can see the page half-way (or not yet) scrolled. Returns
+        once the offsets under the pointer moved and then held still between two reads 20 ms apart, or when
+        they have not moved within ``first`` seconds (nothing there could scroll), ``most`` at the latest."""
+        if before is None:
+            return
+        t0, last, moved = time.perf_counter(), before, False
+        while time.perf_counter() - t0 < (most if moved else first):
+            time.sleep(0.02)
+            now = self._scroll_state(x, y)
+            if now is None:
+                return
+            if now != before:
+                if moved and now == last:
+                    return
+                moved = True
+            last = now
 
     def _select(self, action: Action) -> dict[str, Any]:
         if not isinstance(action.target, Element):
