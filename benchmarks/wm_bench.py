@@ -11,7 +11,8 @@ Phases (each timed, all in one run folder):
 3. models: the learned world model and the value function fit on the whole store;
 4. search: the proposal policy alone and searched (none / text / render / text+render, K in {3, 5},
    learned and oracle world models) on the MiniWoB task list (31 tasks, seeds 0-2) and the apps task
-   list (18 tasks, seeds 0-4: about 90 episodes per row on either suite; the oracle on seeds 0-1);
+   list (18 tasks, seeds 0-4: about 90 episodes per row on either suite; the oracle on seeds 0-1,
+   ``--oracle-seeds`` for more);
    first, one searched round of the flywheel: the learned text search plays both task lists on the
    store's seeds 100-103 and logs its episodes, a second value function is fit whose done model also
    learned from them, and the row "learned text K=5 +done" searches with it and the done check
@@ -123,7 +124,7 @@ def searched_round(quick: bool, learned: str, value_path: str, store: Path, fold
 
 
 def search(quick: bool, learned: str, value_path: str, log, n_seeds: int | None = None,
-           done_value_path: str = "", first: int = 0, render: bool = True) -> dict:
+           done_value_path: str = "", first: int = 0, render: bool = True, n_oracle: int = 2) -> dict:
     from parsimon.gui.world_model.experiments import (
         APPS_SEARCH_TASKS,
         MINIWOB_SEARCH_TASKS,
@@ -139,7 +140,7 @@ def search(quick: bool, learned: str, value_path: str, log, n_seeds: int | None 
     for suite, tasks, max_steps, n_default in (("miniwob", QUICK_MINIWOB if quick else MINIWOB_SEARCH_TASKS, 10, 3),
                                                ("apps", QUICK_APPS if quick else APPS_SEARCH_TASKS, 12, 5)):
         seeds = list(range(first, first + (n_seeds if n_seeds is not None else 1 if quick else n_default)))
-        oracle_seeds = None if suite == "miniwob" or quick else tuple(seeds[:2])  # the oracle is slow
+        oracle_seeds = None if suite == "miniwob" or quick else tuple(seeds[:n_oracle])  # the oracle is slow
         specs = [SearchSpec("proposal"), SearchSpec("none K=5", None, 5, "none"),
                  SearchSpec("learned text K=5", "learned", 5, "text")]
         if suite == "miniwob":
@@ -318,6 +319,9 @@ def main() -> None:
     ap.add_argument("--search-seeds", type=int, default=None, metavar="N",
                     help="seeds per task in the search phase, both suites (default: MiniWoB 3, apps 5; "
                          "1 with --quick)")
+    ap.add_argument("--oracle-seeds", type=int, default=2, metavar="N",
+                    help="seeds per task of the apps' oracle rows, the first N of the search seeds (default 2; "
+                         "the oracle replays every candidate in a scratch page, some 20 times slower)")
     ap.add_argument("--store-seeds-from", type=int, default=100, metavar="S",
                     help="first seed of the collection (S, S+1, ...) and of the searched round (S to S+3); "
                          "default 100")
@@ -344,6 +348,8 @@ def main() -> None:
     for name in ("store_seeds_from", "eval_seeds_from"):
         if getattr(args, name) < 0:
             ap.error(f"--{name.replace('_', '-')} must be >= 0, got {getattr(args, name)}")
+    if args.oracle_seeds < 1:
+        ap.error(f"--oracle-seeds must be >= 1, got {args.oracle_seeds}")
     if args.store_seeds < 1:
         ap.error(f"--store-seeds must be >= 1, got {args.store_seeds}")
     n_eval = max(args.search_seeds or 5, 3)
@@ -381,7 +387,7 @@ def main() -> None:
             done_value = phase("searched_round", searched_round, args.quick, learned, value_path, store,
                                run.dir / "searched", log, args.store_seeds_from)
             data["search"] = phase("search", search, args.quick, learned, value_path, log, args.search_seeds,
-                                   done_value, args.eval_seeds_from, not args.no_render)
+                                   done_value, args.eval_seeds_from, not args.no_render, args.oracle_seeds)
             data["speed"] = speed(data["search"])
         if "offline" not in skip:
             data["offline_match"] = phase("offline", offline, store, args.quick, learned, value_path, run.dir, log,

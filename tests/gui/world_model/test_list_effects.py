@@ -4,12 +4,13 @@ an opened item's texts shown elsewhere (``text=partN``)."""
 
 from __future__ import annotations
 
+import dataclasses
 import random
 
 import pytest
 
 from parsimon.gui.actions import Action, Element
-from parsimon.gui.world_model.delta import AddNode, PageState, RemoveNode
+from parsimon.gui.world_model.delta import AddNode, PageState, RemoveNode, SetFocus
 from parsimon.gui.world_model.dom import element_children, parse, text_content
 from parsimon.gui.world_model.evaluate import NoChangeModel, score_models
 from parsimon.gui.world_model.features import delta_effects, draft_child, draft_text, is_list
@@ -145,6 +146,24 @@ def test_the_learned_model_predicts_redrawn_lists_on_unseen_tasks(todo_data):
     row = parse(delete.state.dom).index()[delete.action.target.id].parent
     assert row.pid in removed
     assert not any(isinstance(op, AddNode) and op.key()[3] == text_content(row) for op in ops)
+
+
+
+def test_the_focus_falls_to_the_page_when_the_clicked_element_goes(todo_data):
+    # a store where no page ever held the focus: the forest learns no focus change at all, yet the button
+    # clicked takes the focus and goes with its row, so the focus the text box held falls to the page; a
+    # page without focus keeps none
+    def unfocused(o):
+        return make_obs(o.dom, goal=o.goal)
+
+    train = [dataclasses.replace(t, state=unfocused(t.state), next_state=unfocused(t.next_state))
+             for t in todo_data[0]]
+    model = LearnedWorldModel.fit(train, LearnedConfig(n_estimators=30, seed=0, calibrate=False))
+    delete = next(t for t in todo_data[1] if t.action.kind == "click" and t.action.target.id != 3)
+    for focused, moves in ((2, [None]), (None, [])):
+        again = make_obs(delete.state.dom, goal=delete.state.goal, focused=focused)
+        ops = model.predict(again, delete.action).delta.ops
+        assert [op.pid for op in ops if isinstance(op, SetFocus)] == moves
 
 
 def test_an_opened_item_shows_its_texts_elsewhere():

@@ -189,9 +189,10 @@ def test_a_sort_control_draws_its_list_again(obs_from_html):
     assert sorted(k[3] for k in adds) == ["bolts 1", "nuts 3"] and all(k[1] == 6 for k in adds)
     assert ("attr", 4, "selected", "") in keys and ("focus", 2) in keys
     assert not any(k[0] in ("remove", "add") and k[1] in (13, 14) for k in keys)
-    # choosing the option already chosen changes nothing; a select that does not sort only selects
-    assert not any(k[0] == "remove" for k in RuleWorldModel().predict(
-        obs, Action("select", target=Element(2), option="Name")).delta.keys())
+    # choosing the option already chosen fires the change event too: the rows are drawn again, nothing
+    # else changes; a select that does not sort only selects
+    again = RuleWorldModel().predict(obs, Action("select", target=Element(2), option="Name")).delta.keys()
+    assert ("remove", 7) in again and ("remove", 10) in again and not any(k[0] == "attr" for k in again)
     plain = obs_from_html(SORT.format(sid="colour", label="Colour"))
     assert not any(k[0] == "remove" for k in RuleWorldModel().predict(
         plain, Action("select", target=Element(2), option="Price")).delta.keys())
@@ -225,6 +226,31 @@ def test_a_dialogs_close_control_hides_the_dialog(obs_from_html):
                                                                  Action("click", target=Element(4))).delta.keys()
 
 
+ROVING = ('<html><body><div data-pid="0">'
+          '<h3 role="tab" tabindex="0" aria-selected="true" data-pid="1">One</h3><div data-pid="2">a</div>'
+          '<h3 role="tab" tabindex="-1" aria-selected="false" data-pid="3"><span data-pid="4">Two</span></h3>'
+          '<div data-pid="5">b</div></div>'
+          '<ul role="tablist" data-pid="6"><li role="tab" tabindex="0" data-pid="7">'
+          '<a role="presentation" tabindex="-1" href="#x" data-pid="8">X</a></li>'
+          '<li role="tab" tabindex="-1" data-pid="9"><a role="presentation" tabindex="-1" href="#y" data-pid="10">Y</a>'
+          '</li></ul><p tabindex="-1" data-pid="11">plain</p><p tabindex="0" data-pid="12">plain</p></body></html>')
+
+
+def test_a_roving_tabindex_moves_to_the_item_clicked(obs_from_html):
+    obs = obs_from_html(ROVING)
+
+    def tabindex(pid):
+        keys = RuleWorldModel().predict(obs, Action("click", target=Element(pid))).delta.keys()
+        return sorted(k for k in keys if k[0] == "attr" and k[2] == "tabindex")
+
+    # a header (or the text inside it) takes the group's tabindex 0 from its look-alike
+    assert tabindex(3) == tabindex(4) == [("attr", 1, "tabindex", "-1"), ("attr", 3, "tabindex", "0")]
+    # a tab whose link has no role of its own: the tab moves
+    assert tabindex(10) == [("attr", 7, "tabindex", "-1"), ("attr", 9, "tabindex", "0")]
+    # the item that holds it already, and elements without a role, change nothing
+    assert tabindex(1) == tabindex(8) == tabindex(11) == []
+
+
 def test_the_learned_model_takes_the_conventions_it_never_saw(obs_from_html):
     from parsimon.gui.world_model.learned import LearnedConfig, LearnedWorldModel
 
@@ -237,3 +263,5 @@ def test_the_learned_model_takes_the_conventions_it_never_saw(obs_from_html):
     obs = obs_from_html(SORT.format(sid="sort", label="Sort"))
     keys = model.predict(obs, Action("select", target=Element(2), option="Price")).delta.keys()
     assert ("remove", 7) in keys and sum(k[0] == "add" and k[1] == 6 for k in keys) == 2
+    keys = model.predict(obs_from_html(ROVING), Action("click", target=Element(3))).delta.keys()
+    assert ("attr", 3, "tabindex", "0") in keys and ("attr", 1, "tabindex", "-1") in keys

@@ -70,7 +70,7 @@ from parsimon.gui.world_model.features import (
     rerender_ops,
 )
 from parsimon.gui.world_model.metrics import true_delta
-from parsimon.gui.world_model.rules import RuleWorldModel, convention_ops, merge_ops
+from parsimon.gui.world_model.rules import RuleWorldModel, convention_ops, focusable, merge_ops
 from parsimon.gui.world_model.summary import summarize
 
 __all__ = ["LearnedConfig", "LearnedWorldModel", "default_model_path", "training_rows"]
@@ -600,6 +600,10 @@ class LearnedWorldModel(WorldModel):
                 if op is not None:
                     ops.append(op)
         now = extra["index"].get(focused) if focused is not None else None
+        # a click or a typing taps its target, which takes the focus while the page's script runs (whether
+        # the forest writes that down or not): when the script then replaces it, the focus falls to the page
+        if action.kind in ("click", "type") and focusable(target):
+            now = target
         if focus_col is not None and len(nodes):
             best = int(np.argmax(p[:, focus_col]))
             if p[best, focus_col] >= thr:
@@ -611,7 +615,8 @@ class LearnedWorldModel(WorldModel):
                 ops.append(SetFocus(None))
         if now is not None and (gone(now) or now.pid in dropped):
             ops = [op for op in ops if not isinstance(op, SetFocus)]
-            ops.append(SetFocus(None))  # the focused element is replaced: focus falls back to the page
+            if focused is not None:
+                ops.append(SetFocus(None))  # the focused element is replaced: focus falls back to the page
         return ops, conf
 
 

@@ -14,7 +14,7 @@ Rules follow HTML's built-in behaviour:
 * scrolling, hovering, waiting, answering and stopping change nothing in the DOM.
 
 What a page's own scripts do on top (a submit handler, a tab panel that opens, a counter) is not
-known, so the confidence is lower wherever scripts could act: buttons, links, Enter. Three script
+known, so the confidence is lower wherever scripts could act: buttons, links, Enter. Four script
 conventions shared across widget libraries are known (:func:`convention_ops`; the learned model takes
 them as well, since a store may hold no example of them):
 
@@ -28,7 +28,12 @@ them as well, since a store may hold no example of them):
   focus leaves;
 * choosing an option of a sort control (a ``<select>`` whose id, name, ARIA label, title or
   ``<label>`` says *sort* or *order*) draws the page's list again (its largest ``ul`` / ``ol`` /
-  ``tbody`` / list whose items carry ``data-*`` keys): the same items, in a new order.
+  ``tbody`` / list whose items carry ``data-*`` keys): the same items, in a new order (choosing the
+  option already chosen fires the change event too, so the list is drawn again, in the same order);
+* a click on an item of a roving-tabindex group (WAI-ARIA's pattern for tabs, accordion headers, trees,
+  menus: the element clicked, or one of its two nearest ancestors, has an ARIA role and ``tabindex="-1"``,
+  and exactly one sibling of the same tag and role has ``tabindex="0"``) moves the ``0`` to it and the
+  ``-1`` to that sibling.
 """
 
 from __future__ import annotations
@@ -229,8 +234,10 @@ def _sort_ops(node: Node, action: Action, index: dict[int, Node]) -> list[Op]:
         return []
     chosen = next((o for o in node.walk() if o.tag == "option"
                    and (text_content(o) == (action.option or "") or o.get("value") == action.option)), None)
-    if chosen is None or chosen.has("selected"):
-        return []  # nothing changes, no change event
+    if chosen is None:
+        return []
+    # the option already chosen draws the list again too: choosing it fires the change event (our executor's
+    # ``select_option`` always does), and a list drawn again is made of new elements in the same order
 
     lists = [n for p, n in index.items() if p is not None and p >= 0 and is_list(n)
              and (n.tag in ("ul", "ol", "tbody") or keyed_items(n, deep=False)) and n is not node
@@ -241,6 +248,21 @@ def _sort_ops(node: Node, action: Action, index: dict[int, Node]) -> list[Op]:
     return rerender_ops(best)
 
 
+def _roving_ops(node: Node) -> list[Op]:
+    """A click on an item of a roving-tabindex group (see the module docstring); [] when ``node`` is not in
+    one."""
+    item = next((a for a in (node, *list(node.ancestors())[:2])
+                 if a.has("tabindex") and a.get("role") not in (None, "", "presentation", "none")), None)
+    if item is None or item.pid is None or item.parent is None or (item.get("tabindex") or "").strip() != "-1":
+        return []
+    role = item.get("role")
+    peers = [k for k in element_children(item.parent) if k is not item and k.tag == item.tag
+             and k.get("role") == role and (k.get("tabindex") or "").strip() == "0"]
+    if len(peers) != 1 or peers[0].pid is None:
+        return []
+    return [SetAttr(item.pid, "tabindex", "0"), SetAttr(peers[0].pid, "tabindex", "-1")]
+
+
 def convention_ops(action: Action, node: Node | None, index: dict[int, Node], skip: tuple[str, ...] = ()) -> list[Op]:
     """The ops of the script conventions in the module docstring ([] when none applies); ``skip`` names
     conventions not to apply (``"spin"``, ``"sort"``)."""
@@ -248,7 +270,8 @@ def convention_ops(action: Action, node: Node | None, index: dict[int, Node], sk
         return []
     if action.kind == "click":
         ops = _spin_ops(node) if "spin" not in skip else []
-        return ops or (_dialog_close_ops(node) if "dialog" not in skip else [])
+        ops = ops or (_dialog_close_ops(node) if "dialog" not in skip else [])
+        return ops + (_roving_ops(node) if "roving" not in skip else [])
     if action.kind == "select" and "sort" not in skip:
         return _sort_ops(node, action, index)
     return []
