@@ -136,6 +136,10 @@ def test_state_features_read_the_page_against_the_instruction():
     in_text, in_fields, has_quotes, named_on, named_off, other_on, empty, fields = f[:8]
     assert (in_text, in_fields, has_quotes) == (1.0, 0.5, 1.0)  # "milk" and "bread" are labels; "milk" is typed
     assert (named_on, named_off, other_on, empty, fields) == (1, 1, 0, 0, 1)
+    # the column the value function keeps monotone (more empty text fields never score higher)
+    from parsimon.gui.world_model.value import _EMPTY
+
+    assert state_features(PageState("u", PAGE), "Type it.")[_EMPTY] == 1 and f[_EMPTY] == 0
 
 
 def test_oracle_rebases_states_logged_under_another_server_port(obs_from_html):

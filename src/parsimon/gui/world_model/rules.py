@@ -38,6 +38,7 @@ them as well, since a store may hold no example of them):
 
 from __future__ import annotations
 
+import itertools
 import re
 import time
 import urllib.parse
@@ -251,13 +252,16 @@ def _sort_ops(node: Node, action: Action, index: dict[int, Node]) -> list[Op]:
 def _roving_ops(node: Node) -> list[Op]:
     """A click on an item of a roving-tabindex group (see the module docstring); [] when ``node`` is not in
     one."""
-    item = next((a for a in (node, *list(node.ancestors())[:2])
+    def tabindex(n: Node) -> str:
+        return (n.get("tabindex") or "").strip()
+
+    item = next((a for a in (node, *itertools.islice(node.ancestors(), 2))
                  if a.has("tabindex") and a.get("role") not in (None, "", "presentation", "none")), None)
-    if item is None or item.pid is None or item.parent is None or (item.get("tabindex") or "").strip() != "-1":
+    if item is None or item.pid is None or item.parent is None or tabindex(item) != "-1":
         return []
     role = item.get("role")
     peers = [k for k in element_children(item.parent) if k is not item and k.tag == item.tag
-             and k.get("role") == role and (k.get("tabindex") or "").strip() == "0"]
+             and k.get("role") == role and tabindex(k) == "0"]
     if len(peers) != 1 or peers[0].pid is None:
         return []
     return [SetAttr(item.pid, "tabindex", "0"), SetAttr(peers[0].pid, "tabindex", "-1")]
