@@ -91,6 +91,8 @@ def test_scroll_drag_navigation_and_invalid_targets(env):
     obs, *_ = env.step(Action("scroll", direction="up", amount=5000))
     assert obs.scroll[1] == 0
     x, y, w, h = obs.element(_pid(obs, "pad")).bbox
+    # a wheel is waited for only where something under the pointer has room to scroll that way
+    assert env.executor._can_scroll(x + 10, y + 10, 0, 100) and not env.executor._can_scroll(x + 10, y + 10, 0, -100)
     start, end = Point(x + 10, y + 10, "px"), Point(x + 150, y + 20, "px")
     obs, *_ = env.step(Action("drag", target=start, end=end))
     assert "down:10" in _events(env) and "up:150" in _events(env)

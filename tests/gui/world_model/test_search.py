@@ -275,6 +275,7 @@ def test_order_features_point_at_the_earliest_mention_not_acted_on_yet(obs_from_
     assert trail.mentions == {13}
     assert order_features(obs, two, trail) == [1.0, 0.0]  # ONE is done: TWO is next
     assert order_features(obs, one, trail) == [0.0, 0.0]
+    first = obs
     # a list's option and a quoted string count as things to act on; select and type name their value
     form = ('<html><body><select data-pid="1"><option>5ft 8in</option><option>5ft 9in</option></select>'
             '<input type="text" data-pid="2"><button data-pid="3">No</button></body></html>')
@@ -283,6 +284,7 @@ def test_order_features_point_at_the_earliest_mention_not_acted_on_yet(obs_from_
     obs = dataclasses.replace(obs, elements=type(obs.elements)(
         dataclasses.replace(e, options=("5ft 8in", "5ft 9in")) if e.pid == 1 else e for e in obs.elements))
     assert mentions(obs) == {7, 65}
+    assert mentions(first) == {13, 36} and mentions(obs) == {7, 65}  # the kept answer is the observation's own
     pick, no = Action("select", target=Element(1), option="5ft 9in"), Action("click", target=Element(3))
     assert order_features(obs, pick, Trail()) == [1.0, 0.0]
     assert order_features(obs, no, Trail()) == [0.0, 1.0]

@@ -272,7 +272,7 @@ class Executor:
             self.drag((sx, sy), (ex, ey))
         else:
             self.page.mouse.move(x, y)
-            before = self._scroll_state(x, y)
+            before = self._scroll_state(x, y) if self._can_scroll(x, y, dx, dy) else None
             self.page.mouse.wheel(dx, dy)
             self.pointer = (x, y)
             self._scroll_settled(x, y, before)
@@ -281,6 +281,21 @@ class Executor:
     _SCROLLS = ("([x, y]) => { const out = [window.scrollX, window.scrollY]; "
                 "for (let e = document.elementFromPoint(x, y); e; e = e.parentElement) "
                 "out.push(e.scrollLeft, e.scrollTop); return out; }")
+
+    _ROOM = ("([x, y, dx, dy]) => { const room = (e) => (dy > 0 && e.scrollTop + e.clientHeight < e.scrollHeight - 1)"
+             " || (dy < 0 && e.scrollTop > 0) || (dx > 0 && e.scrollLeft + e.clientWidth < e.scrollWidth - 1)"
+             " || (dx < 0 && e.scrollLeft > 0); "
+             "for (let e = document.elementFromPoint(x, y); e; e = e.parentElement) if (room(e)) return true; "
+             "const s = document.scrollingElement || document.documentElement; return room(s); }")
+
+    def _can_scroll(self, x: float, y: float, dx: float, dy: float) -> bool:
+        """Whether the window or an element under (x, y) has room to scroll by (dx, dy): its content
+        overflows that way (some that overflow do not scroll; then the wait below ends after a quarter of a
+        second); a wheel that nothing can follow is not waited for."""
+        try:
+            return bool(self.page.evaluate(self._ROOM, [x, y, dx, dy]))
+        except Exception:  # noqa: BLE001 - the page navigated; nothing to wait for
+            return False
 
     def _scroll_state(self, x: float, y: float) -> Any:
         """The window's scroll offsets and those of every element under (x, y)."""

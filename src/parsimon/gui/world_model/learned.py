@@ -146,7 +146,7 @@ def _examples(transitions: Iterable[Any]) -> list[_Example]:
 
 
 def _rows(obs: Any, action: Action, rule: RuleWorldModel, max_candidates: int,
-          max_distance: int = MAX_DISTANCE) -> tuple[list[Any], list[list[float]], dict]:
+          max_distance: int) -> tuple[list[Any], list[list[float]], dict]:
     state = PageState.from_observation(obs)
     index = state.doc().index()
     el = target_element(obs, action)

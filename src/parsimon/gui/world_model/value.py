@@ -55,6 +55,7 @@ from __future__ import annotations
 import os
 import pickle
 import re
+import weakref
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -187,16 +188,32 @@ def acted_on(obs: Any, action: Action) -> str:
     return (el.label if el is not None else "") or ""
 
 
-def mentions(obs: Any) -> set[int]:
+_MENTIONS_LAST: list[Any] = [None, frozenset()]  # (a weak reference to the observation, its mentions)
+
+
+def mentions(obs: Any) -> frozenset[int]:
     """Where the instruction mentions something the page offers to act on: a visible control's label, a
-    list's option, a quoted string (something to type)."""
+    list's option, a quoted string (something to type). The last observation's answer is kept: a search
+    asks once per candidate action on the same observation."""
+    ref = _MENTIONS_LAST[0]
+    if ref is not None and ref() is obs:
+        return _MENTIONS_LAST[1]
+    found = _mentions(obs)
+    try:
+        _MENTIONS_LAST[:] = [weakref.ref(obs), found]
+    except TypeError:  # an object without weak references is not kept
+        pass
+    return found
+
+
+def _mentions(obs: Any) -> frozenset[int]:
     goal = obs.goal
     texts = re.findall(r'"([^"]+)"', goal)
     for e in obs.elements:
         if e.visible and e.interactive:
             texts.append(e.label)
             texts += list(e.options or ())
-    return {at for at in (mention_at(goal, t) for t in dict.fromkeys(texts)) if at >= 0}
+    return frozenset(at for at in (mention_at(goal, t) for t in dict.fromkeys(texts)) if at >= 0)
 
 
 def order_features(obs: Any, action: Action, trail: Trail | None) -> list[float]:
