@@ -45,6 +45,20 @@ def test_learned_beats_the_trivial_and_the_rule_model_on_unseen_tasks(data, tmp_
     assert again.predict(t.state, t.action).delta.keys() == model.predict(t.state, t.action).delta.keys()
 
 
+def test_scores_per_store_folder(data, tmp_path):
+    import dataclasses
+
+    _, test = data
+    a, b = tmp_path / "a", tmp_path / "b"
+    logged = [dataclasses.replace(t, source=str((a if i % 3 else b) / "run" / "transitions.jsonl"))
+              for i, t in enumerate(test)]
+    scores = score_models({"rule": RuleWorldModel()}, logged, [a, b])["rule"]
+    parts = scores["by_store"]
+    assert [parts[str(a)]["n"], parts[str(b)]["n"]] == [sum(1 for i in range(len(test)) if i % 3),
+                                                        sum(1 for i in range(len(test)) if not i % 3)]
+    assert "by_store" not in score_models({"rule": RuleWorldModel()}, logged, [a])["rule"]  # one store: no split
+
+
 def test_more_transitions_do_not_hurt(data):
     from parsimon.gui.world_model.evaluate import learning_curve
 

@@ -162,6 +162,8 @@ def eval_cmd(
     for name, r in res["models"].items():
         typer.echo(f"  {name}: delta F1 {r['f1']:.3f}, exact {r['exact_real']:.3f} (real changes), "
                    f"no-op accuracy {r['noop_accuracy']:.3f}" + (f", ECE {r['ece']:.3f}" if "ece" in r else ""))
+        for where, b in (r.get("by_store") or {}).items():
+            typer.echo(f"    {where or '(elsewhere)'}: delta F1 {b['f1']:.3f} on {b['n']} transitions")
     for name, r in (res.get("render") or {}).items():
         if isinstance(r, dict) and "ssim_mean" in r:
             typer.echo(f"  render {name}: SSIM {r['ssim_mean']:.3f}, {r['identical']:.0%} pixel-identical")

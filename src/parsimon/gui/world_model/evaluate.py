@@ -88,19 +88,28 @@ def split_by_task(transitions: Iterable[Any], fraction: float, seed: int = 0) ->
     return train, test
 
 
-def score_models(models: dict[str, Any], test: list[Any]) -> dict[str, dict[str, Any]]:
-    """Delta scores (real changes and no-ops), calibration and seconds per prediction of each model."""
+def store_of(transition: Any, roots: list[Path]) -> str:
+    """The store folder of ``roots`` that holds ``transition``'s log ("" when none does)."""
+    source = Path(transition.source).resolve()
+    return next((str(r) for r in roots if source.is_relative_to(r.resolve())), "")
+
+
+def score_models(models: dict[str, Any], test: list[Any], roots: list[Path] | None = None) -> dict[str, dict[str, Any]]:
+    """Delta scores (real changes and no-ops), calibration and seconds per prediction of each model; the
+    scores per suite, and per store folder when ``roots`` names more than one."""
     from parsimon.gui.world_model.delta import PageState
     from parsimon.gui.world_model.metrics import calibration, delta_scores, score_prediction, true_delta
 
     truths = [(PageState.from_observation(t.state), true_delta(PageState.from_observation(t.state),
                                                                 PageState.from_observation(t.next_state)))
               for t in test]
+    stores = [store_of(t, roots) for t in test] if roots is not None and len(roots) > 1 else [""] * len(test)
     out: dict[str, dict[str, Any]] = {}
     for name, model in models.items():
         scores, conf, secs = [], [], []
         by_suite: dict[str, list] = {}
-        for t, (before, truth) in zip(test, truths, strict=True):
+        by_store: dict[str, list] = {}
+        for t, (before, truth), where in zip(test, truths, stores, strict=True):
             t0 = time.perf_counter()
             pred = model.predict(t.state, t.action)
             secs.append(time.perf_counter() - t0)
@@ -108,10 +117,14 @@ def score_models(models: dict[str, Any], test: list[Any]) -> dict[str, dict[str,
             scores.append(s)
             conf.append(pred.confidence)
             by_suite.setdefault(t.suite, []).append(s)
+            by_store.setdefault(where, []).append(s)
         cal = calibration(conf, [s.exact for s in scores])
         out[name] = {**delta_scores(scores), "ece": cal["ece"], "brier": cal["brier"], "reliability": cal["bins"],
                      "seconds": sum(secs) / max(len(secs), 1),
                      "by_suite": {k: delta_scores(v) for k, v in sorted(by_suite.items())}}
+        if roots is not None and len(roots) > 1:
+            out[name]["by_store"] = {k: delta_scores(by_store.get(k, [])) for k in [*map(str, roots), ""]
+                                     if by_store.get(k)}
     return out
 
 
@@ -285,7 +298,7 @@ def evaluate_world_models(cfg: WMEvalConfig, *, out_dir: str | os.PathLike | Non
                 elif name != "oracle":
                     models[name] = WORLD_MODELS.get(name)()
         with run.step(f"scoring {len(models)} models on {len(test)} held-out transitions"):
-            results["models"] = score_models(models, test)
+            results["models"] = score_models(models, test, [Path(x) for x in cfg.store])
         if cfg.render_samples:
             from parsimon.gui.world_model.render import Renderer
 
