@@ -284,8 +284,11 @@ def test_order_features_point_at_the_earliest_mention_not_acted_on_yet(obs_from_
     obs = dataclasses.replace(obs, elements=type(obs.elements)(
         dataclasses.replace(e, options=("5ft 8in", "5ft 9in")) if e.pid == 1 else e for e in obs.elements))
     assert mentions(obs) == {7, 65}
-    assert mentions(first) == {13, 36} and mentions(obs) == {7, 65}  # the kept answer is the observation's own
+    assert mentions(first) == {13, 36} and mentions(obs) == {7, 65}
     pick, no = Action("select", target=Element(1), option="5ft 9in"), Action("click", target=Element(3))
+    other = Trail()
+    other.see(first)  # a trail keeps the mentions of the page it saw last, and only for that page
+    assert other.page_mentions == {13, 36} and order_features(obs, pick, other) == [1.0, 0.0]
     assert order_features(obs, pick, Trail()) == [1.0, 0.0]
     assert order_features(obs, no, Trail()) == [0.0, 1.0]
     assert order_features(obs, Action("type", target=Element(2), text="No"), Trail()) == [0.0, 1.0]

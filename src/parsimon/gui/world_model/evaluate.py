@@ -103,7 +103,8 @@ def score_models(models: dict[str, Any], test: list[Any], roots: list[Path] | No
     truths = [(PageState.from_observation(t.state), true_delta(PageState.from_observation(t.state),
                                                                 PageState.from_observation(t.next_state)))
               for t in test]
-    stores = [store_of(t, roots) for t in test] if roots is not None and len(roots) > 1 else [""] * len(test)
+    split = roots is not None and len(roots) > 1
+    stores = [store_of(t, roots) for t in test] if split else [""] * len(test)
     out: dict[str, dict[str, Any]] = {}
     for name, model in models.items():
         scores, conf, secs = [], [], []
@@ -122,9 +123,8 @@ def score_models(models: dict[str, Any], test: list[Any], roots: list[Path] | No
         out[name] = {**delta_scores(scores), "ece": cal["ece"], "brier": cal["brier"], "reliability": cal["bins"],
                      "seconds": sum(secs) / max(len(secs), 1),
                      "by_suite": {k: delta_scores(v) for k, v in sorted(by_suite.items())}}
-        if roots is not None and len(roots) > 1:
-            out[name]["by_store"] = {k: delta_scores(by_store.get(k, [])) for k in [*map(str, roots), ""]
-                                     if by_store.get(k)}
+        if split:
+            out[name]["by_store"] = {k: delta_scores(by_store[k]) for k in [*map(str, roots), ""] if k in by_store}
     return out
 
 

@@ -55,7 +55,6 @@ from __future__ import annotations
 import os
 import pickle
 import re
-import weakref
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -188,25 +187,9 @@ def acted_on(obs: Any, action: Action) -> str:
     return (el.label if el is not None else "") or ""
 
 
-_MENTIONS_LAST: list[Any] = [None, frozenset()]  # (a weak reference to the observation, its mentions)
-
-
 def mentions(obs: Any) -> frozenset[int]:
     """Where the instruction mentions something the page offers to act on: a visible control's label, a
-    list's option, a quoted string (something to type). The last observation's answer is kept: a search
-    asks once per candidate action on the same observation."""
-    ref = _MENTIONS_LAST[0]
-    if ref is not None and ref() is obs:
-        return _MENTIONS_LAST[1]
-    found = _mentions(obs)
-    try:
-        _MENTIONS_LAST[:] = [weakref.ref(obs), found]
-    except TypeError:  # an object without weak references is not kept
-        pass
-    return found
-
-
-def _mentions(obs: Any) -> frozenset[int]:
+    list's option, a quoted string (something to type)."""
     goal = obs.goal
     texts = re.findall(r'"([^"]+)"', goal)
     for e in obs.elements:
@@ -222,7 +205,10 @@ def order_features(obs: Any, action: Action, trail: Trail | None) -> list[float]
     at = mention_at(obs.goal, acted_on(obs, action))
     if at < 0:
         return [0.0, 0.0]
-    todo = mentions(obs) - (trail.mentions if trail is not None else set())
+    if trail is None:
+        todo = mentions(obs)
+    else:  # the page's mentions as the trail saw them (a search scores each candidate on the same page)
+        todo = (trail.page_mentions if trail.seen is obs else mentions(obs)) - trail.mentions
     first = min(todo, default=-1)
     return [float(at == first), float(first >= 0 and at > first)]
 
@@ -263,9 +249,12 @@ class Trail:
     first: int | None = None  # the first page's signature
     current: int | None = None  # the latest page's signature
     last: tuple | None = None  # the latest action's signature
+    seen: Any = field(default=None, repr=False, compare=False)  # the latest observation
+    page_mentions: frozenset[int] = frozenset()  # its :func:`mentions`
 
     def see(self, obs: Any) -> None:
         """Record the page of ``obs``."""
+        self.seen, self.page_mentions = obs, mentions(obs)
         self.current = page_signature(PageState.from_observation(obs))
         self.first = self.current if self.first is None else self.first
         self.pages.add(self.current)
